@@ -1,0 +1,33 @@
+// Basic types and constants shared by every kernel. NVRTC compiles these sources
+// with no system or CUDA toolkit headers at all: fp16/bf16 values are handled as
+// raw 16-bit patterns and converted with our own PTX (see ptx.h), so the exact
+// same source compiles offline (CI) and at run time (CuPy RawModule).
+#pragma once
+
+namespace cupyflash {
+
+typedef unsigned short u16;
+typedef unsigned int u32;
+typedef long long i64;
+typedef unsigned long long u64;
+
+// log2(e): scores are scaled by softmax_scale * kLog2e once, so every
+// exponential is a single exp2 (one FFMA feeding MUFU.EX2).
+constexpr float kLog2e = 1.4426950408889634f;
+constexpr float kLn2 = 0.6931471805599453f;
+constexpr double kLog2eF64 = 1.4426950408889634;
+constexpr double kLn2F64 = 0.6931471805599453;
+
+constexpr int kWarpSize = 32;
+
+// Element tags for the tensor-core path. The tag selects the mma instruction
+// and the float -> 16-bit conversion; storage is always a 16-bit pattern.
+struct Half { static constexpr bool kIsBf16 = false; };
+struct BFloat16 { static constexpr bool kIsBf16 = true; };
+
+__host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
+
+__device__ __forceinline__ float neg_inf_f32() { return __int_as_float(0xff800000); }
+__device__ __forceinline__ double neg_inf_f64() { return __longlong_as_double(0xfff0000000000000ll); }
+
+}  // namespace cupyflash

@@ -1,0 +1,42 @@
+// The one parameter struct every kernel receives, by value (__grid_constant__).
+// Mirrored field by field in cupyflash/_params.py; tests/test_params.py checks
+// that the Python layout (sizes and offsets) matches this one.
+//
+// Strides are in elements, not bytes. Layout of q is (batch, seqlen_q, heads_q,
+// head_dim) addressed through strides, so "bhsd" inputs and arbitrary batch/head
+// strides need no copy; the last (head_dim) axis is always contiguous.
+#pragma once
+#include "common.h"
+
+namespace cupyflash {
+
+struct FlashParams {
+  const void* q;        // query   (batch, seqlen_q, heads_q,  head_dim)
+  const void* k;        // key     (batch, seqlen_k, heads_kv, head_dim)
+  const void* v;        // value   (batch, seqlen_k, heads_kv, head_dim_v)
+  void* o;              // output  (batch, seqlen_q, heads_q,  head_dim_v)
+  float* lse;           // natural-log log-sum-exp, (batch, heads_q, seqlen_q) contiguous; null = not wanted
+
+  i64 q_batch_stride, q_row_stride, q_head_stride;
+  i64 k_batch_stride, k_row_stride, k_head_stride;
+  i64 v_batch_stride, v_row_stride, v_head_stride;
+  i64 o_batch_stride, o_row_stride, o_head_stride;
+
+  double softmax_scale;  // multiplies q.k; used as is by the fp64 kernel
+  float scale_log2;      // softmax_scale * log2(e): scores go straight into exp2
+
+  int batch;
+  int seqlen_q;
+  int seqlen_k;
+  int heads_q;
+  int heads_kv;
+  int group;             // heads_q / heads_kv: query head h reads KV head h / group
+  int head_dim;          // true head_dim (the kernel's template width may be padded)
+  int head_dim_v;
+  int causal;            // 0 or 1
+  // Causal mask: query row i may attend key j iff j <= i + causal_offset.
+  // bottom-right alignment: seqlen_k - seqlen_q; top-left: 0.
+  int causal_offset;
+};
+
+}  // namespace cupyflash

@@ -1,0 +1,133 @@
+"""Kernel source, compilation and the compile cache.
+
+Source. ``kernel_source()`` inlines every ``#include "..."`` of cuda_src/ into
+one translation unit. CuPy's disk cache keys on the source string, the options
+and the NVRTC version; since the string now contains every header, an edited
+header can never be served from a stale cache entry (CuPy alone would miss it).
+The same string is what the offline compile (cupyflash._offline) checks in CI.
+
+Lifecycle of a variant: looked up in this process's table; otherwise built
+under a lock (one thread compiles, the others wait and reuse it) through
+``cupy.RawModule``, which loads the cubin from CuPy's disk cache
+(``CUPY_CACHE_DIR``, written by atomic rename, so concurrent processes are safe)
+or compiles it with NVRTC and stores it there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import re
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from ._spec import KernelSpec
+from .errors import CompileError, CompileInTimedRegionError
+
+ENTRY_FILE = "flash_fwd.cu"
+# No fast-math: fp32/fp64 results must be exact to their precision.
+COMPILE_OPTIONS: tuple[str, ...] = ("-std=c++17",)
+
+_INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
+
+
+def source_dir() -> Path:
+    """cuda_src/: inside the installed package, or beside it in a checkout."""
+    here = Path(__file__).resolve().parent
+    for candidate in (here / "cuda_src", here.parent / "cuda_src"):
+        if (candidate / ENTRY_FILE).is_file():
+            return candidate
+    raise FileNotFoundError(f"cupyflash: cannot find cuda_src/{ENTRY_FILE} next to {here}")
+
+
+def _inline(path: Path, seen: set[str], out: list[str]) -> None:
+    if path.name in seen:
+        return
+    seen.add(path.name)
+    for line in path.read_text().splitlines():
+        m = _INCLUDE.match(line)
+        if m:
+            _inline(path.parent / m.group(1), seen, out)
+        elif line.strip() != "#pragma once":
+            out.append(line)
+
+
+def source_digest() -> str:
+    """sha256 over every file in cuda_src/ (names and contents)."""
+    h = hashlib.sha256()
+    for f in sorted(source_dir().iterdir()):
+        if f.is_file():
+            h.update(f.name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return h.hexdigest()
+
+
+def kernel_source() -> str:
+    """The single translation unit given to NVRTC, all headers inlined."""
+    lines: list[str] = [f"// cupyflash cuda_src digest {source_digest()}"]
+    _inline(source_dir() / ENTRY_FILE, set(), lines)
+    return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------- run-time cache
+_lock = threading.Lock()
+_functions: dict[tuple[KernelSpec, int], object] = {}
+_compile_count = 0
+_forbid_depth = 0
+
+
+def compile_count() -> int:
+    """How many kernel modules this process has compiled or loaded so far."""
+    return _compile_count
+
+
+@contextlib.contextmanager
+def no_compile() -> Iterator[None]:
+    """Inside this block, needing a kernel that is not yet loaded raises
+    :class:`CompileInTimedRegionError` instead of compiling (for benchmarks)."""
+    global _forbid_depth
+    with _lock:
+        _forbid_depth += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _forbid_depth -= 1
+
+
+def get_function(spec: KernelSpec, device_id: int):
+    """The loaded kernel for ``spec`` on ``device_id``, compiling it if needed."""
+    key = (spec, device_id)
+    fn = _functions.get(key)
+    if fn is not None:
+        return fn
+    with _lock:
+        fn = _functions.get(key)
+        if fn is not None:
+            return fn
+        if _forbid_depth:
+            raise CompileInTimedRegionError(
+                f"kernel {spec.variant_name} is not loaded yet and compiling is forbidden here "
+                "(cupyflash.no_compile); run the same call once before the timed region")
+        fn = _build(spec)
+        _functions[key] = fn
+        return fn
+
+
+def _build(spec: KernelSpec):
+    global _compile_count
+    import cupy
+    from cupy.cuda.compiler import CompileException
+
+    module = cupy.RawModule(code=kernel_source(), options=COMPILE_OPTIONS,
+                            name_expressions=[spec.name_expression])
+    try:
+        fn = module.get_function(spec.name_expression)
+    except CompileException as exc:
+        raise CompileError(f"NVRTC failed to compile {spec.variant_name} "
+                           f"({spec.name_expression}):\n{exc.get_message()}") from exc
+    if spec.smem_bytes > 48 * 1024:
+        # Above 48 KB a kernel must opt in to dynamic shared memory.
+        fn.max_dynamic_shared_size_bytes = spec.smem_bytes
+    _compile_count += 1
+    return fn

@@ -1,0 +1,101 @@
+"""Dispatch: which kernel, tiles, grid and copies serve a problem, and why.
+Pure Python: ``explain()`` and the tests use it without a GPU."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ._problem import Problem
+from ._spec import MMA_DTYPES, SIMT_DTYPES, KernelSpec, head_dim_bucket, mma_spec, simt_spec
+from .errors import ArgumentError, DeviceError
+
+BACKENDS = ("auto", "mma", "simt")
+MMA_MIN_ARCH = 80
+# The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
+MMA_ALIGN_ELEMS = 8
+MMA_ALIGN_BYTES = 16
+
+
+@dataclass(frozen=True)
+class Plan:
+    spec: KernelSpec
+    grid: tuple[int, int, int]
+    block: tuple[int, int, int]
+    arch: int
+    # operands that are first copied into an aligned, zero-padded buffer, with the reason
+    staged: dict[str, str] = field(default_factory=dict)
+    reasons: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        s = self.spec
+        lines = [
+            f"kernel   : {s.variant_name}",
+            f"template : {s.name_expression}",
+            f"arch     : sm_{self.arch}",
+            f"tiles    : block_m={s.block_m} block_n={s.block_n} warps={s.warps} head_dim width={s.head_dim}",
+            f"launch   : grid={self.grid} block={self.block} dynamic smem={s.smem_bytes} B",
+        ]
+        lines += [f"staged   : {name}: {why}" for name, why in self.staged.items()] or ["staged   : none (zero-copy)"]
+        lines += [f"why      : {r}" for r in self.reasons]
+        return "\n".join(lines)
+
+    __str__ = describe
+
+
+def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec, list[str]]:
+    if backend not in BACKENDS:
+        raise ArgumentError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    width = head_dim_bucket(problem.head_dim, problem.head_dim_v)
+    reasons = [f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"]
+    if problem.dtype in MMA_DTYPES:
+        if backend == "simt":
+            raise ArgumentError(f"backend='simt' serves {', '.join(SIMT_DTYPES)}; {problem.dtype} runs on "
+                                "backend 'auto' or 'mma'")
+        if arch < MMA_MIN_ARCH:
+            raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "
+                              f"(mma.sync bf16/fp16); this one is {arch // 10}.{arch % 10}")
+        reasons.append(f"{problem.dtype}: tensor cores through mma.sync (sm_80+ path)"
+                       + (" [auto]" if backend == "auto" else " [forced]"))
+        return mma_spec(problem.dtype, width), reasons
+    if backend == "mma":
+        raise ArgumentError(f"backend='mma' serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "
+                            "'auto' or 'simt'")
+    reasons.append(f"{problem.dtype}: exact {problem.dtype} arithmetic on CUDA cores (no TF32)")
+    return simt_spec(problem.dtype, width), reasons
+
+
+def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] | None) -> dict[str, str]:
+    """Operands that must be copied into an aligned, padded buffer first.
+
+    The mma path loads rows with 16-byte copies, so it needs head dims that are
+    multiples of 8, row/head/batch strides that are multiples of 8 elements and
+    16-byte aligned base pointers. ``pointers`` (name -> device address) is None
+    for host (NumPy) inputs, which are copied to fresh contiguous buffers anyway.
+    """
+    if spec.family != "mma":
+        return {}
+    needs: dict[str, str] = {}
+    dims = {"q": problem.head_dim, "k": problem.head_dim, "v": problem.head_dim_v, "out": problem.head_dim_v}
+    strides = {"q": problem.q_strides, "k": problem.k_strides, "v": problem.v_strides}
+    for name, dim in dims.items():
+        if dim % MMA_ALIGN_ELEMS:
+            padded = dim + (-dim) % MMA_ALIGN_ELEMS
+            needs[name] = f"head_dim {dim} is not a multiple of {MMA_ALIGN_ELEMS}: padded to {padded}"
+        elif pointers is not None and name in strides and any(s % MMA_ALIGN_ELEMS for s in strides[name]):
+            needs[name] = f"strides {strides[name]} are not multiples of {MMA_ALIGN_ELEMS} elements"
+        elif pointers is not None and pointers.get(name, 0) % MMA_ALIGN_BYTES:
+            needs[name] = f"base address is not {MMA_ALIGN_BYTES}-byte aligned"
+    return needs
+
+
+def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str, int] | None = None) -> Plan:
+    spec, reasons = _choose_spec(problem, arch, backend)
+    m_blocks = -(-problem.seqlen_q // spec.block_m)
+    grid = (m_blocks, problem.heads_q, problem.batch)
+    if problem.causal:
+        reasons.append(f"causal ({'bottom-right' if problem.causal_offset == problem.seqlen_k - problem.seqlen_q else 'top-left'}"
+                       f" alignment, offset {problem.causal_offset}): key tiles past the diagonal are skipped, "
+                       "query blocks run longest first")
+    if problem.group > 1:
+        reasons.append(f"GQA: {problem.group} query heads share each KV head")
+    return Plan(spec, grid, (spec.threads, 1, 1), arch, staging_needs(problem, spec, pointers), tuple(reasons))

@@ -1,0 +1,114 @@
+"""Compile kernel variants with NVRTC directly, without a GPU or a driver.
+
+CuPy's own compile helpers query the driver, so they fail on a machine with no
+GPU; this module calls NVRTC through ``cuda.bindings`` on exactly the source and
+options that ``cupy.RawModule`` gets at run time, and reads ptxas' resource
+report (registers, stack frame, spills) for each kernel.
+
+    python -m cupyflash._offline            # every shipped variant, sm_80 and sm_90a
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+
+from ._compile import COMPILE_OPTIONS, kernel_source
+from ._spec import KernelSpec, shipped_specs
+from .errors import CompileError
+
+TARGET_ARCHS: tuple[str, ...] = ("sm_80", "sm_90a")
+
+_FUNC = re.compile(r"Compiling entry function '([^']+)' for '(\w+)'")
+_FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
+_REGS = re.compile(r"Used (\d+) registers")
+
+
+@dataclass(frozen=True)
+class ResourceReport:
+    variant: str
+    arch: str
+    registers: int
+    stack_frame: int
+    spill_stores: int
+    spill_loads: int
+
+    @property
+    def spills(self) -> bool:
+        return self.spill_stores > 0 or self.spill_loads > 0
+
+
+def _check(result, what: str, log: str = "") -> None:
+    from cuda.bindings import nvrtc
+
+    if result != nvrtc.nvrtcResult.NVRTC_SUCCESS:
+        raise CompileError(f"NVRTC {what} failed: {result}\n{log}")
+
+
+def compile_specs(specs: list[KernelSpec], arch: str) -> tuple[list[ResourceReport], bytes]:
+    """Compile ``specs`` in one NVRTC program for ``arch``; return the resource
+    reports (one per spec, in order) and the cubin."""
+    from cuda.bindings import nvrtc
+
+    src = kernel_source().encode()
+    err, prog = nvrtc.nvrtcCreateProgram(src, b"cupyflash.cu", 0, [], [])
+    _check(err, "create")
+    try:
+        for spec in specs:
+            (err,) = nvrtc.nvrtcAddNameExpression(prog, spec.name_expression.encode())
+            _check(err, f"add name {spec.name_expression}")
+        opts = [o.encode() for o in COMPILE_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
+        (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
+        _, size = nvrtc.nvrtcGetProgramLogSize(prog)
+        log_buf = b" " * size
+        nvrtc.nvrtcGetProgramLog(prog, log_buf)
+        log = log_buf.decode(errors="replace")
+        _check(err, f"compile for {arch}", log)
+        lowered = {}
+        for spec in specs:
+            err, name = nvrtc.nvrtcGetLoweredName(prog, spec.name_expression.encode())
+            _check(err, f"lowered name of {spec.name_expression}")
+            lowered[name.decode()] = spec
+        _, cubin_size = nvrtc.nvrtcGetCUBINSize(prog)
+        cubin = b" " * cubin_size
+        nvrtc.nvrtcGetCUBIN(prog, cubin)
+    finally:
+        nvrtc.nvrtcDestroyProgram(prog)
+    return _parse_report(log, lowered, arch), cubin
+
+
+def _parse_report(log: str, lowered: dict[str, KernelSpec], arch: str) -> list[ResourceReport]:
+    reports: dict[str, ResourceReport] = {}
+    current = None
+    frame = None
+    for line in log.splitlines():
+        if m := _FUNC.search(line):
+            current, frame = m.group(1), None
+        elif (m := _FRAME.search(line)) and current:
+            frame = tuple(int(x) for x in m.groups())
+        elif (m := _REGS.search(line)) and current and frame is not None and current in lowered:
+            spec = lowered[current]
+            reports[current] = ResourceReport(spec.variant_name, arch, int(m.group(1)), *frame)
+            current = None
+    missing = [lowered[n].variant_name for n in lowered if n not in reports]
+    if missing:
+        raise CompileError(f"no ptxas resource report for {missing} on {arch}:\n{log}")
+    return [reports[n] for n in lowered]
+
+
+def main() -> int:
+    from tabulate import tabulate
+
+    rows, failed = [], False
+    for arch in TARGET_ARCHS:
+        reports, _ = compile_specs(shipped_specs(), arch)
+        for r in reports:
+            failed |= r.spills
+            rows.append((r.variant, r.arch, r.registers, r.stack_frame, r.spill_stores, r.spill_loads))
+    print(tabulate(rows, headers=("variant", "arch", "regs", "stack", "spill st", "spill ld")))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

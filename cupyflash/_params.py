@@ -1,0 +1,56 @@
+"""The Python mirror of ``FlashParams`` (cuda_src/params.h): the only one.
+
+The struct is passed to every kernel by value as a NumPy structured scalar.
+``PARAMS_DTYPE`` lists the fields in declaration order with C alignment
+(``align=True``), so its offsets equal the C struct's; tests/test_params.py
+compiles ``offsetof`` checks against the header to prove it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+_PTR = np.uint64
+_I64 = np.int64
+_I32 = np.int32
+
+PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
+    ("q", _PTR),
+    ("k", _PTR),
+    ("v", _PTR),
+    ("o", _PTR),
+    ("lse", _PTR),
+    ("q_batch_stride", _I64), ("q_row_stride", _I64), ("q_head_stride", _I64),
+    ("k_batch_stride", _I64), ("k_row_stride", _I64), ("k_head_stride", _I64),
+    ("v_batch_stride", _I64), ("v_row_stride", _I64), ("v_head_stride", _I64),
+    ("o_batch_stride", _I64), ("o_row_stride", _I64), ("o_head_stride", _I64),
+    ("softmax_scale", np.float64),
+    ("scale_log2", np.float32),
+    ("batch", _I32),
+    ("seqlen_q", _I32),
+    ("seqlen_k", _I32),
+    ("heads_q", _I32),
+    ("heads_kv", _I32),
+    ("group", _I32),
+    ("head_dim", _I32),
+    ("head_dim_v", _I32),
+    ("causal", _I32),
+    ("causal_offset", _I32),
+)
+
+PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
+
+LOG2E = 1.4426950408889634
+
+
+def make_params(**fields: object) -> np.void:
+    """Build one ``FlashParams`` value; every field must be given exactly once."""
+    names = {name for name, _ in PARAMS_FIELDS}
+    missing = names - fields.keys()
+    unknown = fields.keys() - names
+    if missing or unknown:
+        raise TypeError(f"FlashParams: missing fields {sorted(missing)}, unknown fields {sorted(unknown)}")
+    value = np.zeros((), dtype=PARAMS_DTYPE)
+    for name, _ in PARAMS_FIELDS:
+        value[name] = fields[name]
+    return value[()]

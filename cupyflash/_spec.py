@@ -1,0 +1,126 @@
+"""Kernel variants: the frozen spec that names one compiled instantiation, and
+the tile tables that choose it. Pure Python, no GPU needed.
+
+Tile tables (why each entry, measured numbers in bench/NOTES.md):
+
+mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 query rows, so
+block_m = 16 * warps. Registers hold the O accumulator (head_dim / 2 floats per
+thread) and one score tile (block_n / 2 floats per thread).
+  head dim <= 128: 128 x 64 tile, 8 warps. Shared memory (Q + K + V, padded rows)
+                   is 70 KB at head dim 128, so three CTAs fit an SM's 228 KB.
+  head dim 160:    64 x 64 tile, 4 warps. The O accumulator is 80 registers.
+  head dim >= 192: 64 x 32 tile, 4 warps. The O accumulator alone is 128
+                   registers per thread at head dim 256; a 64-key score tile
+                   (32 more) spilled, a 32-key tile (16 more) does not.
+
+SIMT path (fp32/fp64 exact): 8 warps, each owning rows_per_warp query rows;
+keys stream 32 at a time (one per lane).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# Head-dim template widths. A problem runs at the smallest width >= max(head_dim,
+# head_dim_v); the padding columns are zero-filled in shared memory.
+HEAD_DIM_BUCKETS: tuple[int, ...] = (32, 64, 96, 128, 160, 192, 224, 256)
+MAX_HEAD_DIM = HEAD_DIM_BUCKETS[-1]
+
+WARP_SIZE = 32
+MMA_ROWS_PER_WARP = 16
+SIMT_BLOCK_N = 32
+SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
+
+# head-dim width -> (block_m, block_n, warps) for the mma.sync kernel
+MMA_TILES: dict[int, tuple[int, int, int]] = {
+    32: (128, 64, 8),
+    64: (128, 64, 8),
+    96: (128, 64, 8),
+    128: (128, 64, 8),
+    160: (64, 64, 4),
+    192: (64, 32, 4),
+    224: (64, 32, 4),
+    256: (64, 32, 4),
+}
+
+# dtype -> (warps, rows_per_warp) for the SIMT kernel
+SIMT_TILES: dict[str, tuple[int, int]] = {
+    "float32": (8, 4),
+    "float64": (8, 2),
+}
+
+MMA_DTYPES = ("float16", "bfloat16")
+SIMT_DTYPES = ("float32", "float64")
+SUPPORTED_DTYPES = MMA_DTYPES + SIMT_DTYPES
+
+_ELEM_TAG = {"float16": "cupyflash::Half", "bfloat16": "cupyflash::BFloat16"}
+_C_TYPE = {"float32": "float", "float64": "double"}
+_SHORT = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "fp64"}
+ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
+
+
+def head_dim_bucket(head_dim: int, head_dim_v: int) -> int:
+    """The kernel width that serves (head_dim, head_dim_v)."""
+    need = max(head_dim, head_dim_v)
+    for width in HEAD_DIM_BUCKETS:
+        if width >= need:
+            return width
+    raise ValueError(f"head dim {need} exceeds the maximum {MAX_HEAD_DIM}")
+
+
+@dataclass(frozen=True)
+class KernelSpec:
+    """One compiled kernel instantiation."""
+
+    family: str  # "mma" (tensor cores, fp16/bf16) or "simt" (CUDA cores, fp32/fp64)
+    dtype: str
+    head_dim: int  # template width (a bucket), not the problem's head_dim
+    block_m: int
+    block_n: int
+    warps: int
+    rows_per_warp: int
+
+    @property
+    def threads(self) -> int:
+        return self.warps * WARP_SIZE
+
+    @property
+    def name_expression(self) -> str:
+        """The C++ template instantiation handed to NVRTC."""
+        if self.family == "mma":
+            return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
+                    f"{self.block_m}, {self.block_n}, {self.warps}>")
+        return (f"cupyflash::flash_fwd_simt<{_C_TYPE[self.dtype]}, {self.head_dim}, "
+                f"{self.warps}, {self.rows_per_warp}>")
+
+    @property
+    def variant_name(self) -> str:
+        """A readable name for logs, explain() and compile reports."""
+        return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
+                f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}")
+
+    @property
+    def smem_bytes(self) -> int:
+        """Dynamic shared memory; mirrors kSmemBytes in the kernel traits."""
+        if self.family == "mma":
+            pitch = self.head_dim + SMEM_PAD_ELEMS
+            return (self.block_m + 2 * self.block_n) * pitch * ITEMSIZE[self.dtype]
+        d = self.head_dim
+        return (self.block_m * d + self.block_n * (d + 1) + self.block_n * d) * ITEMSIZE[self.dtype]
+
+
+def mma_spec(dtype: str, width: int) -> KernelSpec:
+    block_m, block_n, warps = MMA_TILES[width]
+    return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP)
+
+
+def simt_spec(dtype: str, width: int) -> KernelSpec:
+    warps, rows = SIMT_TILES[dtype]
+    return KernelSpec("simt", dtype, width, warps * rows, SIMT_BLOCK_N, warps, rows)
+
+
+def shipped_specs() -> list[KernelSpec]:
+    """Every variant dispatch can choose: CI compiles each one offline."""
+    specs = [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
+    specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
+    return specs
