@@ -1,0 +1,66 @@
+"""Quick same-run comparison for one shape: cupyflash vs torch SDPA backends.
+Used by bench/device_run.sh; the full instrument is ``python -m cupyflash.bench``.
+
+    python bench/floor.py [--dtype bf16] [--seqlen 4096] [--head-dim 128] [--backend auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+import cupyflash
+
+
+def time_ms(fn, warmup=5, repeats=30):
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--seqlen", type=int, default=4096)
+    ap.add_argument("--head-dim", type=int, default=128)
+    ap.add_argument("--backend", default="auto")
+    args = ap.parse_args()
+    dt = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[args.dtype]
+    s, d = args.seqlen, args.head_dim
+    b, h = max(16384 // s, 1), 2048 // d
+    q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=dt) for _ in range(3))
+    rows = []
+    for causal in (False, True):
+        flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
+        res = {"cupyflash": time_ms(lambda: cupyflash.attention(q, k, v, causal=causal, backend=args.backend))}
+        qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+        for name, be in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
+                         ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+            try:
+                with sdpa_kernel(be):
+                    res[name] = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
+                        qt, kt, vt, is_causal=causal))
+            except RuntimeError as exc:
+                res[name] = float("nan")
+                print(f"{name}: rejected: {str(exc).splitlines()[0]}")
+        tf = {k_: flops / (ms * 1e-3) / 1e12 for k_, ms in res.items()}
+        rows.append((causal, tf))
+    print(f"\n{torch.cuda.get_device_name()}  {args.dtype} b={b} h={h} s={s} d={d}  TFLOP/s (median of 30)")
+    for causal, tf in rows:
+        line = "  ".join(f"{k_}={v_:.1f}" for k_, v_ in tf.items())
+        print(f"causal={causal!s:5}  {line}  ratio_vs_flash={tf['cupyflash'] / tf['flash']:.2f}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,269 @@
+"""GPU correctness: every dtype x causal mode x head grouping x head dim x odd
+sequence-length pair, checked against float64 with FlashAttention-3's rule
+(fp16/bf16: at most 2x the error of the same computation done naively in that
+dtype, plus half an ulp at 1.0; fp32: relative error <= 1e-5), LSE included.
+Outputs are poisoned with NaN before each launch; inputs are fresh N(0, 1)."""
+
+from __future__ import annotations
+
+import math
+import zlib
+
+import numpy as np
+import pytest
+
+import cupyflash
+
+from helpers import NP_DTYPES
+
+pytestmark = pytest.mark.gpu
+
+DTYPES = ["float16", "bfloat16", "float32"]
+CAUSAL = [(False, "bottom_right"), (True, "bottom_right"), (True, "top_left")]
+HEADS = {"mha": (4, 4), "gqa4": (8, 2), "gqa7": (14, 2), "mqa": (5, 1)}
+HEAD_DIMS = [32, 64, 72, 80, 96, 100, 128, 160, 256]
+SEQLENS = [(1, 1), (1, 513), (113, 203), (239, 1), (1023, 1024), (1024, 1023), (4096, 4096)]
+
+
+def gpu_randn(shape, dtype, seed):
+    import cupy as cp
+
+    rs = cp.random.RandomState(seed)
+    return rs.standard_normal(shape, dtype=cp.float32).astype(NP_DTYPES[dtype])
+
+
+def poisoned(shape, dtype):
+    import cupy as cp
+
+    out = cp.empty(shape, dtype=NP_DTYPES[dtype])
+    out.fill(float("nan"))
+    return out
+
+
+def check(out, lse, q, k, v, *, causal, alignment, dtype, layout="bshd", scale=None):
+    """Compare a kernel result (CuPy arrays) with the float64 and naive references."""
+    import cupy as cp
+
+    from gpu_reference import EPS, attention_ref
+
+    bshd = (lambda x: x) if layout == "bshd" else (lambda x: x.transpose(0, 2, 1, 3))
+    sq, sk = bshd(q).shape[1], bshd(k).shape[1]
+    d = q.shape[-1]
+    scale = 1 / math.sqrt(d) if scale is None else scale
+    offset = sk - sq if alignment == "bottom_right" else 0
+    ref, ref_lse = attention_ref(q, k, v, causal=causal, offset=offset, scale=scale, layout=layout)
+    got = bshd(out).astype(cp.float64)
+    assert not cp.isnan(got).any(), "output has NaN: an element was not written, or a masked row produced NaN"
+    if dtype in ("float16", "bfloat16"):
+        naive, _ = attention_ref(q, k, v, causal=causal, offset=offset, scale=scale, layout=layout, precision=dtype)
+        err = float(cp.abs(got - ref).max())
+        naive_err = float(cp.abs(naive.astype(cp.float64) - ref).max())
+        assert err <= 2 * naive_err + EPS[dtype] / 2, f"max error {err:.3e} > 2 x naive {naive_err:.3e} + atol"
+        lse_tol = 1e-3
+    else:
+        rel = float(cp.linalg.norm(got - ref) / max(float(cp.linalg.norm(ref)), 1e-300))
+        bound = 1e-5 if dtype == "float32" else 1e-12
+        assert rel <= bound, f"relative error {rel:.3e} > {bound}"
+        lse_tol = 1e-5 if dtype == "float32" else 1e-10
+    if lse is not None:
+        assert lse.dtype == np.float32
+        assert bool((cp.isneginf(lse) == cp.isneginf(ref_lse)).all()), "LSE -inf pattern differs"
+        fin = cp.isfinite(ref_lse)
+        lse_err = float(cp.abs(lse[fin].astype(cp.float64) - ref_lse[fin]).max()) if bool(fin.any()) else 0.0
+        assert lse_err <= lse_tol * (1 + float(cp.abs(ref_lse[fin]).max() if bool(fin.any()) else 0)), lse_err
+
+
+def run_case(dtype, causal, alignment, hq, hkv, d, dv, sq, sk, batch, seed, layout="bshd"):
+    def shape(s, h, dim):
+        return (batch, s, h, dim) if layout == "bshd" else (batch, h, s, dim)
+
+    q = gpu_randn(shape(sq, hq, d), dtype, seed)
+    k = gpu_randn(shape(sk, hkv, d), dtype, seed + 1)
+    v = gpu_randn(shape(sk, hkv, dv), dtype, seed + 2)
+    out = poisoned(shape(sq, hq, dv), dtype)
+    res, lse = cupyflash.attention(q, k, v, causal=causal, causal_alignment=alignment, layout=layout,
+                                   out=out, return_lse=True)
+    assert res is out
+    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype=dtype, layout=layout)
+
+
+@pytest.mark.parametrize("sq,sk", SEQLENS, ids=[f"{a}x{b}" for a, b in SEQLENS])
+@pytest.mark.parametrize("d", HEAD_DIMS)
+@pytest.mark.parametrize("heads", list(HEADS), ids=list(HEADS))
+@pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_matrix(dtype, causal, alignment, heads, d, sq, sk):
+    hq, hkv = HEADS[heads]
+    batch = 1 if sq * sk > 2**20 else 2
+    if sq * sk > 2**22 and dtype == "float32" and d > 128:
+        batch, hq, hkv = 1, hq // hkv, 1  # keep the exact-fp32 path's big cases short
+    run_case(dtype, causal, alignment, hq, hkv, d, d, sq, sk, batch, seed=zlib.crc32(repr((dtype, alignment, causal, heads, d, sq, sk)).encode()) % 2**31)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("d,dv", [(1, 1), (3, 5), (128, 64), (64, 128), (40, 256), (256, 8)])
+def test_head_dim_v_differs_and_tiny_dims(dtype, d, dv):
+    run_case(dtype, True, "bottom_right", 4, 2, d, dv, 77, 130, 2, seed=d * 1000 + dv)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("causal", [False, True])
+def test_bhsd_layout(dtype, causal):
+    run_case(dtype, causal, "top_left", 6, 3, 64, 64, 300, 257, 2, seed=7, layout="bhsd")
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
+def test_strided_batch_and_head_axes(dtype):
+    big_q = gpu_randn((4, 129, 12, 64), dtype, 1)
+    big_k = gpu_randn((4, 200, 6, 64), dtype, 2)
+    big_v = gpu_randn((4, 200, 6, 64), dtype, 3)
+    q, k, v = big_q[::2, :, ::3], big_k[1::2, :, ::3], big_v[::2, :, 1::3]  # no copies
+    assert not q.flags.c_contiguous
+    out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True)
+    check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype=dtype)
+
+
+def test_misaligned_strides_are_staged_and_correct():
+    big = gpu_randn((2, 50, 3, 72 + 4), "bfloat16", 5)
+    q = big[..., :72]  # row stride 228 elements: not a multiple of 8
+    plan = cupyflash.explain(q, q, q)
+    assert "q" in plan.staged and "strides" in plan.staged["q"]
+    out = cupyflash.attention(q, q, q)
+    check(out, None, q, q, q, causal=False, alignment="bottom_right", dtype="bfloat16")
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_fully_masked_rows_give_zero_and_neg_inf(dtype):
+    import cupy as cp
+
+    q, k, v = gpu_randn((2, 300, 4, 64), dtype, 1), gpu_randn((2, 70, 4, 64), dtype, 2), gpu_randn((2, 70, 4, 64), dtype, 3)
+    out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True)
+    o = out.astype(cp.float32)
+    assert not bool(cp.isnan(o).any())
+    assert bool((o[:, :230] == 0).all()) and bool(cp.isneginf(lse[:, :, :230]).all())
+    assert bool(cp.isfinite(lse[:, :, 230:]).all())
+    check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype=dtype)
+
+
+def test_float64():
+    run_case("float64", True, "bottom_right", 4, 2, 64, 64, 333, 517, 2, seed=11)
+    run_case("float64", False, "bottom_right", 2, 2, 256, 256, 64, 100, 1, seed=12)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_zero_lengths(dtype):
+    import cupy as cp
+
+    q, k = gpu_randn((2, 0, 4, 64), dtype, 1), gpu_randn((2, 9, 4, 64), dtype, 2)
+    out, lse = cupyflash.attention(q, k, k, return_lse=True)
+    assert out.shape == (2, 0, 4, 64) and lse.shape == (2, 4, 0)
+    q, k = gpu_randn((2, 5, 4, 64), dtype, 1), gpu_randn((2, 0, 4, 64), dtype, 2)
+    out, lse = cupyflash.attention(q, k, k, return_lse=True)
+    assert bool((out.astype(cp.float32) == 0).all()) and bool(cp.isneginf(lse).all())
+
+
+def test_custom_scale():
+    q, k, v = (gpu_randn((1, 100, 2, 64), "bfloat16", s) for s in range(3))
+    out = cupyflash.attention(q, k, v, softmax_scale=0.3)
+    check(out, None, q, k, v, causal=False, alignment="bottom_right", dtype="bfloat16", scale=0.3)
+
+
+def test_out_validation_on_gpu_then_valid_call():
+    import cupy as cp
+
+    q = gpu_randn((1, 16, 2, 64), "float16", 0)
+    with pytest.raises(cupyflash.ShapeError, match="out must have shape"):
+        cupyflash.attention(q, q, q, out=cp.empty((1, 16, 2, 32), dtype=cp.float16))
+    with pytest.raises(cupyflash.DTypeError, match="out must have dtype float16"):
+        cupyflash.attention(q, q, q, out=cp.empty((1, 16, 2, 64), dtype=cp.float32))
+    with pytest.raises(cupyflash.DeviceError, match="same array library"):
+        cupyflash.attention(q, q.get(), q)
+    out = cupyflash.attention(q, q, q)
+    check(out, None, q, q, q, causal=False, alignment="bottom_right", dtype="float16")
+
+
+def test_compile_count_and_no_compile():
+    q = gpu_randn((1, 16, 2, 64), "bfloat16", 0)
+    cupyflash.attention(q, q, q)
+    before = cupyflash.compile_count()
+    with cupyflash.no_compile():
+        cupyflash.attention(q, q, q)  # already loaded: fine
+        with pytest.raises(cupyflash.CompileInTimedRegionError):
+            cupyflash.attention(q[..., :48].copy(), q[..., :48].copy(), q[..., :48].copy(), backend="mma")
+    assert cupyflash.compile_count() == before
+
+
+# ------------------------------------------------------------------ array libraries
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_numpy_roundtrip(dtype):
+    import cupy as cp
+
+    rng = np.random.default_rng(0)
+    q, k, v = (rng.standard_normal((2, 77, 4, 64)).astype(NP_DTYPES[dtype]) for _ in range(3))
+    out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True)
+    assert isinstance(out, np.ndarray) and out.dtype == NP_DTYPES[dtype] and isinstance(lse, np.ndarray)
+    check(cp.asarray(out), cp.asarray(lse), cp.asarray(q), cp.asarray(k), cp.asarray(v), causal=True,
+          alignment="bottom_right", dtype=dtype)
+    ref = cupyflash.reference.attention(q, k, v, causal=True)  # the public NumPy reference agrees
+    tol = {"float16": 2e-3, "bfloat16": 2e-2, "float32": 1e-5}[dtype]
+    np.testing.assert_allclose(out.astype(np.float64), ref, atol=tol)
+    target = np.full(out.shape, np.nan, dtype=out.dtype)
+    assert cupyflash.attention(q, k, v, causal=True, out=target) is target and not np.isnan(target.astype(np.float32)).any()
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_torch_tensors(dtype):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed")
+    import cupy as cp
+
+    tdt = getattr(torch, dtype)
+    q = torch.randn(2, 130, 8, 64, device="cuda", dtype=tdt)
+    k = torch.randn(2, 99, 2, 64, device="cuda", dtype=tdt)
+    v = torch.randn(2, 99, 2, 64, device="cuda", dtype=tdt)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # runs on the caller's current (side) stream
+        out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True)
+    side.synchronize()
+    assert isinstance(out, torch.Tensor) and out.dtype == tdt and out.device == q.device
+    c = [cp.from_dlpack(x) for x in (out, lse, q, k, v)]
+    check(*c, causal=True, alignment="bottom_right", dtype=dtype)
+    with pytest.raises(cupyflash.DeviceError, match="same device"):
+        cupyflash.attention(q.cpu(), k, v)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_jax_arrays(dtype):
+    import os
+
+    os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+    jax = pytest.importorskip("jax", reason="JAX is not installed")
+    import cupy as cp
+    import jax.numpy as jnp
+
+    if not any(d.platform == "gpu" for d in jax.devices()):
+        pytest.skip("JAX has no GPU backend here")
+    key = jax.random.PRNGKey(0)
+    kq, kk, kv = jax.random.split(key, 3)
+    q = jax.random.normal(kq, (2, 65, 4, 64), dtype=getattr(jnp, dtype))
+    k = jax.random.normal(kk, (2, 80, 4, 64), dtype=getattr(jnp, dtype))
+    v = jax.random.normal(kv, (2, 80, 4, 64), dtype=getattr(jnp, dtype))
+    out = cupyflash.attention(q, k, v, causal=True)
+    assert isinstance(out, jax.Array) and out.dtype == q.dtype
+    c = [cp.from_dlpack(x) for x in (out, q, k, v)]
+    check(c[0], None, *c[1:], causal=True, alignment="bottom_right", dtype=dtype)
+
+
+def test_reference_modules_agree():
+    """The CuPy float64 reference used above agrees with cupyflash.reference."""
+    import cupy as cp
+
+    from gpu_reference import attention_ref
+
+    rng = np.random.default_rng(9)
+    q, k, v = (rng.standard_normal(s) for s in ((2, 37, 6, 24), (2, 51, 2, 24), (2, 51, 2, 40)))
+    want, want_lse = cupyflash.reference.attention(q, k, v, causal=True, return_lse=True)
+    got, got_lse = attention_ref(cp.asarray(q), cp.asarray(k), cp.asarray(v), causal=True, offset=14,
+                                 scale=1 / math.sqrt(24))
+    np.testing.assert_allclose(got.get(), want, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got_lse.get(), want_lse, rtol=1e-10)

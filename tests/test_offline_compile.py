@@ -1,0 +1,56 @@
+"""Every shipped kernel variant compiles offline (no GPU) for sm_80 and sm_90a
+with no register spills; the compile cache key covers every cuda_src file."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+
+from cupyflash import _compile
+from cupyflash._offline import TARGET_ARCHS, compile_specs
+from cupyflash._spec import shipped_specs
+
+pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
+
+
+@pytest.mark.parametrize("arch", TARGET_ARCHS)
+def test_every_variant_compiles_without_spills(arch):
+    specs = shipped_specs()
+    reports, cubin = compile_specs(specs, arch)
+    assert len(reports) == len(specs) and len(cubin) > 0
+    print(f"\n{'variant':44s} {'arch':7s} regs stack spill_st spill_ld")
+    for r in reports:
+        print(f"{r.variant:44s} {r.arch:7s} {r.registers:4d} {r.stack_frame:5d} {r.spill_stores:8d} {r.spill_loads:8d}")
+    spilling = [f"{r.variant} ({r.spill_stores} B stored, {r.spill_loads} B loaded)" for r in reports if r.spills]
+    assert not spilling, f"variants spill registers on {arch}: {spilling}"
+    assert all(r.registers <= 255 for r in reports)
+
+
+def test_source_inlines_every_header():
+    src = _compile.kernel_source()
+    assert '#include "' not in src
+    src_lines = set(src.splitlines())
+    for f in _compile.source_dir().iterdir():
+        for line in f.read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith(("#include", "#pragma once")):
+                assert line in src_lines, f"{f.name}: {line!r} missing from the translation unit"
+
+
+def test_editing_a_header_changes_the_source(tmp_path, monkeypatch):
+    copy = tmp_path / "cuda_src"
+    shutil.copytree(_compile.source_dir(), copy)
+    monkeypatch.setattr(_compile, "source_dir", lambda: copy)
+    before = _compile.kernel_source()
+    with open(copy / "softmax.h", "a") as f:
+        f.write("\n// an edit deep in an included header\n")
+    after = _compile.kernel_source()
+    assert before != after and "an edit deep in an included header" in after
+    assert before.splitlines()[0] != after.splitlines()[0]  # the digest line moved too
+
+
+def test_no_compile_region_is_reentrant_and_restores():
+    with _compile.no_compile():
+        with _compile.no_compile():
+            assert _compile._forbid_depth == 2
+    assert _compile._forbid_depth == 0
