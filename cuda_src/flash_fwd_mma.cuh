@@ -167,9 +167,11 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     }
   }
   // The warp's own 16 rows of sQ become its staging buffer: no other warp reads
-  // them, but a Q load may still be in flight when the block attended no key.
+  // them. But when the block attended no key, the Q load is still in flight, and
+  // a warp's Q rows were copied by other warps' threads: wait for every thread's
+  // copies (wait_group covers only the calling thread's), then barrier.
   cp_async_wait<0>();
-  __syncwarp();
+  __syncthreads();
   u16* stage = const_cast<u16*>(sQ_warp);
 #pragma unroll
   for (int j = 0; j < Tr::kOTiles; ++j) {
