@@ -1,8 +1,10 @@
 // FlashAttention-2 forward on mma.sync (sm_80 and newer), fp16 and bf16.
 //
 // One CTA computes a kBlockM-row block of queries for one (batch, head). Each of
-// its kNWarps warps owns 16 of those rows, so a warp never needs another warp's
-// scores or softmax state. Keys and values stream through shared memory in
+// its kNWarps warps owns 16 * kMTiles of those rows, so a warp never needs
+// another warp's scores or softmax state. With kMTiles = 2 every K/V fragment a
+// warp reads from shared memory feeds two mma instead of one: half the
+// shared-memory traffic per FLOP, for twice the accumulator registers. Keys and values stream through shared memory in
 // kBlockN-row tiles, from the last tile to the first (the tiles that need the
 // causal/length mask come first, the rest run unmasked):
 //
@@ -21,74 +23,88 @@
 
 namespace cupyflash {
 
-template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps>
+template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps, int kMTiles>
 struct MmaKernelTraits {
   static constexpr int kThreads = kNWarps * kWarpSize;
-  static constexpr int kRowsPerWarp = 16;  // one m16 mma tile of query rows per warp
-  static constexpr int kNTiles = kBlockN / 8;   // n8 tiles of S per warp
-  static constexpr int kOTiles = kD / 8;        // n8 tiles of O per warp
+  static constexpr int kRowsPerWarp = 16 * kMTiles;  // kMTiles m16 mma tiles of query rows per warp
+  static constexpr int kNTiles = kBlockN / 8;        // n8 tiles of S per m tile
+  static constexpr int kOTiles = kD / 8;             // n8 tiles of O per m tile
   static constexpr int kPitch = SmemTile<kD>::kPitch;
   static constexpr int kSmemQ = kBlockM * kPitch;  // elements
   static constexpr int kSmemKV = kBlockN * kPitch;
   static constexpr int kSmemBytes = (kSmemQ + 2 * kSmemKV) * 2;
 
-  static_assert(kBlockM == kNWarps * kRowsPerWarp, "each warp owns exactly 16 query rows");
+  static_assert(kBlockM == kNWarps * kRowsPerWarp, "each warp owns exactly 16 * kMTiles query rows");
+  static_assert(kMTiles == 1 || kMTiles == 2, "a warp owns one or two m16 tiles");
   static_assert(kD % 16 == 0 && kD <= 256, "head dim tile must be a multiple of 16, at most 256");
   static_assert(kBlockN % 16 == 0, "key tile must be a multiple of 16 (two n8 tiles per ldmatrix.x4)");
 };
 
-// S (16 x kBlockN slice of this warp) = Q (warp's 16 rows) . K^T
-template <class Elem, class Tr>
-__device__ __forceinline__ void gemm_qk(float (&s)[Tr::kNTiles][4], const u16* sQ_warp, const u16* sK, int lane) {
+// S (the warp's rows x kBlockN) = Q (warp's rows) . K^T
+template <class Elem, class Tr, int kMTiles>
+__device__ __forceinline__ void gemm_qk(float (&s)[kMTiles][Tr::kNTiles][4], const u16* sQ_warp, const u16* sK,
+                                        int lane) {
 #pragma unroll
-  for (int j = 0; j < Tr::kNTiles; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.f;
+  for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+    for (int j = 0; j < Tr::kNTiles; ++j) s[mt][j][0] = s[mt][j][1] = s[mt][j][2] = s[mt][j][3] = 0.f;
   // ldmatrix row addresses: A = Q rows (lane % 16), column half (lane / 16);
   // B = K rows of two n8 tiles: (lane & 7) + 8 * (lane >> 4), column half ((lane >> 3) & 1).
   const u32 a_base = smem_addr(sQ_warp + (lane % 16) * Tr::kPitch + (lane / 16) * 8);
   const u32 b_base = smem_addr(sK + ((lane & 7) + ((lane >> 4) << 3)) * Tr::kPitch + ((lane >> 3) & 1) * 8);
 #pragma unroll
   for (int kk = 0; kk < Tr::kOTiles / 2; ++kk) {  // k16 steps over the head dim
-    u32 a[4];
-    ldmatrix_x4(a, a_base + kk * 16 * 2);
+    u32 a[kMTiles][4];
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) ldmatrix_x4(a[mt], a_base + (mt * 16 * Tr::kPitch + kk * 16) * 2);
 #pragma unroll
     for (int nj = 0; nj < Tr::kNTiles / 2; ++nj) {
       u32 b[4];
       ldmatrix_x4(b, b_base + (nj * 16 * Tr::kPitch + kk * 16) * 2);
-      mma_16816<Elem>(s[2 * nj], a, b[0], b[1]);
-      mma_16816<Elem>(s[2 * nj + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        mma_16816<Elem>(s[mt][2 * nj], a[mt], b[0], b[1]);
+        mma_16816<Elem>(s[mt][2 * nj + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
 
-// O (16 x kD) += P (16 x kBlockN, fp32 in registers) . V
-template <class Elem, class Tr>
-__device__ __forceinline__ void gemm_pv(float (&acc_o)[Tr::kOTiles][4], const float (&p)[Tr::kNTiles][4],
-                                        const u16* sV, int lane) {
+// O (the warp's rows x kD) += P (fp32, in registers) . V
+template <class Elem, class Tr, int kMTiles>
+__device__ __forceinline__ void gemm_pv(float (&acc_o)[kMTiles][Tr::kOTiles][4],
+                                        const float (&p)[kMTiles][Tr::kNTiles][4], const u16* sV, int lane) {
   // ldmatrix.trans row addresses: V rows (keys) lane % 16, column half lane / 16.
   const u32 b_base = smem_addr(sV + (lane & 15) * Tr::kPitch + (lane >> 4) * 8);
 #pragma unroll
   for (int kk = 0; kk < Tr::kNTiles / 2; ++kk) {  // k16 steps over the keys
     // The C fragment of two adjacent n8 score tiles is exactly the A fragment
     // of one k16 step: only a rounding to 16 bits is needed.
-    u32 a[4];
-    a[0] = pack2<Elem>(p[2 * kk][0], p[2 * kk][1]);
-    a[1] = pack2<Elem>(p[2 * kk][2], p[2 * kk][3]);
-    a[2] = pack2<Elem>(p[2 * kk + 1][0], p[2 * kk + 1][1]);
-    a[3] = pack2<Elem>(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+    u32 a[kMTiles][4];
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+      a[mt][0] = pack2<Elem>(p[mt][2 * kk][0], p[mt][2 * kk][1]);
+      a[mt][1] = pack2<Elem>(p[mt][2 * kk][2], p[mt][2 * kk][3]);
+      a[mt][2] = pack2<Elem>(p[mt][2 * kk + 1][0], p[mt][2 * kk + 1][1]);
+      a[mt][3] = pack2<Elem>(p[mt][2 * kk + 1][2], p[mt][2 * kk + 1][3]);
+    }
 #pragma unroll
     for (int dj = 0; dj < Tr::kOTiles / 2; ++dj) {
       u32 b[4];
       ldmatrix_x4_trans(b, b_base + (kk * 16 * Tr::kPitch + dj * 16) * 2);
-      mma_16816<Elem>(acc_o[2 * dj], a, b[0], b[1]);
-      mma_16816<Elem>(acc_o[2 * dj + 1], a, b[2], b[3]);
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) {
+        mma_16816<Elem>(acc_o[mt][2 * dj], a[mt], b[0], b[1]);
+        mma_16816<Elem>(acc_o[mt][2 * dj + 1], a[mt], b[2], b[3]);
+      }
     }
   }
 }
 
-template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps>
+template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps, int kMTiles>
 __global__ void __launch_bounds__(kNWarps * kWarpSize)
     flash_fwd_mma(const __grid_constant__ FlashParams p) {
-  using Tr = MmaKernelTraits<Elem, kD, kBlockM, kBlockN, kNWarps>;
+  using Tr = MmaKernelTraits<Elem, kD, kBlockM, kBlockN, kNWarps, kMTiles>;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   u16* sQ = reinterpret_cast<u16*>(smem_raw);
   u16* sK = sQ + Tr::kSmemQ;
@@ -120,11 +136,14 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
   }
   cp_async_commit();
 
-  float acc_o[Tr::kOTiles][4];
+  float acc_o[kMTiles][Tr::kOTiles][4];
 #pragma unroll
-  for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
-  RowState st;
-  st.init();
+  for (int mt = 0; mt < kMTiles; ++mt)
+#pragma unroll
+    for (int j = 0; j < Tr::kOTiles; ++j) acc_o[mt][j][0] = acc_o[mt][j][1] = acc_o[mt][j][2] = acc_o[mt][j][3] = 0.f;
+  RowState st[kMTiles];
+#pragma unroll
+  for (int mt = 0; mt < kMTiles; ++mt) st[mt].init();
   const u16* sQ_warp = sQ + warp * Tr::kRowsPerWarp * Tr::kPitch;
   const int warp_row0 = m0 + warp * Tr::kRowsPerWarp;
 
@@ -136,10 +155,14 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     load_tile_async<kBlockN, kD, Tr::kThreads>(sV, v + n0 * p.v_row_stride, p.v_row_stride, p.seqlen_k - n0, v_chunks, tid);
     cp_async_commit();
 
-    float s[Tr::kNTiles][4];
-    gemm_qk<Elem, Tr>(s, sQ_warp, sK, lane);
-    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) apply_mask(s, p, warp_row0, n0, lane);
-    online_softmax_step(s, acc_o, st, p.scale_log2);
+    float s[kMTiles][Tr::kNTiles][4];
+    gemm_qk<Elem, Tr, kMTiles>(s, sQ_warp, sK, lane);
+    const bool masked = tile_needs_mask<kBlockM, kBlockN>(p, m0, n0);
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) {
+      if (masked) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
+      online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
+    }
 
     // V[tile] landed; every warp finished reading K[tile].
     cp_async_wait<0>();
@@ -149,24 +172,27 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
       load_tile_async<kBlockN, kD, Tr::kThreads>(sK, k + n0_next * p.k_row_stride, p.k_row_stride, p.seqlen_k - n0_next, q_chunks, tid);
     }
     cp_async_commit();
-    gemm_pv<Elem, Tr>(acc_o, s, sV, lane);
+    gemm_pv<Elem, Tr, kMTiles>(acc_o, s, sV, lane);
   }
 
   // ---- epilogue: normalise, write O through shared memory, write LSE ----
   const int g = lane / 4, t = lane % 4;
-  float inv_sum[2];
+  float inv_sum[kMTiles][2];
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const float sum = quad_sum(st.sum[half]);
-    // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
-    inv_sum[half] = sum > 0.f ? 1.f / sum : 0.f;
-    const int row = warp_row0 + g + 8 * half;
-    if (p.lse != nullptr && t == 0 && row < p.seqlen_q) {
-      const float lse = sum > 0.f ? (st.max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
-      p.lse[(static_cast<i64>(batch) * p.heads_q + head) * p.seqlen_q + row] = lse;
+  for (int mt = 0; mt < kMTiles; ++mt) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      const float sum = quad_sum(st[mt].sum[half]);
+      // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
+      inv_sum[mt][half] = sum > 0.f ? 1.f / sum : 0.f;
+      const int row = warp_row0 + 16 * mt + g + 8 * half;
+      if (p.lse != nullptr && t == 0 && row < p.seqlen_q) {
+        const float lse = sum > 0.f ? (st[mt].max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
+        p.lse[(static_cast<i64>(batch) * p.heads_q + head) * p.seqlen_q + row] = lse;
+      }
     }
   }
-  // The warp's own 16 rows of sQ become its staging buffer: no other warp reads
+  // The warp's own rows of sQ become its staging buffer: no other warp reads
   // them. But when the block attended no key, the Q load is still in flight, and
   // a warp's Q rows were copied by other warps' threads: wait for every thread's
   // copies (wait_group covers only the calling thread's), then barrier.
@@ -174,11 +200,15 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
   __syncthreads();
   u16* stage = const_cast<u16*>(sQ_warp);
 #pragma unroll
-  for (int j = 0; j < Tr::kOTiles; ++j) {
+  for (int mt = 0; mt < kMTiles; ++mt) {
 #pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const u32 packed = pack2<Elem>(acc_o[j][2 * half] * inv_sum[half], acc_o[j][2 * half + 1] * inv_sum[half]);
-      *reinterpret_cast<u32*>(stage + (g + 8 * half) * Tr::kPitch + j * 8 + 2 * t) = packed;
+    for (int j = 0; j < Tr::kOTiles; ++j) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const u32 packed = pack2<Elem>(acc_o[mt][j][2 * half] * inv_sum[mt][half],
+                                       acc_o[mt][j][2 * half + 1] * inv_sum[mt][half]);
+        *reinterpret_cast<u32*>(stage + (16 * mt + g + 8 * half) * Tr::kPitch + j * 8 + 2 * t) = packed;
+      }
     }
   }
   __syncwarp();

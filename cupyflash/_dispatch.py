@@ -90,6 +90,13 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
 
 def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str, int] | None = None) -> Plan:
     spec, reasons = _choose_spec(problem, arch, backend)
+    return plan_for_spec(problem, spec, arch, reasons, pointers)
+
+
+def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[str] | None = None,
+                  pointers: dict[str, int] | None = None) -> Plan:
+    """The launch plan for a given kernel variant (dispatch, or a tuning sweep)."""
+    reasons = list(reasons or [f"variant {spec.variant_name} given explicitly"])
     m_blocks = -(-problem.seqlen_q // spec.block_m)
     grid = (m_blocks, problem.heads_q, problem.batch)
     if problem.causal:

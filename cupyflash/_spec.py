@@ -31,16 +31,17 @@ MMA_ROWS_PER_WARP = 16
 SIMT_BLOCK_N = 32
 SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 
-# head-dim width -> (block_m, block_n, warps) for the mma.sync kernel
-MMA_TILES: dict[int, tuple[int, int, int]] = {
-    32: (128, 64, 8),
-    64: (128, 64, 8),
-    96: (128, 64, 8),
-    128: (128, 64, 8),
-    160: (64, 64, 4),
-    192: (64, 32, 4),
-    224: (64, 32, 4),
-    256: (64, 32, 4),
+# head-dim width -> (block_m, block_n, warps, m_tiles) for the mma.sync kernel;
+# each warp owns 16 * m_tiles query rows, so block_m = 16 * m_tiles * warps.
+MMA_TILES: dict[int, tuple[int, int, int, int]] = {
+    32: (128, 64, 8, 1),
+    64: (128, 64, 8, 1),
+    96: (128, 64, 8, 1),
+    128: (128, 64, 8, 1),
+    160: (64, 64, 4, 1),
+    192: (64, 32, 4, 1),
+    224: (64, 32, 4, 1),
+    256: (64, 32, 4, 1),
 }
 
 # dtype -> (warps, rows_per_warp) for the SIMT kernel
@@ -89,7 +90,7 @@ class KernelSpec:
         """The C++ template instantiation handed to NVRTC."""
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
-                    f"{self.block_m}, {self.block_n}, {self.warps}>")
+                    f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
         return (f"cupyflash::flash_fwd_simt<{_C_TYPE[self.dtype]}, {self.head_dim}, "
                 f"{self.warps}, {self.rows_per_warp}>")
 
@@ -97,7 +98,7 @@ class KernelSpec:
     def variant_name(self) -> str:
         """A readable name for logs, explain() and compile reports."""
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
-                f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}")
+                f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
 
     @property
     def smem_bytes(self) -> int:
@@ -109,9 +110,12 @@ class KernelSpec:
         return (self.block_m * d + self.block_n * (d + 1) + self.block_n * d) * ITEMSIZE[self.dtype]
 
 
-def mma_spec(dtype: str, width: int) -> KernelSpec:
-    block_m, block_n, warps = MMA_TILES[width]
-    return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP)
+def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = None) -> KernelSpec:
+    """The mma.sync variant for ``width``: from the tile table, or ``tiles`` (for tuning)."""
+    block_m, block_n, warps, m_tiles = tiles or MMA_TILES[width]
+    if block_m != MMA_ROWS_PER_WARP * m_tiles * warps:
+        raise ValueError(f"block_m {block_m} != 16 * m_tiles {m_tiles} * warps {warps}")
+    return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles)
 
 
 def simt_spec(dtype: str, width: int) -> KernelSpec:

@@ -21,8 +21,8 @@ def test_tile_table_covers_every_bucket_and_fits_shared_memory():
     for spec in shipped_specs():
         assert spec.head_dim in HEAD_DIM_BUCKETS
         assert spec.smem_bytes <= 227 * 1024, spec.variant_name
-    for width, (bm, bn, warps) in MMA_TILES.items():
-        assert bm == 16 * warps and bn % 16 == 0
+    for width, (bm, bn, warps, m_tiles) in MMA_TILES.items():
+        assert bm == 16 * m_tiles * warps and bn % 16 == 0
 
 
 @pytest.mark.parametrize("dtype,family", [("float16", "mma"), ("bfloat16", "mma"), ("float32", "simt"),
@@ -54,4 +54,4 @@ def test_bhsd_layout_grid():
 def test_variant_names_are_unique_and_readable():
     names = [s.variant_name for s in shipped_specs()]
     assert len(set(names)) == len(names)
-    assert "flash_fwd_mma_bf16_hdim128_bm128_bn64_w8" in names
+    assert "flash_fwd_mma_bf16_hdim128_bm128_bn64_w8r16" in names

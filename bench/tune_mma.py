@@ -1,0 +1,82 @@
+"""Tile sweep for the mma.sync kernel: times candidate (block_m, block_n, warps,
+m_tiles) variants against torch SDPA's flash backend in the same run.
+
+    python bench/tune_mma.py [--seqlens 1024,4096] [--dtype bf16]
+
+Results feed the MMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+
+import cupy as cp
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from cupyflash import _dispatch, api
+from cupyflash._spec import MMA_TILES, mma_spec
+
+CANDIDATES = {
+    64: [(128, 64, 8, 1), (128, 64, 4, 2), (128, 32, 4, 2), (64, 64, 4, 1)],
+    128: [(128, 64, 8, 1), (128, 32, 4, 2), (64, 64, 4, 1), (128, 32, 8, 1)],
+    256: [(64, 32, 4, 1), (128, 32, 8, 1), (64, 16, 4, 1)],
+}
+
+
+def time_ms(fn, warmup=5, repeats=25):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b))
+    return statistics.median(ts)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seqlens", default="1024,4096")
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--dims", default="64,128,256")
+    args = ap.parse_args()
+    tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    results = []
+    for d in map(int, args.dims.split(",")):
+        for s in map(int, args.seqlens.split(",")):
+            b, h = 16384 // s, 2048 // d
+            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=tdt) for _ in range(3))
+            cq, ck, cv = (cp.from_dlpack(x) for x in (q, k, v))
+            out = cp.empty_like(cq)
+            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            for causal in (False, True):
+                flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
+                _, problem = api._validate(cq, ck, cv, causal, "bottom_right", None, "bshd")
+                qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+                with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
+                    fa2 = flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
+                        qt, kt, vt, is_causal=causal)) / 1e9
+                row = {"d": d, "s": s, "causal": causal, "fa2": round(fa2, 1)}
+                for tiles in CANDIDATES[d]:
+                    spec = mma_spec(problem.dtype, d, tiles)
+                    plan = _dispatch.plan_for_spec(problem, spec, 90)
+                    ms = time_ms(lambda: api._run(plan, problem, cq, ck, cv, out, None, stream, 0))
+                    row[str(tiles)] = round(flops / ms / 1e9, 1)
+                results.append(row)
+                best = max((k_ for k_ in row if k_.startswith("(")), key=lambda k_: row[k_])
+                print(f"d={d} s={s} causal={causal!s:5} fa2={fa2:6.1f}  " +
+                      "  ".join(f"{k_}={row[k_]:6.1f}" for k_ in row if k_.startswith("(")) +
+                      f"  best={best} ratio={row[best] / fa2:.2f}  table={MMA_TILES[d]}", flush=True)
+    with open(os.path.join(os.environ.get("OUT", "."), "tune_mma.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
