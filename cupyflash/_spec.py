@@ -6,8 +6,12 @@ Tile tables (why each entry, measured numbers in bench/NOTES.md):
 mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 query rows, so
 block_m = 16 * warps. Registers hold the O accumulator (head_dim / 2 floats per
 thread) and one score tile (block_n / 2 floats per thread).
-  head dim <= 128: 128 x 64 tile, 8 warps. Shared memory (Q + K + V, padded rows)
-                   is 70 KB at head dim 128, so three CTAs fit an SM's 228 KB.
+  head dim <= 64:  128 x 64 tile, 4 warps of 32 rows (m_tiles = 2): each K/V
+                   fragment read from shared memory feeds two mma. Beat 8 warps
+                   of 16 rows by 2-14% on H200 (bench/NOTES.md, v2).
+  head dim 96/128: 128 x 32 tile, 4 warps of 32 rows. 128 x 64 spills at 255
+                   registers (128 for O, 64 for S); 128 x 32 does not, and beat
+                   8 warps of 16 rows by 14-30%.
   head dim 160:    64 x 64 tile, 4 warps. The O accumulator is 80 registers.
   head dim >= 192: 64 x 32 tile, 4 warps. The O accumulator alone is 128
                    registers per thread at head dim 256; a 64-key score tile
@@ -34,10 +38,10 @@ SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 # head-dim width -> (block_m, block_n, warps, m_tiles) for the mma.sync kernel;
 # each warp owns 16 * m_tiles query rows, so block_m = 16 * m_tiles * warps.
 MMA_TILES: dict[int, tuple[int, int, int, int]] = {
-    32: (128, 64, 8, 1),
-    64: (128, 64, 8, 1),
-    96: (128, 64, 8, 1),
-    128: (128, 64, 8, 1),
+    32: (128, 64, 4, 2),
+    64: (128, 64, 4, 2),
+    96: (128, 32, 4, 2),
+    128: (128, 32, 4, 2),
     160: (64, 64, 4, 1),
     192: (64, 32, 4, 1),
     224: (64, 32, 4, 1),

@@ -64,7 +64,8 @@ def check(out, lse, q, k, v, *, causal, alignment, dtype, layout="bshd", scale=N
         rel = float(cp.linalg.norm(got - ref) / max(float(cp.linalg.norm(ref)), 1e-300))
         bound = 1e-5 if dtype == "float32" else 1e-12
         assert rel <= bound, f"relative error {rel:.3e} > {bound}"
-        lse_tol = 1e-6  # the LSE is float32 for every input dtype
+        # The LSE is float32 for every input dtype; fp32 sums over thousands of keys.
+        lse_tol = 1e-5 if dtype == "float32" else 1e-6
     if lse is not None:
         assert lse.dtype == np.float32
         assert bool((cp.isneginf(lse) == cp.isneginf(ref_lse)).all()), "LSE -inf pattern differs"
