@@ -63,4 +63,14 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
   return r;
 }
 
+// 2^x with flush-to-zero: one MUFU.EX2. exp2f() without fast-math adds a
+// denormal range check and two FMULs around it. Results below 2^-126 only ever
+// weight a score against a row maximum, so flushing them to 0 changes nothing
+// visible at fp16/bf16 precision. Not used by the exact fp32/fp64 kernel.
+__device__ __forceinline__ float exp2_ftz(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 }  // namespace cupyflash

@@ -3,7 +3,7 @@
 // the mma C fragment); the four threads of a quad (same g) share a row, so row
 // reductions are two xor-shuffles.
 #pragma once
-#include "common.h"
+#include "ptx.h"
 
 namespace cupyflash {
 
@@ -34,6 +34,7 @@ struct RowState {
 template <int kNTiles, int kOTiles>
 __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
                                                     RowState& st, float scale_log2) {
+  float correction[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     float tile_max = neg_inf_f32();
@@ -44,7 +45,9 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
     // A row with no unmasked key so far has max = -inf: use 0 as the offset so
     // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
     const float offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
-    const float correction = exp2f(st.max[half] * scale_log2 - offset);
+    // Compare the raw maxima: recomputing exp2(max * scale - offset) for an
+    // unchanged max need not give exactly 1 once the compiler fuses it into an FFMA.
+    correction[half] = new_max == st.max[half] ? 1.f : exp2_ftz(st.max[half] * scale_log2 - offset);
     st.max[half] = new_max;
     float tile_sum = 0.f;
 #pragma unroll
@@ -52,16 +55,22 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
 #pragma unroll
       for (int e = 0; e < 2; ++e) {
         // One FFMA + EX2 per score: the scale is folded into the exponent.
-        const float p = exp2f(fmaf(s[j][2 * half + e], scale_log2, -offset));
+        const float p = exp2_ftz(fmaf(s[j][2 * half + e], scale_log2, -offset));
         s[j][2 * half + e] = p;
         tile_sum += p;
       }
     }
-    st.sum[half] = st.sum[half] * correction + tile_sum;
+    st.sum[half] = st.sum[half] * correction[half] + tile_sum;
+  }
+  // After the first few key tiles the row maxima rarely move: skip rescaling O
+  // when no row of the warp changed (a warp-uniform branch; x * 1 is exact anyway).
+  if (__any_sync(0xffffffffu, correction[0] != 1.f || correction[1] != 1.f)) {
 #pragma unroll
     for (int j = 0; j < kOTiles; ++j) {
-      acc_o[j][2 * half] *= correction;
-      acc_o[j][2 * half + 1] *= correction;
+      acc_o[j][0] *= correction[0];
+      acc_o[j][1] *= correction[0];
+      acc_o[j][2] *= correction[1];
+      acc_o[j][3] *= correction[1];
     }
   }
 }
