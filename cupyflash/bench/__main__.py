@@ -1,0 +1,5 @@
+"""``python -m cupyflash.bench``: see cli.py."""
+
+from .cli import main
+
+raise SystemExit(main())
