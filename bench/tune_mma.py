@@ -21,10 +21,9 @@ from cupyflash import _dispatch, api
 from cupyflash._spec import MMA_TILES, mma_spec
 
 CANDIDATES = {
-    64: [(128, 64, 4, 2), (128, 32, 4, 2)],
-    128: [(128, 32, 4, 2), (128, 48, 4, 2), (128, 64, 8, 1)],
-    160: [(64, 64, 4, 1), (64, 32, 4, 1)],
-    256: [(64, 32, 4, 1), (64, 48, 4, 1)],
+    64: [(128, 64, 4, 2), (128, 128, 4, 2)],
+    128: [(128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2)],
+    256: [(64, 64, 4, 1), (64, 32, 4, 1), (128, 32, 8, 1)],
 }
 
 
@@ -46,7 +45,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seqlens", default="1024,4096")
     ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--dims", default="64,128,160,256")
+    ap.add_argument("--dims", default="64,128,256")
     args = ap.parse_args()
     tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     results = []
