@@ -157,12 +157,12 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
 
     float s[kMTiles][Tr::kNTiles][4];
     gemm_qk<Elem, Tr, kMTiles>(s, sQ_warp, sK, lane);
-    const bool masked = tile_needs_mask<kBlockM, kBlockN>(p, m0, n0);
+    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) {
 #pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) {
-      if (masked) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
-      online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
+      for (int mt = 0; mt < kMTiles; ++mt) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
     }
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
 
     // V[tile] landed; every warp finished reading K[tile].
     cp_async_wait<0>();

@@ -34,7 +34,6 @@ struct RowState {
 template <int kNTiles, int kOTiles>
 __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
                                                     RowState& st, float scale_log2) {
-  float correction[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     float tile_max = neg_inf_f32();
@@ -47,7 +46,8 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
     const float offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
     // Compare the raw maxima: recomputing exp2(max * scale - offset) for an
     // unchanged max need not give exactly 1 once the compiler fuses it into an FFMA.
-    correction[half] = new_max == st.max[half] ? 1.f : exp2_ftz(st.max[half] * scale_log2 - offset);
+    const bool moved = new_max != st.max[half];
+    const float correction = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
     st.max[half] = new_max;
     float tile_sum = 0.f;
 #pragma unroll
@@ -60,17 +60,15 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
         tile_sum += p;
       }
     }
-    st.sum[half] = st.sum[half] * correction[half] + tile_sum;
-  }
-  // After the first few key tiles the row maxima rarely move: skip rescaling O
-  // when no row of the warp changed (a warp-uniform branch; x * 1 is exact anyway).
-  if (__any_sync(0xffffffffu, correction[0] != 1.f || correction[1] != 1.f)) {
+    st.sum[half] = st.sum[half] * correction + tile_sum;
+    // After the first few key tiles the row maxima rarely move: skip rescaling
+    // O unless some row of the warp moved (a warp-uniform branch).
+    if (__any_sync(0xffffffffu, moved)) {
 #pragma unroll
-    for (int j = 0; j < kOTiles; ++j) {
-      acc_o[j][0] *= correction[0];
-      acc_o[j][1] *= correction[0];
-      acc_o[j][2] *= correction[1];
-      acc_o[j][3] *= correction[1];
+      for (int j = 0; j < kOTiles; ++j) {
+        acc_o[j][2 * half] *= correction;
+        acc_o[j][2 * half + 1] *= correction;
+      }
     }
   }
 }

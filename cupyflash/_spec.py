@@ -3,19 +3,23 @@ the tile tables that choose it. Pure Python, no GPU needed.
 
 Tile tables (why each entry, measured numbers in bench/NOTES.md):
 
-mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 query rows, so
-block_m = 16 * warps. Registers hold the O accumulator (head_dim / 2 floats per
-thread) and one score tile (block_n / 2 floats per thread).
-  head dim <= 64:  128 x 64 tile, 4 warps of 32 rows (m_tiles = 2): each K/V
-                   fragment read from shared memory feeds two mma. Beat 8 warps
-                   of 16 rows by 2-14% on H200 (bench/NOTES.md, v2).
-  head dim 96/128: 128 x 32 tile, 4 warps of 32 rows. 128 x 64 spills at 255
-                   registers (128 for O, 64 for S); 128 x 32 does not, and beat
-                   8 warps of 16 rows by 14-30%.
-  head dim 160:    64 x 64 tile, 4 warps. The O accumulator is 80 registers.
-  head dim >= 192: 64 x 32 tile, 4 warps. The O accumulator alone is 128
-                   registers per thread at head dim 256; a 64-key score tile
-                   (32 more) spilled, a 32-key tile (16 more) does not.
+mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 * m_tiles query rows, so
+block_m = 16 * m_tiles * warps. Registers hold the O accumulator (m_tiles *
+head_dim / 2 floats per thread) and one score tile (m_tiles * block_n / 2).
+Measured on H200 against FlashAttention-2 in the same run (bench/NOTES.md v4):
+  head dim <= 64:  128 x 128 tile, 4 warps of 32 rows (m_tiles = 2): each K/V
+                   fragment read from shared memory feeds two mma, and long key
+                   tiles amortise the two barriers per tile. 1.00-1.06 x FA2.
+  head dim 96:     128 x 32, 4 warps of 32 rows: 12 chunks per row do not divide
+                   128 threads, so tile loads take the slower generic path and
+                   wider key tiles spill.
+  head dim 128:    128 x 64, 4 warps of 32 rows: 128 O + 64 S registers, at 255
+                   with no spill (NVRTC 13.0 and 13.5) since tile loads bump one
+                   pointer per copy. 0.95-1.07 x FA2.
+  head dim 160:    64 x 64, 4 warps of 16 rows.
+  head dim >= 192: 64 x 32 (192, 224: 64 x 64 spills) and 64 x 64 at 256
+                   (4 warps of 16 rows; 2 x 128 O registers cannot fit).
+                   0.88-1.02 x FA2 at 256.
 
 SIMT path (fp32/fp64 exact): 8 warps, each owning rows_per_warp query rows;
 keys stream 32 at a time (one per lane).
@@ -38,8 +42,8 @@ SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 # head-dim width -> (block_m, block_n, warps, m_tiles) for the mma.sync kernel;
 # each warp owns 16 * m_tiles query rows, so block_m = 16 * m_tiles * warps.
 MMA_TILES: dict[int, tuple[int, int, int, int]] = {
-    32: (128, 64, 4, 2),
-    64: (128, 64, 4, 2),
+    32: (128, 128, 4, 2),
+    64: (128, 128, 4, 2),
     96: (128, 32, 4, 2),
     128: (128, 64, 4, 2),
     160: (64, 64, 4, 1),
