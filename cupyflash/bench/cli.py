@@ -126,7 +126,7 @@ def check_min_ratio(rows, min_ratio, stream=None) -> int:
 def write_outputs(rows, args, complete: bool) -> list[Path]:
     from . import env, report
 
-    stem = f"{'+'.join(args.sets)}_{time.strftime('%Y%m%d-%H%M%S')}"
+    stem = f"{'-'.join(args.sets)}_{time.strftime('%Y%m%d-%H%M%S')}"
     settings = {k: getattr(args, k) for k in (
         "sets", "dtypes", "repeats", "warmup", "target_ms", "peers", "min_ratio")}
     doc = report.document(rows, env.collect(), settings, complete=complete)
