@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 from . import _dispatch
-from ._arrays import adapter_for
+from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
 from ._params import LOG2E, make_params
@@ -83,24 +85,23 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
     device_id = int(problem.device.split(":")[1]) if problem.device != "cpu" else cupy.cuda.Device().id
     with cupy.cuda.Device(device_id):
         launch_stream = _resolve_stream(stream, adapter, q, device_id)
+        on_caller_stream = stream is None
         with launch_stream:
-            cq, ck, cv = adapter.to_cupy(q), adapter.to_cupy(k), adapter.to_cupy(v)
-            if out is None:
-                native_out, cp_out = adapter.empty(q, problem.out_shape(), problem.dtype, device_id)
-            elif adapter.kind == "numpy":  # host out=: the kernel writes a device buffer, copied into out
-                native_out, cp_out = None, cupy.empty(problem.out_shape(), dtype=cq.dtype)
+            bq, bk, bv = (adapter.device_buffer(x, on_caller_stream) for x in (q, k, v))
+            if out is None or adapter.kind == "numpy":  # host out=: the kernel writes a device buffer
+                native_out, bo = adapter.empty(q, problem.out_shape(), problem.dtype)
             else:
-                native_out, cp_out = out, adapter.to_cupy(out)
-            pointers = {"q": cq.data.ptr, "k": ck.data.ptr, "v": cv.data.ptr, "out": cp_out.data.ptr}
-            native_lse = cp_lse = None
+                native_out, bo = out, adapter.device_buffer(out, on_caller_stream)
+            native_lse = blse = None
             if return_lse:
-                native_lse, cp_lse = adapter.empty(q, problem.lse_shape(), "float32", device_id)
+                native_lse, blse = adapter.empty(q, problem.lse_shape(), "float32")
             if not problem.empty:
-                the_plan = _dispatch.plan(problem, _arch(cupy, device_id), backend, pointers)
-                _run(the_plan, problem, cq, ck, cv, cp_out, cp_lse, launch_stream, device_id)
-            result = adapter.finish(native_out, cp_out, out)
+                misalignment = tuple(b.ptr % _dispatch.MMA_ALIGN_BYTES for b in (bq, bk, bv, bo))
+                the_plan = _cached_plan(problem, _arch(cupy, device_id), backend, misalignment)
+                _run(the_plan, problem, bq, bk, bv, bo, blse, launch_stream, device_id)
+            result = adapter.finish(native_out, bo, out)
             if return_lse:
-                return result, adapter.finish(native_lse, cp_lse)
+                return result, adapter.finish(native_lse, blse)
             return result
 
 
@@ -149,8 +150,21 @@ def _require_gpu():
     return cupy
 
 
+_archs: dict[int, int] = {}
+
+
 def _arch(cupy, device_id: int) -> int:
-    return int(cupy.cuda.Device(device_id).compute_capability)
+    arch = _archs.get(device_id)
+    if arch is None:
+        arch = _archs[device_id] = int(cupy.cuda.Device(device_id).compute_capability)
+    return arch
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_plan(problem: Problem, arch: int, backend: str, misalignment: tuple[int, int, int, int]) -> Plan:
+    """Dispatch is pure: the same problem, GPU and alignment always give the same plan."""
+    pointers = dict(zip(("q", "k", "v", "out"), misalignment))
+    return _dispatch.plan(problem, arch, backend, pointers)
 
 
 def _resolve_stream(stream, adapter, q, device_id: int):
@@ -168,44 +182,46 @@ def _resolve_stream(stream, adapter, q, device_id: int):
                         f"got {type(stream).__name__}")
 
 
-def _bshd(arr, layout: str):
-    """A (batch, seq, heads, dim) view of an array given in ``layout``."""
-    return arr if layout == "bshd" else arr.transpose(0, 2, 1, 3)
-
-
-def _elem_strides(arr) -> tuple[int, int, int]:
-    return tuple(s // arr.itemsize for s in arr.strides[:3])
-
-
-def _padded_copy(cupy, arr, dim: int):
-    """A contiguous, zero-padded (to a multiple of 8 columns) copy of a bshd view."""
+def _padded_copy(cupy, buf: DeviceBuffer, layout: str, dim: int) -> DeviceBuffer:
+    """A contiguous (batch, seq, heads, dim) copy, zero-padded to a multiple of 8 columns."""
+    src = buf.as_cupy()
+    if layout == "bhsd":
+        src = src.transpose(0, 2, 1, 3)
     pad = dim + (-dim) % _dispatch.MMA_ALIGN_ELEMS
-    buf = cupy.zeros(arr.shape[:3] + (pad,), dtype=arr.dtype)
-    buf[..., :dim] = arr
-    return buf
+    dst = cupy.zeros(src.shape[:3] + (pad,), dtype=src.dtype)
+    dst[..., :dim] = src
+    return DeviceBuffer(dst.data.ptr, tuple(dst.shape), tuple(x // dst.itemsize for x in dst.strides), buf.dtype, dst)
 
 
-def _run(plan: Plan, problem: Problem, cq, ck, cv, cp_out, cp_lse, stream, device_id: int) -> None:
-    import cupy
-
+def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer,
+         lse: DeviceBuffer | None, stream, device_id: int) -> None:
     layout = problem.layout
-    q, k, v, o = (_bshd(a, layout) for a in (cq, ck, cv, cp_out))
     head_dim, head_dim_v = problem.head_dim, problem.head_dim_v
-    staged = plan.staged
-    if "q" in staged:
-        q = _padded_copy(cupy, q, problem.head_dim)
-    if "k" in staged:
-        k = _padded_copy(cupy, k, problem.head_dim)
-    if "v" in staged:
-        v = _padded_copy(cupy, v, problem.head_dim_v)
-    if staged:  # padded columns are zeros: the kernel may treat them as real
-        head_dim, head_dim_v = q.shape[3], v.shape[3]
-    o_kernel = cupy.empty(o.shape[:3] + (head_dim_v,), dtype=o.dtype) if "out" in staged else o
+    # The buffers' own strides: a host array's device copy need not keep the host strides.
+    strides = {n: to_bshd(b.strides, layout)[:3] for n, b in (("q", q), ("k", k), ("v", v), ("o", o))}
+    ptrs = {"q": q.ptr, "k": k.ptr, "v": v.ptr, "o": o.ptr}
+    staged_out = None
+    keep = {}  # staged copies live until the kernel is enqueued (the pool reuses memory in stream order)
+    if plan.staged:
+        import cupy
+
+        for name, buf, dim in (("q", q, head_dim), ("k", k, head_dim), ("v", v, head_dim_v)):
+            if name in plan.staged:
+                keep[name] = copy = _padded_copy(cupy, buf, layout, dim)
+                ptrs[name], strides[name] = copy.ptr, copy.strides[:3]
+        # Padded columns are zeros, so the kernel may treat them as real ones.
+        head_dim = max(keep[n].shape[3] if n in keep else head_dim for n in ("q", "k"))
+        head_dim_v = keep["v"].shape[3] if "v" in keep else head_dim_v
+        if "out" in plan.staged:
+            staged_out = cupy.empty((problem.batch, problem.seqlen_q, problem.heads_q, head_dim_v),
+                                    dtype=np_dtype(o.dtype))
+            ptrs["o"] = staged_out.data.ptr
+            strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
     params = make_params(
-        q=q.data.ptr, k=k.data.ptr, v=v.data.ptr, o=o_kernel.data.ptr,
-        lse=0 if cp_lse is None else cp_lse.data.ptr,
-        **_strides("q", q), **_strides("k", k), **_strides("v", v), **_strides("o", o_kernel),
+        q=ptrs["q"], k=ptrs["k"], v=ptrs["v"], o=ptrs["o"], lse=0 if lse is None else lse.ptr,
+        **{f"{n}_{part}_stride": strides[n][i] for n in ("q", "k", "v", "o")
+           for i, part in enumerate(("batch", "row", "head"))},
         softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
         batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
         heads_q=problem.heads_q, heads_kv=problem.heads_kv, group=problem.group,
@@ -214,13 +230,12 @@ def _run(plan: Plan, problem: Problem, cq, ck, cv, cp_out, cp_lse, stream, devic
     )
     fn = get_function(plan.spec, device_id)
     fn(plan.grid, plan.block, (params,), shared_mem=plan.spec.smem_bytes, stream=stream)
-    if "out" in staged:
-        o[...] = o_kernel[..., :problem.head_dim_v]
-
-
-def _strides(name: str, arr) -> dict[str, int]:
-    b, s, h = _elem_strides(arr)
-    return {f"{name}_batch_stride": b, f"{name}_row_stride": s, f"{name}_head_stride": h}
+    del keep
+    if staged_out is not None:
+        view = o.as_cupy()
+        if layout == "bhsd":
+            view = view.transpose(0, 2, 1, 3)
+        view[...] = staged_out[..., :problem.head_dim_v]
 
 
 __all__ = ["attention", "explain"]
