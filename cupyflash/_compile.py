@@ -62,10 +62,10 @@ def source_digest() -> str:
     return h.hexdigest()
 
 
-def kernel_source() -> str:
-    """The single translation unit given to NVRTC, all headers inlined."""
+def kernel_source(entry: str = ENTRY_FILE) -> str:
+    """The single translation unit given to NVRTC for ``entry``, all headers inlined."""
     lines: list[str] = [f"// cupyflash cuda_src digest {source_digest()}"]
-    _inline(source_dir() / ENTRY_FILE, set(), lines)
+    _inline(source_dir() / entry, set(), lines)
     return "\n".join(lines) + "\n"
 
 
@@ -119,7 +119,7 @@ def _build(spec: KernelSpec):
     import cupy
     from cupy.cuda.compiler import CompileException
 
-    module = cupy.RawModule(code=kernel_source(), options=COMPILE_OPTIONS,
+    module = cupy.RawModule(code=kernel_source(spec.entry_file), options=COMPILE_OPTIONS + spec.arch_options,
                             name_expressions=[spec.name_expression])
     try:
         fn = module.get_function(spec.name_expression)

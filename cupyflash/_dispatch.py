@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import MMA_DTYPES, SIMT_DTYPES, KernelSpec, head_dim_bucket, mma_spec, simt_spec
+from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, KernelSpec, head_dim_bucket, mma_spec, simt_spec,
+                    wgmma_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
-BACKENDS = ("auto", "mma", "simt")
+BACKENDS = ("auto", "wgmma", "mma", "simt")
 MMA_MIN_ARCH = 80
 # The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
 MMA_ALIGN_ELEMS = 8
@@ -50,15 +51,25 @@ def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec,
     if problem.dtype in MMA_DTYPES:
         if backend == "simt":
             raise ArgumentError(f"backend='simt' serves {', '.join(SIMT_DTYPES)}; {problem.dtype} runs on "
-                                "backend 'auto' or 'mma'")
+                                "backend 'auto', 'wgmma' (sm_90) or 'mma'")
+        if backend == "wgmma" or (backend == "auto" and arch == WGMMA_ARCH):
+            if arch != WGMMA_ARCH:
+                raise DeviceError(f"backend='wgmma' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); "
+                                  f"this one is {arch // 10}.{arch % 10}. Use backend 'auto' or 'mma'")
+            width = wgmma_width(problem.head_dim, problem.head_dim_v)
+            reasons[0] = (f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width} "
+                          "(a multiple of the 64-column TMA box)")
+            reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
+                           "2 consumer warpgroups)" + (" [auto]" if backend == "auto" else " [forced]"))
+            return wgmma_spec(problem.dtype, width), reasons
         if arch < MMA_MIN_ARCH:
             raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "
                               f"(mma.sync bf16/fp16); this one is {arch // 10}.{arch % 10}")
         reasons.append(f"{problem.dtype}: tensor cores through mma.sync (sm_80+ path)"
                        + (" [auto]" if backend == "auto" else " [forced]"))
         return mma_spec(problem.dtype, width), reasons
-    if backend == "mma":
-        raise ArgumentError(f"backend='mma' serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "
+    if backend in ("mma", "wgmma"):
+        raise ArgumentError(f"backend={backend!r} serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "
                             "'auto' or 'simt'")
     reasons.append(f"{problem.dtype}: exact {problem.dtype} arithmetic on CUDA cores (no TF32)")
     return simt_spec(problem.dtype, width), reasons
@@ -67,12 +78,13 @@ def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec,
 def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] | None) -> dict[str, str]:
     """Operands that must be copied into an aligned, padded buffer first.
 
-    The mma path loads rows with 16-byte copies, so it needs head dims that are
-    multiples of 8, row/head/batch strides that are multiples of 8 elements and
-    16-byte aligned base pointers. ``pointers`` (name -> device address) is None
+    The mma path loads rows with 16-byte copies and the wgmma path with TMA
+    (16-byte-multiple strides), so both need head dims that are multiples of 8,
+    row/head/batch strides that are multiples of 8 elements and 16-byte aligned
+    base pointers. ``pointers`` (name -> device address) is None
     for host (NumPy) inputs, which are copied to fresh contiguous buffers anyway.
     """
-    if spec.family != "mma":
+    if spec.family not in ("mma", "wgmma"):
         return {}
     needs: dict[str, str] = {}
     dims = {"q": problem.head_dim, "k": problem.head_dim, "v": problem.head_dim_v, "out": problem.head_dim_v}

@@ -47,11 +47,14 @@ def _check(result, what: str, log: str = "") -> None:
 
 
 def compile_specs(specs: list[KernelSpec], arch: str) -> tuple[list[ResourceReport], bytes]:
-    """Compile ``specs`` in one NVRTC program for ``arch``; return the resource
-    reports (one per spec, in order) and the cubin."""
+    """Compile ``specs`` (all from one translation unit) in one NVRTC program for
+    ``arch``; return the resource reports (one per spec, in order) and the cubin."""
     from cuda.bindings import nvrtc
 
-    src = kernel_source().encode()
+    entries = {spec.entry_file for spec in specs}
+    if len(entries) != 1:
+        raise ValueError(f"compile_specs takes variants of one translation unit; got {sorted(entries)}")
+    src = kernel_source(entries.pop()).encode()
     err, prog = nvrtc.nvrtcCreateProgram(src, b"cupyflash.cu", 0, [], [])
     _check(err, "create")
     try:
@@ -97,12 +100,21 @@ def _parse_report(log: str, lowered: dict[str, KernelSpec], arch: str) -> list[R
     return [reports[n] for n in lowered]
 
 
+def specs_by_unit(arch: str, specs: list[KernelSpec] | None = None) -> list[list[KernelSpec]]:
+    """The variants built for ``arch``, grouped by translation unit."""
+    groups: dict[str, list[KernelSpec]] = {}
+    for spec in specs if specs is not None else shipped_specs():
+        if arch in spec.archs:
+            groups.setdefault(spec.entry_file, []).append(spec)
+    return list(groups.values())
+
+
 def main() -> int:
     from tabulate import tabulate
 
     rows, failed = [], False
     for arch in TARGET_ARCHS:
-        reports, _ = compile_specs(shipped_specs(), arch)
+        reports = [r for group in specs_by_unit(arch) for r in compile_specs(group, arch)[0]]
         for r in reports:
             failed |= r.spills
             rows.append((r.variant, r.arch, r.registers, r.stack_frame, r.spill_stores, r.spill_loads))

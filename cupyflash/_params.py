@@ -42,6 +42,12 @@ PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
 
 LOG2E = 1.4426950408889634
 
+# The Hopper kernel's second parameter, ``TmaParams`` (cuda_src/tma_params.h):
+# three 128-byte CUtensorMap values (q, k, v), encoded by cupyflash._tma.
+TMA_DESC_WORDS = 16
+TMA_PARAMS_FIELDS: tuple[str, ...] = ("q", "k", "v")
+TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TMA_PARAMS_FIELDS])
+
 
 def make_params(**fields: object) -> np.void:
     """Build one ``FlashParams`` value; every field must be given exactly once."""
@@ -53,4 +59,12 @@ def make_params(**fields: object) -> np.void:
     value = np.zeros((), dtype=PARAMS_DTYPE)
     for name, _ in PARAMS_FIELDS:
         value[name] = fields[name]
+    return value[()]
+
+
+def make_tma_params(q: bytes, k: bytes, v: bytes) -> np.void:
+    """Build one ``TmaParams`` value from three encoded tensor maps."""
+    value = np.zeros((), dtype=TMA_PARAMS_DTYPE)
+    for name, desc in zip(TMA_PARAMS_FIELDS, (q, k, v)):
+        value[name] = np.frombuffer(desc, dtype=np.uint64)
     return value[()]

@@ -23,6 +23,14 @@ Measured on H200 against FlashAttention-2 in the same run (bench/NOTES.md v4):
                    (4 warps of 16 rows; 2 x 128 O registers cannot fit).
                    0.88-1.02 x FA2 at 256.
 
+wgmma path (fp16/bf16, sm_90a only): 3 warpgroups (one TMA producer, two
+consumers of 64 query rows each), block_m = 128. Head-dim widths are multiples
+of 64 (one 128-byte swizzled TMA box per 64 columns). The key tile is one wgmma
+N (64 or 128); K/V stages are limited by the 227 KB of shared memory:
+  head dim <= 128: 128 x 128, 2 stages (128: 32 KB Q + 4 x 32 KB K/V).
+  head dim 192, 256: 128 x 64, 2 stages (256: 64 KB Q + 4 x 32 KB K/V); a 128-key
+                   tile would need 64 + 128 O/S registers per thread plus P.
+
 SIMT path (fp32/fp64 exact): 8 warps, each owning rows_per_warp query rows;
 keys stream 32 at a time (one per lane).
 """
@@ -54,6 +62,19 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
     256: (64, 64, 4, 1),
 }
 
+# wgmma path: head-dim width (a multiple of the 64-column TMA box) -> (block_n, stages)
+WGMMA_BLOCK_M = 128
+WGMMA_THREADS = 384  # producer warpgroup + 2 consumer warpgroups
+WGMMA_BOX_COLS = 64
+WGMMA_WIDTHS: tuple[int, ...] = (64, 128, 192, 256)
+WGMMA_TILES: dict[int, tuple[int, int]] = {
+    64: (128, 2),
+    128: (128, 2),
+    192: (64, 2),
+    256: (64, 2),
+}
+WGMMA_ARCH = 90
+
 # dtype -> (warps, rows_per_warp) for the SIMT kernel
 SIMT_TILES: dict[str, tuple[int, int]] = {
     "float32": (8, 4),
@@ -79,25 +100,53 @@ def head_dim_bucket(head_dim: int, head_dim_v: int) -> int:
     raise ValueError(f"head dim {need} exceeds the maximum {MAX_HEAD_DIM}")
 
 
+def wgmma_width(head_dim: int, head_dim_v: int) -> int:
+    """The wgmma kernel width that serves (head_dim, head_dim_v): a multiple of 64."""
+    need = max(head_dim, head_dim_v)
+    for width in WGMMA_WIDTHS:
+        if width >= need:
+            return width
+    raise ValueError(f"head dim {need} exceeds the maximum {MAX_HEAD_DIM}")
+
+
 @dataclass(frozen=True)
 class KernelSpec:
     """One compiled kernel instantiation."""
 
-    family: str  # "mma" (tensor cores, fp16/bf16) or "simt" (CUDA cores, fp32/fp64)
+    family: str  # "wgmma" (sm_90a), "mma" (tensor cores, sm_80+), "simt" (CUDA cores, fp32/fp64)
     dtype: str
     head_dim: int  # template width (a bucket), not the problem's head_dim
     block_m: int
     block_n: int
     warps: int
     rows_per_warp: int
+    stages: int = 0  # K/V shared-memory stages (wgmma only)
 
     @property
     def threads(self) -> int:
         return self.warps * WARP_SIZE
 
     @property
+    def entry_file(self) -> str:
+        """The cuda_src translation unit that holds this family."""
+        return "flash_fwd_sm90.cu" if self.family == "wgmma" else "flash_fwd.cu"
+
+    @property
+    def archs(self) -> tuple[str, ...]:
+        """The targets this variant is built for (sm_90a code runs on nothing else)."""
+        return ("sm_90a",) if self.family == "wgmma" else ("sm_80", "sm_90a")
+
+    @property
+    def arch_options(self) -> tuple[str, ...]:
+        """Extra NVRTC options at run time: wgmma and setmaxnreg need the sm_90a target."""
+        return ("-arch=sm_90a",) if self.family == "wgmma" else ()
+
+    @property
     def name_expression(self) -> str:
         """The C++ template instantiation handed to NVRTC."""
+        if self.family == "wgmma":
+            return (f"cupyflash::flash_fwd_wgmma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
+                    f"{self.block_n}, {self.stages}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -107,12 +156,21 @@ class KernelSpec:
     @property
     def variant_name(self) -> str:
         """A readable name for logs, explain() and compile reports."""
+        if self.family == "wgmma":
+            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}_hdim{self.head_dim}"
+                    f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
 
     @property
     def smem_bytes(self) -> int:
         """Dynamic shared memory; mirrors kSmemBytes in the kernel traits."""
+        if self.family == "wgmma":
+            boxes = self.head_dim // WGMMA_BOX_COLS
+            row_bytes = WGMMA_BOX_COLS * ITEMSIZE[self.dtype]
+            tiles = boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
+            barriers = 8 * (1 + 4 * self.stages)
+            return tiles + barriers + 1024  # + slack to align the base to 1024 bytes
         if self.family == "mma":
             pitch = self.head_dim + SMEM_PAD_ELEMS
             return (self.block_m + 2 * self.block_n) * pitch * ITEMSIZE[self.dtype]
@@ -128,6 +186,12 @@ def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = N
     return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles)
 
 
+def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int] | None = None) -> KernelSpec:
+    """The wgmma variant for ``width`` (a multiple of 64): from the table, or ``tiles`` = (block_n, stages)."""
+    block_n, stages = tiles or WGMMA_TILES[width]
+    return KernelSpec("wgmma", dtype, width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages)
+
+
 def simt_spec(dtype: str, width: int) -> KernelSpec:
     warps, rows = SIMT_TILES[dtype]
     return KernelSpec("simt", dtype, width, warps * rows, SIMT_BLOCK_N, warps, rows)
@@ -135,6 +199,7 @@ def simt_spec(dtype: str, width: int) -> KernelSpec:
 
 def shipped_specs() -> list[KernelSpec]:
     """Every variant dispatch can choose: CI compiles each one offline."""
-    specs = [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
+    specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
+    specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs

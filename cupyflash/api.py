@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import functools
 
-from . import _dispatch
+from . import _dispatch, _tma
 from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
-from ._params import LOG2E, make_params
+from ._params import LOG2E, make_params, make_tma_params
 from ._problem import Problem, build_problem, check_out, to_bshd
 from .errors import ArgumentError, NoGPUError
 
@@ -59,9 +59,11 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         default the caller's current stream: torch's for torch tensors, CuPy's
         for CuPy and NumPy arrays; JAX arrays are ordered by the DLPack stream
         handshake. No call synchronises the device.
-    backend : {"auto", "mma", "simt"}
-        "mma": tensor cores via mma.sync (fp16/bf16, sm_80+); "simt": exact
-        fp32/fp64 on CUDA cores. "auto" picks by dtype; see :func:`explain`.
+    backend : {"auto", "wgmma", "mma", "simt"}
+        "wgmma": Hopper tensor cores via wgmma and TMA (fp16/bf16, sm_90 only);
+        "mma": tensor cores via mma.sync (fp16/bf16, sm_80+, Hopper included);
+        "simt": exact fp32/fp64 on CUDA cores. "auto" picks wgmma for fp16/bf16
+        on sm_90, mma on other GPUs, simt for fp32/fp64; see :func:`explain`.
 
     Returns
     -------
@@ -193,6 +195,20 @@ def _padded_copy(cupy, buf: DeviceBuffer, layout: str, dim: int) -> DeviceBuffer
     return DeviceBuffer(dst.data.ptr, tuple(dst.shape), tuple(x // dst.itemsize for x in dst.strides), buf.dtype, dst)
 
 
+def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head_dim_v: int):
+    """The three TMA tensor maps of the wgmma kernel (Q, K, V), in bshd order."""
+    spec, p = plan.spec, problem
+    q_map = _tma.encode(spec.dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
+    if p.seqlen_k == 0:
+        # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
+        # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
+        return make_tma_params(q_map, q_map, q_map)
+    return make_tma_params(
+        q_map,
+        _tma.encode(spec.dtype, ptrs["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
+        _tma.encode(spec.dtype, ptrs["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
+
+
 def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer,
          lse: DeviceBuffer | None, stream, device_id: int) -> None:
     layout = problem.layout
@@ -228,8 +244,11 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
     )
+    args = (params,)
+    if plan.spec.family == "wgmma":
+        args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v),)
     fn = get_function(plan.spec, device_id)
-    fn(plan.grid, plan.block, (params,), shared_mem=plan.spec.smem_bytes, stream=stream)
+    fn(plan.grid, plan.block, args, shared_mem=plan.spec.smem_bytes, stream=stream)
     del keep
     if staged_out is not None:
         view = o.as_cupy()

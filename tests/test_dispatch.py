@@ -25,11 +25,12 @@ def test_tile_table_covers_every_bucket_and_fits_shared_memory():
         assert bm == 16 * m_tiles * warps and bn % 16 == 0
 
 
-@pytest.mark.parametrize("dtype,family", [("float16", "mma"), ("bfloat16", "mma"), ("float32", "simt"),
-                                          ("float64", "simt")])
-def test_family_by_dtype(dtype, family):
+@pytest.mark.parametrize("dtype,arch,family", [("float16", 90, "wgmma"), ("bfloat16", 90, "wgmma"),
+                                               ("float16", 80, "mma"), ("bfloat16", 89, "mma"),
+                                               ("float32", 90, "simt"), ("float64", 80, "simt")])
+def test_family_by_dtype_and_arch(dtype, arch, family):
     q, k, v = qkv(np.random.default_rng(0), 3, 300, 77, 14, 2, 80, 80, dtype)
-    plan = cupyflash.explain(q, k, v, causal=True, arch=90)
+    plan = cupyflash.explain(q, k, v, causal=True, arch=arch)
     assert plan.spec.family == family and plan.spec.dtype == dtype
     assert plan.grid == (-(-300 // plan.spec.block_m), 14, 3)
     assert plan.block == (plan.spec.threads, 1, 1)
@@ -54,4 +55,31 @@ def test_bhsd_layout_grid():
 def test_variant_names_are_unique_and_readable():
     names = [s.variant_name for s in shipped_specs()]
     assert len(set(names)) == len(names)
-    assert all(n.startswith(("flash_fwd_mma_", "flash_fwd_simt_")) and "_hdim" in n for n in names)
+    assert all(n.startswith(("flash_fwd_wgmma_", "flash_fwd_mma_", "flash_fwd_simt_")) and "_hdim" in n
+               for n in names)
+
+
+def test_mma_path_stays_selectable_on_hopper():
+    q, k, v = qkv(np.random.default_rng(0), 2, 256, 256, 4, 4, 128, 128, "bfloat16")
+    plan = cupyflash.explain(q, k, v, arch=90, backend="mma")
+    assert plan.spec.family == "mma" and "[forced]" in str(plan)
+    assert cupyflash.explain(q, k, v, arch=90).spec.family == "wgmma"
+
+
+def test_wgmma_needs_hopper():
+    q, k, v = qkv(np.random.default_rng(0), 1, 64, 64, 2, 2, 64, 64, "float16")
+    with pytest.raises(cupyflash.DeviceError, match="backend='wgmma' needs a Hopper GPU"):
+        cupyflash.explain(q, k, v, arch=80, backend="wgmma")
+    q, k, v = qkv(np.random.default_rng(0), 1, 64, 64, 2, 2, 64, 64, "float32")
+    with pytest.raises(cupyflash.ArgumentError, match="backend='wgmma' serves"):
+        cupyflash.explain(q, k, v, arch=90, backend="wgmma")
+
+
+@pytest.mark.parametrize("d,dv,width", [(8, 8, 64), (64, 64, 64), (72, 72, 128), (100, 100, 128), (160, 160, 192),
+                                        (64, 256, 256)])
+def test_wgmma_width_and_tiles(d, dv, width):
+    q, k, v = qkv(np.random.default_rng(0), 1, 300, 300, 2, 1, d, dv, "bfloat16")
+    plan = cupyflash.explain(q, k, v, arch=90)
+    assert plan.spec.head_dim == width and plan.spec.block_m == 128 and plan.block == (384, 1, 1)
+    assert plan.spec.smem_bytes <= 227 * 1024
+    assert "TMA" in str(plan)

@@ -19,6 +19,10 @@ from helpers import NP_DTYPES
 pytestmark = pytest.mark.gpu
 
 DTYPES = ["float16", "bfloat16", "float32"]
+# Every kernel family a dtype can run on: on Hopper both tensor-core paths are
+# tested (wgmma is auto's choice there, mma stays selectable).
+DTYPE_BACKENDS = [("float16", "wgmma"), ("float16", "mma"), ("bfloat16", "wgmma"), ("bfloat16", "mma"),
+                  ("float32", "simt")]
 CAUSAL = [(False, "bottom_right"), (True, "bottom_right"), (True, "top_left")]
 HEADS = {"mha": (4, 4), "gqa4": (8, 2), "gqa7": (14, 2), "mqa": (5, 1)}
 HEAD_DIMS = [32, 64, 72, 80, 96, 100, 128, 160, 256]
@@ -74,7 +78,19 @@ def check(out, lse, q, k, v, *, causal, alignment, dtype, layout="bshd", scale=N
         assert lse_err <= lse_tol * (1 + float(cp.abs(ref_lse[fin]).max() if bool(fin.any()) else 0)), lse_err
 
 
-def run_case(dtype, causal, alignment, hq, hkv, d, dv, sq, sk, batch, seed, layout="bshd"):
+def _arch():
+    import cupy as cp
+
+    return int(cp.cuda.Device().compute_capability)
+
+
+def require_backend(backend):
+    """Skip, with the reason, a family this GPU cannot run."""
+    if backend == "wgmma" and _arch() != 90:
+        pytest.skip(f"backend 'wgmma' needs sm_90; this GPU is sm_{_arch()}")
+
+
+def run_case(dtype, causal, alignment, hq, hkv, d, dv, sq, sk, batch, seed, layout="bshd", backend="auto"):
     def shape(s, h, dim):
         return (batch, s, h, dim) if layout == "bshd" else (batch, h, s, dim)
 
@@ -82,8 +98,9 @@ def run_case(dtype, causal, alignment, hq, hkv, d, dv, sq, sk, batch, seed, layo
     k = gpu_randn(shape(sk, hkv, d), dtype, seed + 1)
     v = gpu_randn(shape(sk, hkv, dv), dtype, seed + 2)
     out = poisoned(shape(sq, hq, dv), dtype)
+    require_backend(backend)
     res, lse = cupyflash.attention(q, k, v, causal=causal, causal_alignment=alignment, layout=layout,
-                                   out=out, return_lse=True)
+                                   out=out, return_lse=True, backend=backend)
     assert res is out
     check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype=dtype, layout=layout)
 
@@ -92,35 +109,38 @@ def run_case(dtype, causal, alignment, hq, hkv, d, dv, sq, sk, batch, seed, layo
 @pytest.mark.parametrize("d", HEAD_DIMS)
 @pytest.mark.parametrize("heads", list(HEADS), ids=list(HEADS))
 @pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
-@pytest.mark.parametrize("dtype", DTYPES)
-def test_matrix(dtype, causal, alignment, heads, d, sq, sk):
+@pytest.mark.parametrize("dtype,backend", DTYPE_BACKENDS, ids=[f"{a}-{b}" for a, b in DTYPE_BACKENDS])
+def test_matrix(dtype, backend, causal, alignment, heads, d, sq, sk):
     hq, hkv = HEADS[heads]
     batch = 1 if sq * sk > 2**20 else 2
     if sq * sk > 2**22 and dtype == "float32" and d > 128:
         batch, hq, hkv = 1, hq // hkv, 1  # keep the exact-fp32 path's big cases short
-    run_case(dtype, causal, alignment, hq, hkv, d, d, sq, sk, batch, seed=zlib.crc32(repr((dtype, alignment, causal, heads, d, sq, sk)).encode()) % 2**31)
+    run_case(dtype, causal, alignment, hq, hkv, d, d, sq, sk, batch,
+             seed=zlib.crc32(repr((dtype, alignment, causal, heads, d, sq, sk)).encode()) % 2**31, backend=backend)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype,backend", DTYPE_BACKENDS, ids=[f"{a}-{b}" for a, b in DTYPE_BACKENDS])
 @pytest.mark.parametrize("d,dv", [(1, 1), (3, 5), (128, 64), (64, 128), (40, 256), (256, 8)])
-def test_head_dim_v_differs_and_tiny_dims(dtype, d, dv):
-    run_case(dtype, True, "bottom_right", 4, 2, d, dv, 77, 130, 2, seed=d * 1000 + dv)
+def test_head_dim_v_differs_and_tiny_dims(dtype, backend, d, dv):
+    run_case(dtype, True, "bottom_right", 4, 2, d, dv, 77, 130, 2, seed=d * 1000 + dv, backend=backend)
 
 
-@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("dtype,backend", DTYPE_BACKENDS, ids=[f"{a}-{b}" for a, b in DTYPE_BACKENDS])
 @pytest.mark.parametrize("causal", [False, True])
-def test_bhsd_layout(dtype, causal):
-    run_case(dtype, causal, "top_left", 6, 3, 64, 64, 300, 257, 2, seed=7, layout="bhsd")
+def test_bhsd_layout(dtype, backend, causal):
+    run_case(dtype, causal, "top_left", 6, 3, 64, 64, 300, 257, 2, seed=7, layout="bhsd", backend=backend)
 
 
-@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float32"])
-def test_strided_batch_and_head_axes(dtype):
+@pytest.mark.parametrize("dtype,backend", DTYPE_BACKENDS, ids=[f"{a}-{b}" for a, b in DTYPE_BACKENDS])
+def test_strided_batch_and_head_axes(dtype, backend):
+    require_backend(backend)
     big_q = gpu_randn((4, 129, 12, 64), dtype, 1)
     big_k = gpu_randn((4, 200, 6, 64), dtype, 2)
     big_v = gpu_randn((4, 200, 6, 64), dtype, 3)
     q, k, v = big_q[::2, :, ::3], big_k[1::2, :, ::3], big_v[::2, :, 1::3]  # no copies
     assert not q.flags.c_contiguous
-    out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True)
+    assert not cupyflash.explain(q, k, v, backend=backend).staged  # strided, yet zero-copy
+    out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True, backend=backend)
     check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype=dtype)
 
 

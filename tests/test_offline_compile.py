@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 from cupyflash import _compile
-from cupyflash._offline import TARGET_ARCHS, compile_specs
+from cupyflash._offline import TARGET_ARCHS, compile_specs, specs_by_unit
 from cupyflash._spec import shipped_specs
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
@@ -16,9 +16,13 @@ pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) no
 
 @pytest.mark.parametrize("arch", TARGET_ARCHS)
 def test_every_variant_compiles_without_spills(arch):
-    specs = shipped_specs()
-    reports, cubin = compile_specs(specs, arch)
-    assert len(reports) == len(specs) and len(cubin) > 0
+    groups = specs_by_unit(arch)
+    reports = []
+    for specs in groups:
+        got, cubin = compile_specs(specs, arch)
+        assert len(got) == len(specs) and len(cubin) > 0
+        reports += got
+    assert {r.variant for r in reports} == {s.variant_name for s in shipped_specs() if arch in s.archs}
     print(f"\n{'variant':44s} {'arch':7s} regs stack spill_st spill_ld")
     for r in reports:
         print(f"{r.variant:44s} {r.arch:7s} {r.registers:4d} {r.stack_frame:5d} {r.spill_stores:8d} {r.spill_loads:8d}")
@@ -27,8 +31,51 @@ def test_every_variant_compiles_without_spills(arch):
     assert all(r.registers <= 255 for r in reports)
 
 
+def test_every_shipped_variant_is_built_for_some_arch():
+    built = {s.variant_name for arch in TARGET_ARCHS for g in specs_by_unit(arch) for s in g}
+    assert built == {s.variant_name for s in shipped_specs()}
+    assert any(s.family == "wgmma" for s in shipped_specs())
+    assert all(s.archs == ("sm_90a",) for s in shipped_specs() if s.family == "wgmma")
+
+
+def _find_tool(name):
+    """A CUDA binary tool: on PATH, or from its pip wheel (nvidia/cu13/bin)."""
+    found = shutil.which(name)
+    if found:
+        return found
+    try:
+        import nvidia
+    except ImportError:
+        return None
+    for root in nvidia.__path__:
+        for candidate in sorted(__import__("pathlib").Path(root).glob(f"cu*/bin/{name}")):
+            return str(candidate)
+    return None
+
+
+def test_wgmma_variants_issue_hgmma():
+    """The Hopper kernel must reach the wgmma units: HGMMA in its SASS, no HMMA-only fallback."""
+    import os
+    import subprocess
+
+    cuobjdump = _find_tool("cuobjdump")
+    nvdisasm = _find_tool("nvdisasm")
+    if cuobjdump is None or nvdisasm is None:
+        pytest.skip("cuobjdump/nvdisasm not found (test extra: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm)")
+    env = dict(os.environ, PATH=f"{os.path.dirname(nvdisasm)}{os.pathsep}{os.environ.get('PATH', '')}")
+    (group,) = [g for g in specs_by_unit("sm_90a") if g[0].family == "wgmma"]
+    _, cubin = compile_specs(group[:1], "sm_90a")
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        sass = subprocess.run([cuobjdump, "-sass", f.name], capture_output=True, text=True, check=True,
+                              env=env).stdout
+    assert "HGMMA" in sass and "UTMALDG" in sass
+
 def test_source_inlines_every_header():
-    src = _compile.kernel_source()
+    src = _compile.kernel_source() + _compile.kernel_source("flash_fwd_sm90.cu")
     assert '#include "' not in src
     src_lines = set(src.splitlines())
     for f in _compile.source_dir().iterdir():

@@ -19,7 +19,7 @@ def good():
 
 def check_valid_still_works(q, k, v):
     plan = cupyflash.explain(q, k, v, arch=90)
-    assert plan.spec.family == "mma" and plan.grid == (1, 8, 2)
+    assert plan.spec.family == "wgmma" and plan.grid == (1, 8, 2)
 
 
 BAD_CASES = [

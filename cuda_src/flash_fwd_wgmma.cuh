@@ -1,0 +1,231 @@
+// FlashAttention forward on Hopper (sm_90a): TMA loads, wgmma, warp specialisation.
+//
+// One CTA computes a kBlockM = 128-row block of queries for one (batch, head)
+// with three warpgroups:
+//   warpgroup 0, the producer: gives up registers (setmaxnreg.dec) and one
+//     thread issues every TMA load: Q once, then K and V tiles into a ring of
+//     kStages shared-memory slots, each slot guarded by a "full" mbarrier (TMA
+//     bytes landed) and an "empty" mbarrier (every consumer warp is done with it);
+//   warpgroups 1 and 2, the consumers: take the registers (setmaxnreg.inc) and
+//     each owns 64 query rows:
+//       S  = Q K^T          wgmma, Q and K from shared memory (K-major)
+//       mask S where needed
+//       P  = exp2(S*scale*log2e - m), rescale O and the row sums (online softmax)
+//       O += P V            wgmma, P from registers, V from shared memory (MN-major)
+// Key tiles run from the last to the first, so the tiles that need the causal or
+// length mask come first and the rest run unmasked.
+//
+// Shared memory: every operand tile is stored as kD/64 boxes of (rows x 64
+// columns), each box 128-byte swizzled exactly as TMA writes it, 1024-byte aligned.
+#pragma once
+#include "mask.h"
+#include "params.h"
+#include "ptx_sm90.h"
+#include "softmax.h"
+#include "tma_params.h"
+
+namespace cupyflash {
+
+constexpr int kWarpgroupThreads = 128;
+constexpr int kSwizzleRowBytes = 128;           // one row of a 128-byte swizzled box
+constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
+constexpr int kProducerRegs = 24;               // setmaxnreg targets: 128*24 + 256*240 = 64512 <= 65536
+constexpr int kConsumerRegs = 240;
+
+template <class Elem, int kD, int kBlockN, int kStages>
+struct WgmmaKernelTraits {
+  static constexpr int kConsumerWarpgroups = 2;
+  static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
+  static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
+  static constexpr int kConsumerWarps = kConsumerWarpgroups * 4;
+  static constexpr int kBoxes = kD / kTmaBoxCols;
+  static constexpr int kQBoxBytes = kBlockM * kSwizzleRowBytes;
+  static constexpr int kKVBoxBytes = kBlockN * kSwizzleRowBytes;
+  static constexpr int kQBytes = kBoxes * kQBoxBytes;
+  static constexpr int kKVBytes = kBoxes * kKVBoxBytes;
+  static constexpr int kNTiles = kBlockN / 8;  // n8 tiles of S per thread's rows
+  static constexpr int kOTiles = kD / 8;       // n8 tiles of O
+  static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
+  // Byte offsets into (1024-aligned) dynamic shared memory.
+  static constexpr int kOffK = kQBytes;
+  static constexpr int kOffV = kOffK + kStages * kKVBytes;
+  static constexpr int kOffBar = kOffV + kStages * kKVBytes;
+  static constexpr int kBarriers = 1 + 4 * kStages;  // Q, then full/empty for K and V per stage
+  // + slack to align the dynamic shared memory base up to 1024 bytes.
+  static constexpr int kSmemBytes = kOffBar + kBarriers * 8 + kSwizzleAtomBytes;
+
+  static_assert(kD % kTmaBoxCols == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
+  static_assert(kBlockN == 64 || kBlockN == 128, "key tile is one wgmma N: 64 or 128");
+  static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
+  static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
+};
+
+template <class Elem, int kD, int kBlockN, int kStages>
+__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>::kThreads, 1)
+    flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages>;
+  constexpr int kBlockM = Tr::kBlockM;
+  extern __shared__ unsigned char smem_raw[];
+  // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
+  const u32 smem = (smem_addr(smem_raw) + kSwizzleAtomBytes - 1) & ~u32(kSwizzleAtomBytes - 1);
+  const u32 sQ = smem;
+  const u32 bar_q = smem + Tr::kOffBar;
+  auto full_k = [&](int s) { return bar_q + 8 * (1 + s); };
+  auto full_v = [&](int s) { return bar_q + 8 * (1 + kStages + s); };
+  auto empty_k = [&](int s) { return bar_q + 8 * (1 + 2 * kStages + s); };
+  auto empty_v = [&](int s) { return bar_q + 8 * (1 + 3 * kStages + s); };
+  auto slot_k = [&](int s) { return smem + Tr::kOffK + s * Tr::kKVBytes; };
+  auto slot_v = [&](int s) { return smem + Tr::kOffV + s * Tr::kKVBytes; };
+
+  const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
+  const int warpgroup = tid / kWarpgroupThreads;
+  // Longest blocks first: under a causal mask the last query blocks attend the most keys.
+  const int m_block = gridDim.x - 1 - blockIdx.x;
+  const int head = blockIdx.y, batch = blockIdx.z;
+  const int kv_head = head / p.group;
+  const int m0 = m_block * kBlockM;
+  int n_end = p.seqlen_k;
+  if (p.causal) n_end = min(n_end, m0 + kBlockM + p.causal_offset);
+  const int n_tiles = n_end > 0 ? ceil_div(n_end, kBlockN) : 0;
+
+  if (tid == 0) {
+    mbar_init(bar_q, 1);
+#pragma unroll
+    for (int s = 0; s < kStages; ++s) {
+      mbar_init(full_k(s), 1);
+      mbar_init(full_v(s), 1);
+      mbar_init(empty_k(s), Tr::kConsumerWarps);
+      mbar_init(empty_v(s), Tr::kConsumerWarps);
+    }
+    mbar_fence_init();
+  }
+  __syncthreads();
+
+  if (warpgroup == 0) {
+    // ------------------------------------------------------------ producer
+    setmaxnreg_dec<kProducerRegs>();
+    if (warp == 0 && lane == 0 && n_tiles > 0) {
+      tma_prefetch_desc(&tma.q);
+      tma_prefetch_desc(&tma.k);
+      tma_prefetch_desc(&tma.v);
+      mbar_arrive_expect_tx(bar_q, Tr::kQBytes);
+#pragma unroll
+      for (int b = 0; b < Tr::kBoxes; ++b)
+        tma_load_4d(sQ + b * Tr::kQBoxBytes, &tma.q, bar_q, b * kTmaBoxCols, m0, head, batch);
+      for (int i = 0; i < n_tiles; ++i) {
+        const int n0 = (n_tiles - 1 - i) * kBlockN;
+        const int s = i % kStages;
+        const u32 phase = (i / kStages) & 1;
+        mbar_wait(empty_k(s), phase ^ 1);
+        mbar_arrive_expect_tx(full_k(s), Tr::kKVBytes);
+#pragma unroll
+        for (int b = 0; b < Tr::kBoxes; ++b)
+          tma_load_4d(slot_k(s) + b * Tr::kKVBoxBytes, &tma.k, full_k(s), b * kTmaBoxCols, n0, kv_head, batch);
+        mbar_wait(empty_v(s), phase ^ 1);
+        mbar_arrive_expect_tx(full_v(s), Tr::kKVBytes);
+#pragma unroll
+        for (int b = 0; b < Tr::kBoxes; ++b)
+          tma_load_4d(slot_v(s) + b * Tr::kKVBoxBytes, &tma.v, full_v(s), b * kTmaBoxCols, n0, kv_head, batch);
+      }
+    }
+    return;
+  }
+
+  // -------------------------------------------------------------- consumers
+  setmaxnreg_inc<kConsumerRegs>();
+  const int cwg = warpgroup - 1;            // which 64 rows of the block
+  const int warp_row0 = m0 + 64 * cwg + 16 * (warp % 4);
+  // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
+  const u32 q_base = sQ + 64 * cwg * kSwizzleRowBytes;
+
+  float acc_o[Tr::kOTiles][4];
+#pragma unroll
+  for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
+  RowState st;
+  st.init();
+
+  if (n_tiles > 0) mbar_wait(bar_q, 0);
+  for (int i = 0; i < n_tiles; ++i) {
+    const int n0 = (n_tiles - 1 - i) * kBlockN;
+    const int s = i % kStages;
+    const u32 phase = (i / kStages) & 1;
+
+    // S = Q K^T over kD/16 k-steps; a k-step is 32 bytes along a swizzled row,
+    // and every 4 steps move to the next 64-column box.
+    float sc[Tr::kNTiles][4];
+    mbar_wait(full_k(s), phase);
+    wgmma_fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const u32 col_bytes = (kk % 4) * 32;
+      const u64 da = make_smem_desc(q_base + (kk / 4) * Tr::kQBoxBytes + col_bytes, 16, kSwizzleAtomBytes);
+      const u64 db = make_smem_desc(slot_k(s) + (kk / 4) * Tr::kKVBoxBytes + col_bytes, 16, kSwizzleAtomBytes);
+      Wgmma<Elem, kBlockN>::ss(sc, da, db, kk > 0);
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_acc(sc);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_k(s));  // this warp no longer reads K[s]
+
+    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
+    online_softmax_step(sc, acc_o, st, p.scale_log2);
+
+    // P as the A operand: two adjacent n8 accumulator tiles are one k16 A fragment.
+    u32 pf[kBlockN / 16][4];
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      pf[kk][0] = pack2<Elem>(sc[2 * kk][0], sc[2 * kk][1]);
+      pf[kk][1] = pack2<Elem>(sc[2 * kk][2], sc[2 * kk][3]);
+      pf[kk][2] = pack2<Elem>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+      pf[kk][3] = pack2<Elem>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+    }
+
+    // O += P V: V is MN-major (head dim contiguous), so the descriptor's LBO
+    // steps between 64-column boxes and SBO between 8-key groups; a k-step is 16 keys.
+    mbar_wait(full_v(s), phase);
+    wgmma_fence();
+    fence_acc(acc_o);
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+#pragma unroll
+      for (int c = 0; c < kD / Tr::kOChunk; ++c) {
+        const u32 addr = slot_v(s) + (c * Tr::kOChunk / kTmaBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
+        const u64 db = make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes);
+        Wgmma<Elem, Tr::kOChunk>::rs(*reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&acc_o[c * Tr::kOChunk / 8]),
+                                     pf[kk], db, 1);
+      }
+    }
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_acc(acc_o);
+    __syncwarp();
+    if (lane == 0) mbar_arrive(empty_v(s));  // this warp no longer reads V[s]
+  }
+
+  // ---- epilogue: normalise, write O straight from registers, write LSE ----
+  const int g = lane / 4, t = lane % 4;
+  u16* o = static_cast<u16*>(p.o) + batch * p.o_batch_stride + head * p.o_head_stride;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const float sum = quad_sum(st.sum[half]);
+    // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
+    const float inv_sum = sum > 0.f ? 1.f / sum : 0.f;
+    const int row = warp_row0 + g + 8 * half;
+    if (row >= p.seqlen_q) continue;
+    if (p.lse != nullptr && t == 0) {
+      const float lse = sum > 0.f ? (st.max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
+      p.lse[(static_cast<i64>(batch) * p.heads_q + head) * p.seqlen_q + row] = lse;
+    }
+    u16* o_row = o + row * p.o_row_stride;
+#pragma unroll
+    for (int j = 0; j < Tr::kOTiles; ++j) {
+      const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
+      if (col < p.head_dim_v)
+        *reinterpret_cast<u32*>(o_row + col) =
+            pack2<Elem>(acc_o[j][2 * half] * inv_sum, acc_o[j][2 * half + 1] * inv_sum);
+    }
+  }
+}
+
+}  // namespace cupyflash

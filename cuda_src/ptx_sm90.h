@@ -1,0 +1,160 @@
+// Thin wrappers around the Hopper (sm_90a) PTX the wgmma kernel uses: mbarrier,
+// TMA (cp.async.bulk.tensor), wgmma, setmaxnreg and the proxy fences. Each
+// wrapper is one instruction (or one instruction in a try-loop). This header is
+// only ever compiled for sm_90a (flash_fwd_sm90.cu); the sm_80 path never sees it.
+#pragma once
+#include "ptx.h"
+
+namespace cupyflash {
+
+// ---------------------------------------------------------------- mbarrier
+__device__ __forceinline__ void mbar_init(u32 bar, u32 count) {
+  asm volatile("mbarrier.init.shared::cta.b64 [%0], %1;\n" ::"r"(bar), "r"(count));
+}
+// Makes the initialised barriers visible to the async proxy (TMA) and to other threads.
+__device__ __forceinline__ void mbar_fence_init() { asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory"); }
+
+__device__ __forceinline__ void mbar_arrive(u32 bar) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
+}
+// Arrive and announce `bytes` of TMA traffic that must land before the phase completes.
+__device__ __forceinline__ void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
+  asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");
+}
+// Block until the phase of parity `phase` has completed. A fresh barrier is in
+// phase 0, so waiting on parity 1 returns at once: that is how a producer's
+// first pass over an "empty" ring goes through.
+__device__ __forceinline__ void mbar_wait(u32 bar, u32 phase) {
+  asm volatile(
+      "{\n"
+      ".reg .pred done;\n"
+      "WAIT_%=:\n"
+      "mbarrier.try_wait.parity.shared::cta.b64 done, [%0], %1;\n"
+      "@!done bra WAIT_%=;\n"
+      "}\n" ::"r"(bar),
+      "r"(phase)
+      : "memory");
+}
+
+// ---------------------------------------------------------------- TMA
+// The tensor map lives in kernel parameter space (__grid_constant__); TMA takes
+// its generic address.
+__device__ __forceinline__ void tma_prefetch_desc(const void* desc) {
+  asm volatile("prefetch.tensormap [%0];\n" ::"l"(reinterpret_cast<u64>(desc)) : "memory");
+}
+// 4-D tiled load: coordinates (innermost first) (col, row, head, batch). Elements
+// outside the tensor are written as zeros and still count toward the bytes.
+__device__ __forceinline__ void tma_load_4d(u32 dst, const void* desc, u32 bar, int c0, int c1, int c2, int c3) {
+  asm volatile(
+      "cp.async.bulk.tensor.4d.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1, {%3, %4, %5, %6}], [%2];\n" ::"r"(dst),
+      "l"(reinterpret_cast<u64>(desc)), "r"(bar), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+      : "memory");
+}
+
+// ---------------------------------------------------------------- register budget
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs)); }
+template <int kRegs>
+__device__ __forceinline__ void setmaxnreg_dec() { asm volatile("setmaxnreg.dec.sync.aligned.u32 %0;\n" ::"n"(kRegs)); }
+
+// Named barrier over a subset of warps (id 0 is __syncthreads).
+__device__ __forceinline__ void named_barrier_sync(int id, int threads) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(threads) : "memory");
+}
+
+// ---------------------------------------------------------------- wgmma
+// Shared-memory matrix descriptor (PTX ISA, "matrix descriptor"): start address,
+// leading- and stride-dimension byte offsets, all >> 4, and the swizzle mode in
+// bits 62-63 (1 = 128-byte swizzle). Every tile we describe starts on a
+// 1024-byte boundary, so the base-offset field stays 0.
+constexpr u64 kDescSwizzle128 = 1ull << 62;
+__device__ __forceinline__ u64 make_smem_desc(u32 addr, u32 lbo_bytes, u32 sbo_bytes) {
+  return static_cast<u64>((addr & 0x3FFFF) >> 4) | (static_cast<u64>(lbo_bytes >> 4) << 16) |
+         (static_cast<u64>(sbo_bytes >> 4) << 32) | kDescSwizzle128;
+}
+
+__device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
+__device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
+template <int kPending>
+__device__ __forceinline__ void wgmma_wait() {
+  asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
+}
+
+// Keep the compiler from moving accumulator registers across an in-flight wgmma:
+// an empty asm that claims to read and write every register of the fragment.
+template <int kN8>
+__device__ __forceinline__ void fence_acc(float (&d)[kN8][4]) {
+#pragma unroll
+  for (int j = 0; j < kN8; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+// Accumulator layout of wgmma m64nNk16 (per warp w of the warpgroup, g = lane/4,
+// t = lane%4): d[j][0..1] = rows 16w+g, cols 8j+2t..+1; d[j][2..3] = row 16w+g+8.
+// That is mma.sync's C layout repeated over N/8 tiles, so the mma path's mask
+// and softmax code applies unchanged.
+#define CF_D4(j) "+f"(d[j][0]), "+f"(d[j][1]), "+f"(d[j][2]), "+f"(d[j][3])
+#define CF_D32 CF_D4(0), CF_D4(1), CF_D4(2), CF_D4(3), CF_D4(4), CF_D4(5), CF_D4(6), CF_D4(7)
+#define CF_D64 CF_D32, CF_D4(8), CF_D4(9), CF_D4(10), CF_D4(11), CF_D4(12), CF_D4(13), CF_D4(14), CF_D4(15)
+#define CF_R32                                                                                                \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31}"
+#define CF_R64                                                                                                 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, "  \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "   \
+  "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
+
+// The scale-d operand: 0 overwrites the accumulator (first k step), 1 adds to it.
+#define CF_SCALE_D(n) ".reg .pred p;\nsetp.ne.b32 p, %" #n ", 0;\n"
+
+// D (64 x N, fp32) (+)= A (64 x 16, shared, K-major) . B (16 x N, shared, K-major)
+#define CF_WGMMA_SS(N, TY, REGS, OPS, IA, IB, IS)                                                      \
+  asm volatile("{\n" CF_SCALE_D(IS) "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " REGS \
+               ", %" #IA ", %" #IB ", p, 1, 1, 0, 0;\n}\n"                                             \
+               : OPS                                                                                   \
+               : "l"(desc_a), "l"(desc_b), "r"(scale_d))
+// D (64 x N, fp32) (+)= A (64 x 16, registers) . B (16 x N, shared, MN-major: transposed)
+#define CF_WGMMA_RS(N, TY, REGS, OPS, A0, A1, A2, A3, IB, IS)                                                   \
+  asm volatile("{\n" CF_SCALE_D(IS) "wgmma.mma_async.sync.aligned.m64n" #N "k16.f32." TY "." TY " " REGS        \
+               ", {%" #A0 ", %" #A1 ", %" #A2 ", %" #A3 "}, %" #IB ", p, 1, 1, 1;\n}\n"                         \
+               : OPS                                                                                          \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d))
+
+template <class Elem, int kN>
+struct Wgmma;
+
+template <class Elem>
+struct Wgmma<Elem, 64> {
+  static __device__ __forceinline__ void ss(float (&d)[8][4], u64 desc_a, u64 desc_b, int scale_d) {
+    if constexpr (Elem::kIsBf16) CF_WGMMA_SS(64, "bf16", CF_R32, CF_D32, 32, 33, 34);
+    else CF_WGMMA_SS(64, "f16", CF_R32, CF_D32, 32, 33, 34);
+  }
+  static __device__ __forceinline__ void rs(float (&d)[8][4], const u32 (&a)[4], u64 desc_b, int scale_d) {
+    if constexpr (Elem::kIsBf16) CF_WGMMA_RS(64, "bf16", CF_R32, CF_D32, 32, 33, 34, 35, 36, 37);
+    else CF_WGMMA_RS(64, "f16", CF_R32, CF_D32, 32, 33, 34, 35, 36, 37);
+  }
+};
+
+template <class Elem>
+struct Wgmma<Elem, 128> {
+  static __device__ __forceinline__ void ss(float (&d)[16][4], u64 desc_a, u64 desc_b, int scale_d) {
+    if constexpr (Elem::kIsBf16) CF_WGMMA_SS(128, "bf16", CF_R64, CF_D64, 64, 65, 66);
+    else CF_WGMMA_SS(128, "f16", CF_R64, CF_D64, 64, 65, 66);
+  }
+  static __device__ __forceinline__ void rs(float (&d)[16][4], const u32 (&a)[4], u64 desc_b, int scale_d) {
+    if constexpr (Elem::kIsBf16) CF_WGMMA_RS(128, "bf16", CF_R64, CF_D64, 64, 65, 66, 67, 68, 69);
+    else CF_WGMMA_RS(128, "f16", CF_R64, CF_D64, 64, 65, 66, 67, 68, 69);
+  }
+};
+
+#undef CF_WGMMA_RS
+#undef CF_WGMMA_SS
+#undef CF_SCALE_D
+#undef CF_R64
+#undef CF_R32
+#undef CF_D64
+#undef CF_D32
+#undef CF_D4
+
+}  // namespace cupyflash

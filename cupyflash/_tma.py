@@ -1,0 +1,71 @@
+"""TMA tensor maps for the Hopper kernel (cuda_src/tma_params.h), encoded by the
+CUDA driver's ``cuTensorMapEncodeTiled`` through ctypes: the driver library is
+present wherever a kernel can run, so this needs no extra package.
+
+A map views one operand as 4-D (head_dim, seqlen, heads, batch), innermost
+first, with the operand's own strides; the box is (64 columns, ``rows``, 1, 1)
+with the 128-byte swizzle that the kernel's wgmma descriptors assume. Elements
+outside the tensor are filled with zeros, which is how the kernel pads rows past
+seqlen and columns past head_dim.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+
+from .errors import DeviceError
+
+TMA_DESC_BYTES = 128  # sizeof(CUtensorMap); mirrors kTmaDescBytes
+TMA_BOX_COLS = 64  # mirrors kTmaBoxCols: 64 16-bit columns = one 128-byte swizzle row
+_DESC_ALIGN = 64
+
+# CUtensorMap* enum values (cuda.h; checked against cuda-bindings in tests/test_params.py)
+_DATA_TYPE = {"float16": 6, "bfloat16": 9}
+_INTERLEAVE_NONE = 0
+_SWIZZLE_128B = 3
+_L2_PROMOTION_256B = 3
+_OOB_FILL_ZEROS = 0
+_CUDA_SUCCESS = 0
+_ELEM_BYTES = 2
+
+
+@functools.cache
+def _encode_fn():
+    try:
+        lib = ctypes.CDLL("libcuda.so.1")
+    except OSError as exc:
+        raise DeviceError(f"the CUDA driver library libcuda.so.1 cannot be loaded ({exc}); "
+                          "the Hopper kernel needs it to build TMA tensor maps") from exc
+    fn = lib.cuTensorMapEncodeTiled
+    u64p = ctypes.POINTER(ctypes.c_uint64)
+    u32p = ctypes.POINTER(ctypes.c_uint32)
+    fn.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_uint32, ctypes.c_void_p, u64p, u64p, u32p, u32p,
+                   ctypes.c_int, ctypes.c_int, ctypes.c_int, ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn
+
+
+@functools.lru_cache(maxsize=256)
+def encode(dtype: str, ptr: int, head_dim: int, seqlen: int, heads: int, batch: int,
+           strides: tuple[int, int, int], box_rows: int) -> bytes:
+    """The 128-byte CUtensorMap for one operand.
+
+    ``strides`` are (batch, row, head) in elements, as in FlashParams. The map
+    depends only on these arguments, so it is cached: a pipeline that calls
+    with the same buffers pays for the encoding once.
+    """
+    batch_stride, row_stride, head_stride = strides
+    dims = (ctypes.c_uint64 * 4)(head_dim, seqlen, heads, batch)
+    # Strides of dims 1..3 in bytes (dim 0 is contiguous by definition).
+    gstrides = (ctypes.c_uint64 * 3)(*(max(s, 1) * _ELEM_BYTES for s in (row_stride, head_stride, batch_stride)))
+    box = (ctypes.c_uint32 * 4)(TMA_BOX_COLS, box_rows, 1, 1)
+    elem_strides = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
+    raw = ctypes.create_string_buffer(TMA_DESC_BYTES + _DESC_ALIGN)
+    addr = (ctypes.addressof(raw) + _DESC_ALIGN - 1) // _DESC_ALIGN * _DESC_ALIGN
+    status = _encode_fn()(addr, _DATA_TYPE[dtype], 4, ptr, dims, gstrides, box, elem_strides,
+                          _INTERLEAVE_NONE, _SWIZZLE_128B, _L2_PROMOTION_256B, _OOB_FILL_ZEROS)
+    if status != _CUDA_SUCCESS:
+        raise DeviceError(f"cuTensorMapEncodeTiled failed with CUresult {status} for a {dtype} tensor at "
+                          f"0x{ptr:x}, dims {tuple(dims)}, byte strides {tuple(gstrides)}, box {tuple(box)}")
+    return ctypes.string_at(addr, TMA_DESC_BYTES)
