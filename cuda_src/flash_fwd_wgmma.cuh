@@ -7,17 +7,20 @@
 //     kStages shared-memory slots, each slot guarded by a "full" mbarrier (TMA
 //     bytes landed) and an "empty" mbarrier (every consumer warp is done with it);
 //   warpgroups 1 and 2, the consumers: take the registers (setmaxnreg.inc) and
-//     each owns 64 query rows:
-//       S  = Q K^T          wgmma, Q and K from shared memory (K-major)
-//       mask S where needed
-//       P  = exp2(S*scale*log2e - m), rescale O and the row sums (online softmax)
-//       O += P V            wgmma, P from registers, V from shared memory (MN-major)
+//     each owns 64 query rows. Per key tile j:
+//       S_j  = Q K_j^T        wgmma, Q and K from shared memory (K-major)   } issued
+//       O   += P_{j-1} V_{j-1} wgmma, P from registers, V MN-major         } together
+//       wait for S_j; mask; P_j = exp2(S_j*scale*log2e - m)  (online softmax, while
+//                                                             the P.V above still runs)
+//       wait for the P.V; rescale O by the row-max correction of tile j
+//     so the exponentials of one tile overlap the tensor-core work of the other.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
 // Shared memory: every operand tile is stored as kD/64 boxes of (rows x 64
 // columns), each box 128-byte swizzled exactly as TMA writes it, 1024-byte aligned.
 #pragma once
+#include "block_order.h"
 #include "mask.h"
 #include "params.h"
 #include "ptx_sm90.h"
@@ -79,9 +82,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
 
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
   const int warpgroup = tid / kWarpgroupThreads;
-  // Longest blocks first: under a causal mask the last query blocks attend the most keys.
-  const int m_block = gridDim.x - 1 - blockIdx.x;
-  const int head = blockIdx.y, batch = blockIdx.z;
+  const BlockCoord bc = block_coord(p, sizeof(u16));  // longest first, in L2-sized head groups
+  const int m_block = bc.m_block, head = bc.head, batch = bc.batch;
   const int kv_head = head / p.group;
   const int m0 = m_block * kBlockM;
   int n_end = p.seqlen_k;
@@ -144,17 +146,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   RowState st;
   st.init();
 
-  if (n_tiles > 0) mbar_wait(bar_q, 0);
-  for (int i = 0; i < n_tiles; ++i) {
-    const int n0 = (n_tiles - 1 - i) * kBlockN;
-    const int s = i % kStages;
-    const u32 phase = (i / kStages) & 1;
-
-    // S = Q K^T over kD/16 k-steps; a k-step is 32 bytes along a swizzled row,
-    // and every 4 steps move to the next 64-column box.
-    float sc[Tr::kNTiles][4];
-    mbar_wait(full_k(s), phase);
-    wgmma_fence();
+  // Issue S = Q K^T for the tile in slot s: kD/16 k-steps; a k-step is 32 bytes
+  // along a swizzled row, and every 4 steps move to the next 64-column box.
+  auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s) {
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const u32 col_bytes = (kk % 4) * 32;
@@ -162,30 +156,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
       const u64 db = make_smem_desc(slot_k(s) + (kk / 4) * Tr::kKVBoxBytes + col_bytes, 16, kSwizzleAtomBytes);
       Wgmma<Elem, kBlockN>::ss(sc, da, db, kk > 0);
     }
-    wgmma_commit();
-    wgmma_wait<0>();
-    fence_acc(sc);
-    __syncwarp();
-    if (lane == 0) mbar_arrive(empty_k(s));  // this warp no longer reads K[s]
-
-    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
-    online_softmax_step(sc, acc_o, st, p.scale_log2);
-
-    // P as the A operand: two adjacent n8 accumulator tiles are one k16 A fragment.
-    u32 pf[kBlockN / 16][4];
-#pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      pf[kk][0] = pack2<Elem>(sc[2 * kk][0], sc[2 * kk][1]);
-      pf[kk][1] = pack2<Elem>(sc[2 * kk][2], sc[2 * kk][3]);
-      pf[kk][2] = pack2<Elem>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-      pf[kk][3] = pack2<Elem>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
-    }
-
-    // O += P V: V is MN-major (head dim contiguous), so the descriptor's LBO
-    // steps between 64-column boxes and SBO between 8-key groups; a k-step is 16 keys.
-    mbar_wait(full_v(s), phase);
-    wgmma_fence();
-    fence_acc(acc_o);
+  };
+  // Issue O += P V for the tile in slot s. V is MN-major (head dim contiguous),
+  // so the descriptor's LBO steps between 64-column boxes and SBO between
+  // 8-key groups; a k-step is 16 keys.
+  auto issue_pv = [&](const u32 (&pf)[kBlockN / 16][4], int s) {
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
 #pragma unroll
@@ -196,11 +171,77 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
                                      pf[kk], db, 1);
       }
     }
+  };
+  // P as the A operand: two adjacent n8 accumulator tiles are one k16 A fragment.
+  auto pack_p = [&](u32 (&pf)[kBlockN / 16][4], const float (&sc)[Tr::kNTiles][4]) {
+#pragma unroll
+    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      pf[kk][0] = pack2<Elem>(sc[2 * kk][0], sc[2 * kk][1]);
+      pf[kk][1] = pack2<Elem>(sc[2 * kk][2], sc[2 * kk][3]);
+      pf[kk][2] = pack2<Elem>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
+      pf[kk][3] = pack2<Elem>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+    }
+  };
+  auto release = [&](u32 bar) {
+    __syncwarp();
+    if (lane == 0) mbar_arrive(bar);  // this warp no longer reads that slot
+  };
+
+  // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
+  // and softmax. Returns how O must be rescaled before this tile's P.V.
+  auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i) {
+    const int n0 = (n_tiles - 1 - i) * kBlockN;
+    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
+    return softmax_update(sc, st, p.scale_log2);
+  };
+  auto slot = [](int i) { return i % kStages; };
+  auto phase = [](int i) { return static_cast<u32>((i / kStages) & 1); };
+
+  // The first tile runs on its own (no P.V in flight yet). ptxas tracks which
+  // wgmma may still be running per control-flow path, so the steady-state loop
+  // below must not branch on the iteration: a path that merely looks possible
+  // makes it insert waits and serialise every wgmma (warning C7514).
+  u32 pf[kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
+  if (n_tiles > 0) {
+    float sc[Tr::kNTiles][4];
+    mbar_wait(bar_q, 0);
+    mbar_wait(full_k(0), 0);
+    wgmma_fence();
+    issue_qk(sc, 0);
+    wgmma_commit();
+    wgmma_wait<0>();
+    fence_acc(sc);
+    release(empty_k(0));
+    scores_to_p(sc, 0);  // O is still zero: nothing to rescale
+    pack_p(pf, sc);
+  }
+  for (int i = 1; i < n_tiles; ++i) {
+    float sc[Tr::kNTiles][4];
+    mbar_wait(full_k(slot(i)), phase(i));
+    wgmma_fence();
+    issue_qk(sc, slot(i));
+    wgmma_commit();
+    mbar_wait(full_v(slot(i - 1)), phase(i - 1));
+    issue_pv(pf, slot(i - 1));
+    wgmma_commit();
+    wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
+    fence_acc(sc);
+    release(empty_k(slot(i)));
+    const RowCorrection corr = scores_to_p(sc, i);
+    wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
+    fence_acc(acc_o);
+    release(empty_v(slot(i - 1)));
+    rescale_o(acc_o, corr);
+    pack_p(pf, sc);
+  }
+  if (n_tiles > 0) {  // the last tile's P.V
+    mbar_wait(full_v(slot(n_tiles - 1)), phase(n_tiles - 1));
+    wgmma_fence();
+    issue_pv(pf, slot(n_tiles - 1));
     wgmma_commit();
     wgmma_wait<0>();
     fence_acc(acc_o);
-    __syncwarp();
-    if (lane == 0) mbar_arrive(empty_v(s));  // this warp no longer reads V[s]
+    release(empty_v(slot(n_tiles - 1)));
   }
 
   // ---- epilogue: normalise, write O straight from registers, write LSE ----

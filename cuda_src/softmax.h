@@ -28,12 +28,21 @@ struct RowState {
   }
 };
 
+// How O must be rescaled after one softmax step: per row half, the factor
+// exp2((old max - new max) * scale), and whether any row of the warp moved.
+struct RowCorrection {
+  float factor[2];
+  bool any_moved[2];
+};
+
 // Fold one tile of raw scores s (kNTiles n8 tiles, C-fragment layout) into the
-// running state: s becomes p = exp2(s * scale_log2 - m), and acc_o is rescaled.
+// running state: s becomes p = exp2(s * scale_log2 - m). O is left alone; the
+// returned correction says how to rescale it (rescale_o), so a caller may run
+// this while the previous tile's P.V is still in flight on the tensor cores.
 // Requires scale_log2 > 0 (checked on the host), so max(s) * scale = max(s * scale).
-template <int kNTiles, int kOTiles>
-__device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
-                                                    RowState& st, float scale_log2) {
+template <int kNTiles>
+__device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2) {
+  RowCorrection corr;
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     float tile_max = neg_inf_f32();
@@ -47,7 +56,10 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
     // Compare the raw maxima: recomputing exp2(max * scale - offset) for an
     // unchanged max need not give exactly 1 once the compiler fuses it into an FFMA.
     const bool moved = new_max != st.max[half];
-    const float correction = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
+    corr.factor[half] = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
+    // After the first few key tiles the row maxima rarely move: O is rescaled
+    // only if some row of the warp moved (a warp-uniform branch).
+    corr.any_moved[half] = __any_sync(0xffffffffu, moved);
     st.max[half] = new_max;
     float tile_sum = 0.f;
 #pragma unroll
@@ -60,17 +72,30 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
         tile_sum += p;
       }
     }
-    st.sum[half] = st.sum[half] * correction + tile_sum;
-    // After the first few key tiles the row maxima rarely move: skip rescaling
-    // O unless some row of the warp moved (a warp-uniform branch).
-    if (__any_sync(0xffffffffu, moved)) {
+    st.sum[half] = st.sum[half] * corr.factor[half] + tile_sum;
+  }
+  return corr;
+}
+
+template <int kOTiles>
+__device__ __forceinline__ void rescale_o(float (&acc_o)[kOTiles][4], const RowCorrection& corr) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    if (corr.any_moved[half]) {
 #pragma unroll
       for (int j = 0; j < kOTiles; ++j) {
-        acc_o[j][2 * half] *= correction;
-        acc_o[j][2 * half + 1] *= correction;
+        acc_o[j][2 * half] *= corr.factor[half];
+        acc_o[j][2 * half + 1] *= corr.factor[half];
       }
     }
   }
+}
+
+// Both at once, for kernels whose P.V for this tile comes right after.
+template <int kNTiles, int kOTiles>
+__device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
+                                                    RowState& st, float scale_log2) {
+  rescale_o(acc_o, softmax_update(s, st, scale_log2));
 }
 
 }  // namespace cupyflash

@@ -10,6 +10,7 @@ report (registers, stack frame, spills) for each kernel.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ TARGET_ARCHS: tuple[str, ...] = ("sm_80", "sm_90a")
 _FUNC = re.compile(r"Compiling entry function '([^']+)' for '(\w+)'")
 _FRAME = re.compile(r"(\d+) bytes stack frame, (\d+) bytes spill stores, (\d+) bytes spill loads")
 _REGS = re.compile(r"Used (\d+) registers")
+_SERIALIZED = re.compile(r"\(C7514\).*in the function '([^']+)'")
 
 
 @dataclass(frozen=True)
@@ -33,6 +35,8 @@ class ResourceReport:
     stack_frame: int
     spill_stores: int
     spill_loads: int
+    # ptxas C7514: it found registers of an in-flight wgmma touched and serialised the wgmmas
+    wgmma_serialized: bool = False
 
     @property
     def spills(self) -> bool:
@@ -94,6 +98,9 @@ def _parse_report(log: str, lowered: dict[str, KernelSpec], arch: str) -> list[R
             spec = lowered[current]
             reports[current] = ResourceReport(spec.variant_name, arch, int(m.group(1)), *frame)
             current = None
+    serialized = set(_SERIALIZED.findall(log))
+    for name in serialized & reports.keys():
+        reports[name] = dataclasses.replace(reports[name], wgmma_serialized=True)
     missing = [lowered[n].variant_name for n in lowered if n not in reports]
     if missing:
         raise CompileError(f"no ptxas resource report for {missing} on {arch}:\n{log}")

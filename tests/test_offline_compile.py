@@ -29,6 +29,8 @@ def test_every_variant_compiles_without_spills(arch):
     spilling = [f"{r.variant} ({r.spill_stores} B stored, {r.spill_loads} B loaded)" for r in reports if r.spills]
     assert not spilling, f"variants spill registers on {arch}: {spilling}"
     assert all(r.registers <= 255 for r in reports)
+    serialized = [r.variant for r in reports if r.wgmma_serialized]
+    assert not serialized, f"ptxas serialised the wgmmas of {serialized} (C7514): an accumulator is touched in flight"
 
 
 def test_every_shipped_variant_is_built_for_some_arch():
