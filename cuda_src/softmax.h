@@ -28,74 +28,87 @@ struct RowState {
   }
 };
 
-// How O must be rescaled after one softmax step: per row half, the factor
-// exp2((old max - new max) * scale), and whether any row of the warp moved.
+// One row half (rows g or g+8 of the fragment) of an online-softmax step: s
+// becomes p = exp2(s * scale_log2 - m) for that half, and the running max and
+// sum move on. Returns the factor exp2((old max - new max) * scale) by which
+// O's rows must be rescaled; any_moved says whether any row of the warp moved
+// (after the first few key tiles the maxima rarely do, and O is left alone).
+// Requires scale_log2 > 0 (checked on the host), so max(s) * scale = max(s * scale).
+template <int kNTiles>
+__device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
+                                              bool& any_moved) {
+  float tile_max = neg_inf_f32();
+#pragma unroll
+  for (int j = 0; j < kNTiles; ++j) tile_max = fmaxf(tile_max, fmaxf(s[j][2 * half], s[j][2 * half + 1]));
+  tile_max = quad_max(tile_max);
+  const float new_max = fmaxf(st.max[half], tile_max);
+  // A row with no unmasked key so far has max = -inf: use 0 as the offset so
+  // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
+  const float offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
+  // Compare the raw maxima: recomputing exp2(max * scale - offset) for an
+  // unchanged max need not give exactly 1 once the compiler fuses it into an FFMA.
+  const bool moved = new_max != st.max[half];
+  const float correction = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
+  st.max[half] = new_max;
+  float tile_sum = 0.f;
+#pragma unroll
+  for (int j = 0; j < kNTiles; ++j) {
+#pragma unroll
+    for (int e = 0; e < 2; ++e) {
+      // One FFMA + EX2 per score: the scale is folded into the exponent.
+      const float p = exp2_ftz(fmaf(s[j][2 * half + e], scale_log2, -offset));
+      s[j][2 * half + e] = p;
+      tile_sum += p;
+    }
+  }
+  st.sum[half] = st.sum[half] * correction + tile_sum;
+  any_moved = __any_sync(0xffffffffu, moved);  // warp-uniform
+  return correction;
+}
+
+template <int kOTiles>
+__device__ __forceinline__ void rescale_o_half(float (&acc_o)[kOTiles][4], int half, float factor) {
+#pragma unroll
+  for (int j = 0; j < kOTiles; ++j) {
+    acc_o[j][2 * half] *= factor;
+    acc_o[j][2 * half + 1] *= factor;
+  }
+}
+
+// Fold one tile of raw scores s (kNTiles n8 tiles, C-fragment layout) into the
+// running state and rescale O at once: for kernels whose P.V comes right after.
+template <int kNTiles, int kOTiles>
+__device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
+                                                    RowState& st, float scale_log2) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    bool any_moved;
+    const float factor = softmax_half(s, st, half, scale_log2, any_moved);
+    if (any_moved) rescale_o_half(acc_o, half, factor);
+  }
+}
+
+// How O must be rescaled after a softmax step, kept for later.
 struct RowCorrection {
   float factor[2];
   bool any_moved[2];
 };
 
-// Fold one tile of raw scores s (kNTiles n8 tiles, C-fragment layout) into the
-// running state: s becomes p = exp2(s * scale_log2 - m). O is left alone; the
-// returned correction says how to rescale it (rescale_o), so a caller may run
-// this while the previous tile's P.V is still in flight on the tensor cores.
-// Requires scale_log2 > 0 (checked on the host), so max(s) * scale = max(s * scale).
+// The same step leaving O alone, so that the previous tile's P.V can still be
+// in flight on the tensor cores; apply the result with rescale_o once it lands.
 template <int kNTiles>
 __device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2) {
   RowCorrection corr;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    float tile_max = neg_inf_f32();
-#pragma unroll
-    for (int j = 0; j < kNTiles; ++j) tile_max = fmaxf(tile_max, fmaxf(s[j][2 * half], s[j][2 * half + 1]));
-    tile_max = quad_max(tile_max);
-    const float new_max = fmaxf(st.max[half], tile_max);
-    // A row with no unmasked key so far has max = -inf: use 0 as the offset so
-    // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
-    const float offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
-    // Compare the raw maxima: recomputing exp2(max * scale - offset) for an
-    // unchanged max need not give exactly 1 once the compiler fuses it into an FFMA.
-    const bool moved = new_max != st.max[half];
-    corr.factor[half] = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
-    // After the first few key tiles the row maxima rarely move: O is rescaled
-    // only if some row of the warp moved (a warp-uniform branch).
-    corr.any_moved[half] = __any_sync(0xffffffffu, moved);
-    st.max[half] = new_max;
-    float tile_sum = 0.f;
-#pragma unroll
-    for (int j = 0; j < kNTiles; ++j) {
-#pragma unroll
-      for (int e = 0; e < 2; ++e) {
-        // One FFMA + EX2 per score: the scale is folded into the exponent.
-        const float p = exp2_ftz(fmaf(s[j][2 * half + e], scale_log2, -offset));
-        s[j][2 * half + e] = p;
-        tile_sum += p;
-      }
-    }
-    st.sum[half] = st.sum[half] * corr.factor[half] + tile_sum;
-  }
+  for (int half = 0; half < 2; ++half) corr.factor[half] = softmax_half(s, st, half, scale_log2, corr.any_moved[half]);
   return corr;
 }
 
 template <int kOTiles>
 __device__ __forceinline__ void rescale_o(float (&acc_o)[kOTiles][4], const RowCorrection& corr) {
 #pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    if (corr.any_moved[half]) {
-#pragma unroll
-      for (int j = 0; j < kOTiles; ++j) {
-        acc_o[j][2 * half] *= corr.factor[half];
-        acc_o[j][2 * half + 1] *= corr.factor[half];
-      }
-    }
-  }
-}
-
-// Both at once, for kernels whose P.V for this tile comes right after.
-template <int kNTiles, int kOTiles>
-__device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
-                                                    RowState& st, float scale_log2) {
-  rescale_o(acc_o, softmax_update(s, st, scale_log2));
+  for (int half = 0; half < 2; ++half)
+    if (corr.any_moved[half]) rescale_o_half(acc_o, half, corr.factor[half]);
 }
 
 }  // namespace cupyflash
