@@ -14,6 +14,9 @@
 //                                                             the P.V above still runs)
 //       wait for the P.V; rescale O by the row-max correction of tile j
 //     so the exponentials of one tile overlap the tensor-core work of the other.
+//   With kPingpong the two consumer warpgroups also take turns issuing their
+//   wgmmas (two named barriers), so that one's softmax runs while the other's
+//   GEMMs occupy the tensor cores, instead of both computing exponentials at once.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
@@ -34,6 +37,10 @@ constexpr int kSwizzleRowBytes = 128;           // one row of a 128-byte swizzle
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
 constexpr int kProducerRegs = 24;               // setmaxnreg targets: 128*24 + 256*240 = 64512 <= 65536
 constexpr int kConsumerRegs = 240;
+
+// Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1.
+constexpr int kTurnBarrier0 = 1;
+constexpr int kConsumerThreads = 2 * kWarpgroupThreads;
 
 template <class Elem, int kD, int kBlockN, int kStages>
 struct WgmmaKernelTraits {
@@ -63,7 +70,7 @@ struct WgmmaKernelTraits {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
 };
 
-template <class Elem, int kD, int kBlockN, int kStages>
+template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong>
 __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
   using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages>;
@@ -194,6 +201,18 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
     if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
     return softmax_update(sc, st, p.scale_log2);
   };
+  // Pingpong: wait for this warpgroup's turn to issue, and hand the turn over
+  // after issuing. Each warpgroup issues n_tiles + 1 times; warpgroup 1 primes
+  // warpgroup 0's barrier once, so warpgroup 0 waits one extra time at the end
+  // and no arrival is left pending when the CTA exits.
+  const int my_turn = kTurnBarrier0 + cwg, other_turn = kTurnBarrier0 + (1 - cwg);
+  auto take_turn = [&] {
+    if constexpr (kPingpong) named_barrier_sync(my_turn, kConsumerThreads);
+  };
+  auto pass_turn = [&] {
+    if constexpr (kPingpong) named_barrier_arrive(other_turn, kConsumerThreads);
+  };
+  if (kPingpong && cwg == 1 && n_tiles > 0) named_barrier_arrive(kTurnBarrier0, kConsumerThreads);
   auto slot = [](int i) { return i % kStages; };
   auto phase = [](int i) { return static_cast<u32>((i / kStages) & 1); };
 
@@ -206,9 +225,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
     float sc[Tr::kNTiles][4];
     mbar_wait(bar_q, 0);
     mbar_wait(full_k(0), 0);
+    take_turn();
     wgmma_fence();
     issue_qk(sc, 0);
     wgmma_commit();
+    pass_turn();
     wgmma_wait<0>();
     fence_acc(sc);
     release(empty_k(0));
@@ -218,12 +239,14 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   for (int i = 1; i < n_tiles; ++i) {
     float sc[Tr::kNTiles][4];
     mbar_wait(full_k(slot(i)), phase(i));
+    mbar_wait(full_v(slot(i - 1)), phase(i - 1));
+    take_turn();
     wgmma_fence();
     issue_qk(sc, slot(i));
     wgmma_commit();
-    mbar_wait(full_v(slot(i - 1)), phase(i - 1));
     issue_pv(pf, slot(i - 1));
     wgmma_commit();
+    pass_turn();
     wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
     fence_acc(sc);
     release(empty_k(slot(i)));
@@ -236,12 +259,15 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   }
   if (n_tiles > 0) {  // the last tile's P.V
     mbar_wait(full_v(slot(n_tiles - 1)), phase(n_tiles - 1));
+    take_turn();
     wgmma_fence();
     issue_pv(pf, slot(n_tiles - 1));
     wgmma_commit();
+    pass_turn();
     wgmma_wait<0>();
     fence_acc(acc_o);
     release(empty_v(slot(n_tiles - 1)));
+    if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
   }
 
   // ---- epilogue: normalise, write O straight from registers, write LSE ----

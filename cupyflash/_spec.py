@@ -62,16 +62,16 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
     256: (64, 64, 4, 1),
 }
 
-# wgmma path: head-dim width (a multiple of the 64-column TMA box) -> (block_n, stages)
+# wgmma path: head-dim width (a multiple of the 64-column TMA box) -> (block_n, stages, pingpong)
 WGMMA_BLOCK_M = 128
 WGMMA_THREADS = 384  # producer warpgroup + 2 consumer warpgroups
 WGMMA_BOX_COLS = 64
 WGMMA_WIDTHS: tuple[int, ...] = (64, 128, 192, 256)
-WGMMA_TILES: dict[int, tuple[int, int]] = {
-    64: (128, 2),
-    128: (128, 2),
-    192: (64, 2),
-    256: (64, 2),
+WGMMA_TILES: dict[int, tuple[int, int, bool]] = {
+    64: (128, 2, True),
+    128: (128, 2, True),
+    192: (64, 2, True),
+    256: (64, 2, True),
 }
 WGMMA_ARCH = 90
 
@@ -121,6 +121,7 @@ class KernelSpec:
     warps: int
     rows_per_warp: int
     stages: int = 0  # K/V shared-memory stages (wgmma only)
+    pingpong: bool = False  # consumer warpgroups take turns issuing wgmma (wgmma only)
 
     @property
     def threads(self) -> int:
@@ -146,7 +147,7 @@ class KernelSpec:
         """The C++ template instantiation handed to NVRTC."""
         if self.family == "wgmma":
             return (f"cupyflash::flash_fwd_wgmma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
-                    f"{self.block_n}, {self.stages}>")
+                    f"{self.block_n}, {self.stages}, {'true' if self.pingpong else 'false'}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -158,7 +159,7 @@ class KernelSpec:
         """A readable name for logs, explain() and compile reports."""
         if self.family == "wgmma":
             return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}_hdim{self.head_dim}"
-                    f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}")
+                    f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
 
@@ -186,10 +187,12 @@ def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = N
     return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles)
 
 
-def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int] | None = None) -> KernelSpec:
-    """The wgmma variant for ``width`` (a multiple of 64): from the table, or ``tiles`` = (block_n, stages)."""
-    block_n, stages = tiles or WGMMA_TILES[width]
-    return KernelSpec("wgmma", dtype, width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages)
+def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int, bool] | None = None) -> KernelSpec:
+    """The wgmma variant for ``width`` (a multiple of 64): from the table, or
+    ``tiles`` = (block_n, stages, pingpong) (for tuning)."""
+    block_n, stages, pingpong = tiles or WGMMA_TILES[width]
+    return KernelSpec("wgmma", dtype, width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages,
+                      pingpong)
 
 
 def simt_spec(dtype: str, width: int) -> KernelSpec:

@@ -1,0 +1,93 @@
+"""Variant sweep for the Hopper (wgmma) kernel: times candidate (block_n, stages,
+pingpong) variants against torch SDPA's cuDNN and flash backends in the same run.
+
+    python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256]
+
+Results feed the WGMMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
+Each sample times 10 back-to-back calls, so host launch cost overlaps GPU work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+
+import cupy as cp
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from cupyflash import _dispatch, api
+from cupyflash._arrays import DeviceBuffer
+from cupyflash._spec import WGMMA_TILES, wgmma_spec
+
+CANDIDATES = {
+    64: [(128, 2, False), (128, 2, True), (128, 3, True)],
+    128: [(128, 2, False), (128, 2, True)],
+    256: [(64, 2, False), (64, 2, True)],
+}
+INNER = 10
+
+
+def time_ms(fn, warmup=3, repeats=15):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        for _ in range(INNER):
+            fn()
+        b.record()
+        b.synchronize()
+        ts.append(a.elapsed_time(b) / INNER)
+    return statistics.median(ts)
+
+
+def buffer(x: cp.ndarray, dtype: str) -> DeviceBuffer:
+    return DeviceBuffer(x.data.ptr, x.shape, tuple(s // x.itemsize for s in x.strides), dtype, x)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seqlens", default="1024,4096")
+    ap.add_argument("--dtype", default="bf16")
+    ap.add_argument("--dims", default="64,128,256")
+    args = ap.parse_args()
+    tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    dtype = {"bf16": "bfloat16", "fp16": "float16"}[args.dtype]
+    results = []
+    for d in map(int, args.dims.split(",")):
+        for s in map(int, args.seqlens.split(",")):
+            b, h = 16384 // s, 2048 // d
+            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=tdt) for _ in range(3))
+            cq, ck, cv = (cp.from_dlpack(x) for x in (q, k, v))
+            out = cp.empty_like(cq)
+            bufs = [buffer(x, dtype) for x in (cq, ck, cv, out)]
+            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            for causal in (False, True):
+                flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
+                _, problem = api._validate(cq, ck, cv, causal, "bottom_right", None, "bshd")
+                qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+                row = {"d": d, "s": s, "causal": causal}
+                for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
+                    with sdpa_kernel(be):
+                        row[name] = round(flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
+                            qt, kt, vt, is_causal=causal)) / 1e9, 1)
+                for tiles in CANDIDATES[d]:
+                    plan = _dispatch.plan_for_spec(problem, wgmma_spec(dtype, d, tiles), 90)
+                    row[str(tiles)] = round(flops / time_ms(
+                        lambda: api._run(plan, problem, *bufs, None, stream, 0)) / 1e9, 1)
+                results.append(row)
+                cands = [k_ for k_ in row if k_.startswith("(")]
+                best = max(cands, key=lambda k_: row[k_])
+                print(f"d={d} s={s} causal={causal!s:5} cudnn={row['cudnn']:6.1f} fa2={row['fa2']:6.1f}  " +
+                      "  ".join(f"{k_}={row[k_]:6.1f}" for k_ in cands) +
+                      f"  best={best} vs_cudnn={row[best] / row['cudnn']:.2f}  table={WGMMA_TILES[d]}", flush=True)
+    with open(os.path.join(os.environ.get("OUT", "."), "tune_wgmma.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
