@@ -30,6 +30,9 @@ N (64 or 128); K/V stages are limited by the 227 KB of shared memory:
   head dim <= 128: 128 x 128, 2 stages (128: 32 KB Q + 4 x 32 KB K/V).
   head dim 192, 256: 128 x 64, 2 stages (256: 64 KB Q + 4 x 32 KB K/V); a 128-key
                    tile would need 64 + 128 O/S registers per thread plus P.
+Measured on H100 against cuDNN in the same run (bench/NOTES.md, wgmma v2):
+0.89-0.92 x at seqlen 4096 (d 64/128/256), 0.97 / 1.03 at 16384 (d 128),
+0.70-0.73 at 1024, where one CTA per SM exposes each CTA's prologue.
 
 SIMT path (fp32/fp64 exact): 8 warps, each owning rows_per_warp query rows;
 keys stream 32 at a time (one per lane).
@@ -67,11 +70,13 @@ WGMMA_BLOCK_M = 128
 WGMMA_THREADS = 384  # producer warpgroup + 2 consumer warpgroups
 WGMMA_BOX_COLS = 64
 WGMMA_WIDTHS: tuple[int, ...] = (64, 128, 192, 256)
+# pingpong is off until a device run measures it (bench/tune_wgmma.py): v2, the
+# measured configuration, has the intra-warpgroup overlap but no turn-taking.
 WGMMA_TILES: dict[int, tuple[int, int, bool]] = {
-    64: (128, 2, True),
-    128: (128, 2, True),
-    192: (64, 2, True),
-    256: (64, 2, True),
+    64: (128, 2, False),
+    128: (128, 2, False),
+    192: (64, 2, False),
+    256: (64, 2, False),
 }
 WGMMA_ARCH = 90
 
