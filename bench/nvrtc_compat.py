@@ -1,32 +1,57 @@
-"""Compile every shipped variant with another libnvrtc (e.g. 13.0, the one CuPy uses on the
-device, while pip gives CI a newer one) through ctypes, and print the resource report.
-Spill and wgmma-serialisation results differ between NVRTC versions.
+"""Compile every shipped variant with another libnvrtc (for example 13.0, the one
+CuPy uses on the device, while pip gives CI a newer one) through ctypes, and print
+each variant's resource report. Spills and wgmma serialisation differ between
+NVRTC versions, so check the device's version before spending device time.
 
-    LD_LIBRARY_PATH=DIR python bench/nvrtc_compat.py DIR/libnvrtc.so.13
+    pip download --no-deps "nvidia-cuda-nvrtc==13.0.*" -d /tmp/w && unzip -q /tmp/w/*.whl -d /tmp/w
+    LD_LIBRARY_PATH=/tmp/w/nvidia/cu13/lib python bench/nvrtc_compat.py /tmp/w/nvidia/cu13/lib/libnvrtc.so.13
 """
-import ctypes, sys, re
-sys.path.insert(0, '.')
-from cupyflash._compile import kernel_source, COMPILE_OPTIONS
-from cupyflash._offline import specs_by_unit, _parse_report
-lib = ctypes.CDLL(sys.argv[1])
-def compile_group(specs, arch):
+
+from __future__ import annotations
+
+import ctypes
+import sys
+
+sys.path.insert(0, ".")
+
+from cupyflash._compile import COMPILE_OPTIONS, kernel_source  # noqa: E402
+from cupyflash._offline import _parse_report, specs_by_unit  # noqa: E402
+
+
+def compile_group(lib, specs, arch):
     prog = ctypes.c_void_p()
     src = kernel_source(specs[0].entry_file).encode()
-    assert lib.nvrtcCreateProgram(ctypes.byref(prog), src, b"x.cu", 0, None, None) == 0
-    for s in specs: assert lib.nvrtcAddNameExpression(prog, s.name_expression.encode()) == 0
+    if lib.nvrtcCreateProgram(ctypes.byref(prog), src, b"cupyflash.cu", 0, None, None):
+        raise RuntimeError("nvrtcCreateProgram failed")
+    for spec in specs:
+        lib.nvrtcAddNameExpression(prog, spec.name_expression.encode())
     opts = [o.encode() for o in COMPILE_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
-    arr = (ctypes.c_char_p * len(opts))(*opts)
-    rc = lib.nvrtcCompileProgram(prog, len(opts), arr)
-    n = ctypes.c_size_t(); lib.nvrtcGetProgramLogSize(prog, ctypes.byref(n))
-    buf = ctypes.create_string_buffer(n.value); lib.nvrtcGetProgramLog(prog, buf)
-    log = buf.value.decode()
-    assert rc == 0, log[-3000:]
+    rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
+    size = ctypes.c_size_t()
+    lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))
+    log = ctypes.create_string_buffer(size.value)
+    lib.nvrtcGetProgramLog(prog, log)
+    if rc:
+        raise RuntimeError(f"NVRTC error {rc} for {arch}:\n{log.value.decode()[-3000:]}")
     lowered = {}
-    for s in specs:
-        p = ctypes.c_char_p(); lib.nvrtcGetLoweredName(prog, s.name_expression.encode(), ctypes.byref(p)); lowered[p.value.decode()] = s
-    return _parse_report(log, lowered, arch)
-for arch in ('sm_80', 'sm_90a'):
-    for g in specs_by_unit(arch):
-        for r in compile_group(g, arch):
-            flag = 'SPILL' if r.spills else ('SERIAL' if r.wgmma_serialized else '')
-            print(arch, r.variant, r.registers, r.spill_stores, r.spill_loads, flag)
+    for spec in specs:
+        name = ctypes.c_char_p()
+        lib.nvrtcGetLoweredName(prog, spec.name_expression.encode(), ctypes.byref(name))
+        lowered[name.value.decode()] = spec
+    return _parse_report(log.value.decode(), lowered, arch)
+
+
+def main() -> int:
+    lib = ctypes.CDLL(sys.argv[1])
+    bad = 0
+    for arch in ("sm_80", "sm_90a"):
+        for group in specs_by_unit(arch):
+            for r in compile_group(lib, group, arch):
+                flag = "SPILL" if r.spills else ("SERIALISED" if r.wgmma_serialized else "")
+                bad += bool(flag)
+                print(f"{arch:7s} {r.variant:48s} {r.registers:4d} regs {r.spill_stores:4d} B spilled {flag}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 
 import cupy as cp
 import torch
@@ -20,6 +19,8 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from cupyflash import _dispatch, api
 from cupyflash._spec import MMA_TILES, mma_spec
 
+import floor  # bench/ is on sys.path when this runs as a script
+
 CANDIDATES = {
     64: [(128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)],
     128: [(128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2)],
@@ -27,18 +28,8 @@ CANDIDATES = {
 }
 
 
-def time_ms(fn, warmup=5, repeats=25):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b))
-    return statistics.median(ts)
+def time_ms(fn):
+    return floor.time_ms(fn, repeats=25, inner=1)  # one call per sample, as this sweep always did
 
 
 def main():

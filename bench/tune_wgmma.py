@@ -4,7 +4,7 @@ pingpong) variants against torch SDPA's cuDNN and flash backends in the same run
     python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256]
 
 Results feed the WGMMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
-Each sample times 10 back-to-back calls, so host launch cost overlaps GPU work.
+Each sample times 10 back-to-back calls (floor.time_ms), so host launch cost overlaps GPU work.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 
 import cupy as cp
 import torch
@@ -21,30 +20,13 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from cupyflash import _dispatch, api
 from cupyflash._arrays import DeviceBuffer
 from cupyflash._spec import WGMMA_TILES, wgmma_spec
+from floor import time_ms  # bench/ is on sys.path when this runs as a script
 
 CANDIDATES = {
     64: [(128, 2, False), (128, 2, True), (128, 3, True)],
     128: [(128, 2, False), (128, 2, True)],
     256: [(64, 2, False), (64, 2, True)],
 }
-INNER = 10
-
-
-def time_ms(fn, warmup=3, repeats=15):
-    for _ in range(warmup):
-        fn()
-    ts = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        for _ in range(INNER):
-            fn()
-        b.record()
-        b.synchronize()
-        ts.append(a.elapsed_time(b) / INNER)
-    return statistics.median(ts)
-
-
 def buffer(x: cp.ndarray, dtype: str) -> DeviceBuffer:
     return DeviceBuffer(x.data.ptr, x.shape, tuple(s // x.itemsize for s in x.strides), dtype, x)
 
@@ -74,11 +56,11 @@ def main():
                 for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
                     with sdpa_kernel(be):
                         row[name] = round(flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
-                            qt, kt, vt, is_causal=causal)) / 1e9, 1)
+                            qt, kt, vt, is_causal=causal), warmup=3, repeats=15) / 1e9, 1)
                 for tiles in CANDIDATES[d]:
                     plan = _dispatch.plan_for_spec(problem, wgmma_spec(dtype, d, tiles), 90)
                     row[str(tiles)] = round(flops / time_ms(
-                        lambda: api._run(plan, problem, *bufs, None, stream, 0)) / 1e9, 1)
+                        lambda: api._run(plan, problem, *bufs, None, stream, 0), warmup=3, repeats=15) / 1e9, 1)
                 results.append(row)
                 cands = [k_ for k_ in row if k_.startswith("(")]
                 best = max(cands, key=lambda k_: row[k_])
