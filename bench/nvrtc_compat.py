@@ -1,4 +1,4 @@
-"""Compile every shipped variant with another libnvrtc (for example 13.0, the one
+"""Compile every shipped variant and tuning candidate with another libnvrtc (for example 13.0, the one
 CuPy uses on the device, while pip gives CI a newer one) through ctypes, and print
 each variant's resource report. Spills and wgmma serialisation differ between
 NVRTC versions, so check the device's version before spending device time.
@@ -16,6 +16,7 @@ sys.path.insert(0, ".")
 
 from cupyflash._compile import COMPILE_OPTIONS, kernel_source  # noqa: E402
 from cupyflash._offline import _parse_report, specs_by_unit  # noqa: E402
+from cupyflash._spec import candidate_specs  # noqa: E402
 
 
 def compile_group(lib, specs, arch):
@@ -45,7 +46,7 @@ def main() -> int:
     lib = ctypes.CDLL(sys.argv[1])
     bad = 0
     for arch in ("sm_80", "sm_90a"):
-        for group in specs_by_unit(arch):
+        for group in specs_by_unit(arch, candidate_specs()):
             for r in compile_group(lib, group, arch):
                 flag = "SPILL" if r.spills else ("SERIALISED" if r.wgmma_serialized else "")
                 bad += bool(flag)

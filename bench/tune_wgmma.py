@@ -1,5 +1,6 @@
-"""Variant sweep for the Hopper (wgmma) kernel: times candidate (block_n, stages,
-pingpong) variants against torch SDPA's cuDNN and flash backends in the same run.
+"""Variant sweep for the Hopper (wgmma) kernel: times the candidate (block_n,
+stages, pingpong, persistent) variants of cupyflash._spec.WGMMA_CANDIDATES against
+torch SDPA's cuDNN and flash backends in the same run.
 
     python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256]
 
@@ -19,14 +20,10 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
 from cupyflash._arrays import DeviceBuffer
-from cupyflash._spec import WGMMA_TILES, wgmma_spec
+from cupyflash._spec import WGMMA_CANDIDATES, WGMMA_TILES, wgmma_spec
 from floor import time_ms  # bench/ is on sys.path when this runs as a script
 
-CANDIDATES = {
-    64: [(128, 2, False), (128, 2, True), (128, 3, True)],
-    128: [(128, 2, False), (128, 2, True)],
-    256: [(64, 2, False), (64, 2, True)],
-}
+
 def buffer(x: cp.ndarray, dtype: str) -> DeviceBuffer:
     return DeviceBuffer(x.data.ptr, x.shape, tuple(s // x.itemsize for s in x.strides), dtype, x)
 
@@ -40,6 +37,7 @@ def main():
     tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
     dtype = {"bf16": "bfloat16", "fp16": "float16"}[args.dtype]
     results = []
+    sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
     for d in map(int, args.dims.split(",")):
         for s in map(int, args.seqlens.split(",")):
             b, h = 16384 // s, 2048 // d
@@ -57,8 +55,8 @@ def main():
                     with sdpa_kernel(be):
                         row[name] = round(flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
                             qt, kt, vt, is_causal=causal), warmup=3, repeats=15) / 1e9, 1)
-                for tiles in CANDIDATES[d]:
-                    plan = _dispatch.plan_for_spec(problem, wgmma_spec(dtype, d, tiles), 90)
+                for tiles in WGMMA_CANDIDATES[d]:
+                    plan = _dispatch.plan_for_spec(problem, wgmma_spec(dtype, d, tiles), 90, sm_count=sm_count)
                     row[str(tiles)] = round(flops / time_ms(
                         lambda: api._run(plan, problem, *bufs, None, stream, 0), warmup=3, repeats=15) / 1e9, 1)
                 results.append(row)

@@ -17,6 +17,11 @@
 //   With kPingpong the two consumer warpgroups also take turns issuing their
 //   wgmmas (two named barriers), so that one's softmax runs while the other's
 //   GEMMs occupy the tensor cores, instead of both computing exponentials at once.
+//   With kPersistent the grid has one CTA per SM and each CTA walks work items
+//   (query blocks) with a stride of the grid size; the producer loads the next
+//   item's Q (once the consumers release it) and K/V while the consumers finish
+//   the current one, so a CTA's start-up and epilogue hide behind other work.
+//   Otherwise each CTA runs exactly one item (the same loop, one trip).
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
@@ -60,7 +65,7 @@ struct WgmmaKernelTraits {
   static constexpr int kOffK = kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
   static constexpr int kOffBar = kOffV + kStages * kKVBytes;
-  static constexpr int kBarriers = 1 + 4 * kStages;  // Q, then full/empty for K and V per stage
+  static constexpr int kBarriers = 2 + 4 * kStages;  // Q full/empty, then full/empty for K and V per stage
   // + slack to align the dynamic shared memory base up to 1024 bytes.
   static constexpr int kSmemBytes = kOffBar + kBarriers * 8 + kSwizzleAtomBytes;
 
@@ -70,7 +75,30 @@ struct WgmmaKernelTraits {
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
 };
 
-template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong>
+// One query block of one (batch, head), and the key tiles it attends.
+struct WorkItem {
+  int m0;       // first query row
+  int head;
+  int batch;
+  int kv_head;
+  int n_tiles;  // key tiles, walked from the last to the first; 0: every row is masked
+};
+
+template <int kBlockM, int kBlockN>
+__device__ __forceinline__ WorkItem work_item(const FlashParams& p, int linear, int m_blocks) {
+  const BlockCoord bc = block_coord(p, sizeof(u16), linear, m_blocks);  // longest first, L2-sized head groups
+  WorkItem w;
+  w.m0 = bc.m_block * kBlockM;
+  w.head = bc.head;
+  w.batch = bc.batch;
+  w.kv_head = bc.head / p.group;
+  int n_end = p.seqlen_k;
+  if (p.causal) n_end = min(n_end, w.m0 + kBlockM + p.causal_offset);
+  w.n_tiles = n_end > 0 ? ceil_div(n_end, kBlockN) : 0;
+  return w;
+}
+
+template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent>
 __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
   using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages>;
@@ -79,26 +107,29 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
   const u32 smem = (smem_addr(smem_raw) + kSwizzleAtomBytes - 1) & ~u32(kSwizzleAtomBytes - 1);
   const u32 sQ = smem;
-  const u32 bar_q = smem + Tr::kOffBar;
-  auto full_k = [&](int s) { return bar_q + 8 * (1 + s); };
-  auto full_v = [&](int s) { return bar_q + 8 * (1 + kStages + s); };
-  auto empty_k = [&](int s) { return bar_q + 8 * (1 + 2 * kStages + s); };
-  auto empty_v = [&](int s) { return bar_q + 8 * (1 + 3 * kStages + s); };
+  const u32 full_q = smem + Tr::kOffBar;
+  const u32 empty_q = full_q + 8;
+  auto full_k = [&](int s) { return full_q + 8 * (2 + s); };
+  auto full_v = [&](int s) { return full_q + 8 * (2 + kStages + s); };
+  auto empty_k = [&](int s) { return full_q + 8 * (2 + 2 * kStages + s); };
+  auto empty_v = [&](int s) { return full_q + 8 * (2 + 3 * kStages + s); };
   auto slot_k = [&](int s) { return smem + Tr::kOffK + s * Tr::kKVBytes; };
   auto slot_v = [&](int s) { return smem + Tr::kOffV + s * Tr::kKVBytes; };
+  // The K/V ring and the Q buffer are used in one sequence across all of this
+  // CTA's work items: use number u sits in slot u % kStages, in phase (u / kStages) & 1.
+  auto slot = [](int u) { return u % kStages; };
+  auto phase = [](int u) { return static_cast<u32>((u / kStages) & 1); };
 
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
   const int warpgroup = tid / kWarpgroupThreads;
-  const BlockCoord bc = block_coord(p, sizeof(u16));  // longest first, in L2-sized head groups
-  const int m_block = bc.m_block, head = bc.head, batch = bc.batch;
-  const int kv_head = head / p.group;
-  const int m0 = m_block * kBlockM;
-  int n_end = p.seqlen_k;
-  if (p.causal) n_end = min(n_end, m0 + kBlockM + p.causal_offset);
-  const int n_tiles = n_end > 0 ? ceil_div(n_end, kBlockN) : 0;
+  const int m_blocks = ceil_div(p.seqlen_q, kBlockM);
+  const int total_items = m_blocks * p.heads_q * p.batch;
+  const int first_item = kPersistent ? static_cast<int>(blockIdx.x) : grid_linear_index();
+  const int item_stride = kPersistent ? static_cast<int>(gridDim.x) : total_items;
 
   if (tid == 0) {
-    mbar_init(bar_q, 1);
+    mbar_init(full_q, 1);
+    mbar_init(empty_q, Tr::kConsumerWarps);
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
       mbar_init(full_k(s), 1);
@@ -113,28 +144,35 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   if (warpgroup == 0) {
     // ------------------------------------------------------------ producer
     setmaxnreg_dec<kProducerRegs>();
-    if (warp == 0 && lane == 0 && n_tiles > 0) {
+    if (warp == 0 && lane == 0) {
       tma_prefetch_desc(&tma.q);
       tma_prefetch_desc(&tma.k);
       tma_prefetch_desc(&tma.v);
-      mbar_arrive_expect_tx(bar_q, Tr::kQBytes);
-#pragma unroll
-      for (int b = 0; b < Tr::kBoxes; ++b)
-        tma_load_4d(sQ + b * Tr::kQBoxBytes, &tma.q, bar_q, b * kTmaBoxCols, m0, head, batch);
-      for (int i = 0; i < n_tiles; ++i) {
-        const int n0 = (n_tiles - 1 - i) * kBlockN;
-        const int s = i % kStages;
-        const u32 phase = (i / kStages) & 1;
-        mbar_wait(empty_k(s), phase ^ 1);
-        mbar_arrive_expect_tx(full_k(s), Tr::kKVBytes);
+      int use = 0;    // K/V ring uses so far
+      int q_use = 0;  // Q buffer uses so far (items with at least one key tile)
+      for (int item = first_item; item < total_items; item += item_stride) {
+        const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
+        if (w.n_tiles == 0) continue;  // the consumers write zeros without Q
+        mbar_wait(empty_q, (q_use & 1) ^ 1);  // the previous item's last Q.K^T is done
+        mbar_arrive_expect_tx(full_q, Tr::kQBytes);
 #pragma unroll
         for (int b = 0; b < Tr::kBoxes; ++b)
-          tma_load_4d(slot_k(s) + b * Tr::kKVBoxBytes, &tma.k, full_k(s), b * kTmaBoxCols, n0, kv_head, batch);
-        mbar_wait(empty_v(s), phase ^ 1);
-        mbar_arrive_expect_tx(full_v(s), Tr::kKVBytes);
+          tma_load_4d(sQ + b * Tr::kQBoxBytes, &tma.q, full_q, b * kTmaBoxCols, w.m0, w.head, w.batch);
+        ++q_use;
+        for (int i = 0; i < w.n_tiles; ++i, ++use) {
+          const int n0 = (w.n_tiles - 1 - i) * kBlockN;
+          const int s = slot(use);
+          mbar_wait(empty_k(s), phase(use) ^ 1);
+          mbar_arrive_expect_tx(full_k(s), Tr::kKVBytes);
 #pragma unroll
-        for (int b = 0; b < Tr::kBoxes; ++b)
-          tma_load_4d(slot_v(s) + b * Tr::kKVBoxBytes, &tma.v, full_v(s), b * kTmaBoxCols, n0, kv_head, batch);
+          for (int b = 0; b < Tr::kBoxes; ++b)
+            tma_load_4d(slot_k(s) + b * Tr::kKVBoxBytes, &tma.k, full_k(s), b * kTmaBoxCols, n0, w.kv_head, w.batch);
+          mbar_wait(empty_v(s), phase(use) ^ 1);
+          mbar_arrive_expect_tx(full_v(s), Tr::kKVBytes);
+#pragma unroll
+          for (int b = 0; b < Tr::kBoxes; ++b)
+            tma_load_4d(slot_v(s) + b * Tr::kKVBoxBytes, &tma.v, full_v(s), b * kTmaBoxCols, n0, w.kv_head, w.batch);
+        }
       }
     }
     return;
@@ -142,16 +180,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
 
   // -------------------------------------------------------------- consumers
   setmaxnreg_inc<kConsumerRegs>();
-  const int cwg = warpgroup - 1;            // which 64 rows of the block
-  const int warp_row0 = m0 + 64 * cwg + 16 * (warp % 4);
+  const int cwg = warpgroup - 1;  // which 64 rows of the block
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_base = sQ + 64 * cwg * kSwizzleRowBytes;
-
   float acc_o[Tr::kOTiles][4];
-#pragma unroll
-  for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
   RowState st;
-  st.init();
 
   // Issue S = Q K^T for the tile in slot s: kD/16 k-steps; a k-step is 32 bytes
   // along a swizzled row, and every 4 steps move to the next 64-column box.
@@ -191,20 +224,15 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   };
   auto release = [&](u32 bar) {
     __syncwarp();
-    if (lane == 0) mbar_arrive(bar);  // this warp no longer reads that slot
-  };
-
-  // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
-  // and softmax. Returns how O must be rescaled before this tile's P.V.
-  auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i) {
-    const int n0 = (n_tiles - 1 - i) * kBlockN;
-    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
-    return softmax_update(sc, st, p.scale_log2);
+    if (lane == 0) mbar_arrive(bar);  // this warp no longer reads that buffer
   };
   // Pingpong: wait for this warpgroup's turn to issue, and hand the turn over
-  // after issuing. Each warpgroup issues n_tiles + 1 times; warpgroup 1 primes
-  // warpgroup 0's barrier once, so warpgroup 0 waits one extra time at the end
-  // and no arrival is left pending when the CTA exits.
+  // after issuing. Both warpgroups issue the same number of times (n_tiles + 1
+  // per work item), so the turns alternate across items too. Warpgroup 1 primes
+  // warpgroup 0's barrier once at the start and warpgroup 0 waits once more at
+  // the very end. Hazard: never prime or drain per item: warpgroup 1 could then
+  // arrive twice before warpgroup 0 waits, and 256 arrivals from one side would
+  // complete the barrier on their own.
   const int my_turn = kTurnBarrier0 + cwg, other_turn = kTurnBarrier0 + (1 - cwg);
   auto take_turn = [&] {
     if constexpr (kPingpong) named_barrier_sync(my_turn, kConsumerThreads);
@@ -212,87 +240,108 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
   auto pass_turn = [&] {
     if constexpr (kPingpong) named_barrier_arrive(other_turn, kConsumerThreads);
   };
-  if (kPingpong && cwg == 1 && n_tiles > 0) named_barrier_arrive(kTurnBarrier0, kConsumerThreads);
-  auto slot = [](int i) { return i % kStages; };
-  auto phase = [](int i) { return static_cast<u32>((i / kStages) & 1); };
 
-  // The first tile runs on its own (no P.V in flight yet). ptxas tracks which
-  // wgmma may still be running per control-flow path, so the steady-state loop
-  // below must not branch on the iteration: a path that merely looks possible
-  // makes it insert waits and serialise every wgmma (warning C7514).
-  u32 pf[kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
-  if (n_tiles > 0) {
-    float sc[Tr::kNTiles][4];
-    mbar_wait(bar_q, 0);
-    mbar_wait(full_k(0), 0);
-    take_turn();
-    wgmma_fence();
-    issue_qk(sc, 0);
-    wgmma_commit();
-    pass_turn();
-    wgmma_wait<0>();
-    fence_acc(sc);
-    release(empty_k(0));
-    scores_to_p(sc, 0);  // O is still zero: nothing to rescale
-    pack_p(pf, sc);
-  }
-  for (int i = 1; i < n_tiles; ++i) {
-    float sc[Tr::kNTiles][4];
-    mbar_wait(full_k(slot(i)), phase(i));
-    mbar_wait(full_v(slot(i - 1)), phase(i - 1));
-    take_turn();
-    wgmma_fence();
-    issue_qk(sc, slot(i));
-    wgmma_commit();
-    issue_pv(pf, slot(i - 1));
-    wgmma_commit();
-    pass_turn();
-    wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
-    fence_acc(sc);
-    release(empty_k(slot(i)));
-    const RowCorrection corr = scores_to_p(sc, i);
-    wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
-    fence_acc(acc_o);
-    release(empty_v(slot(i - 1)));
-    rescale_o(acc_o, corr);
-    pack_p(pf, sc);
-  }
-  if (n_tiles > 0) {  // the last tile's P.V
-    mbar_wait(full_v(slot(n_tiles - 1)), phase(n_tiles - 1));
-    take_turn();
-    wgmma_fence();
-    issue_pv(pf, slot(n_tiles - 1));
-    wgmma_commit();
-    pass_turn();
-    wgmma_wait<0>();
-    fence_acc(acc_o);
-    release(empty_v(slot(n_tiles - 1)));
-    if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
-  }
+  int use = 0;    // K/V ring uses so far, in step with the producer
+  int q_use = 0;  // Q buffer uses so far
+  if (kPingpong && cwg == 1) named_barrier_arrive(kTurnBarrier0, kConsumerThreads);
+  for (int item = first_item; item < total_items; item += item_stride) {
+    const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
+    const int n_tiles = w.n_tiles;
+    const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
+#pragma unroll
+    for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
+    st.init();
+    // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
+    // and softmax. Returns how O must be rescaled before this tile's P.V.
+    auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i) {
+      const int n0 = (n_tiles - 1 - i) * kBlockN;
+      if (tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
+      return softmax_update(sc, st, p.scale_log2);
+    };
 
-  // ---- epilogue: normalise, write O straight from registers, write LSE ----
-  const int g = lane / 4, t = lane % 4;
-  u16* o = static_cast<u16*>(p.o) + batch * p.o_batch_stride + head * p.o_head_stride;
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const float sum = quad_sum(st.sum[half]);
-    // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
-    const float inv_sum = sum > 0.f ? 1.f / sum : 0.f;
-    const int row = warp_row0 + g + 8 * half;
-    if (row >= p.seqlen_q) continue;
-    if (p.lse != nullptr && t == 0) {
-      const float lse = sum > 0.f ? (st.max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
-      p.lse[(static_cast<i64>(batch) * p.heads_q + head) * p.seqlen_q + row] = lse;
+    // The first tile runs on its own (no P.V in flight yet). ptxas tracks which
+    // wgmma may still be running per control-flow path, so the steady-state loop
+    // below must not branch on the iteration: a path that merely looks possible
+    // makes it insert waits and serialise every wgmma (warning C7514).
+    u32 pf[kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
+    if (n_tiles > 0) {
+      float sc[Tr::kNTiles][4];
+      mbar_wait(full_q, q_use & 1);
+      mbar_wait(full_k(slot(use)), phase(use));
+      take_turn();
+      wgmma_fence();
+      issue_qk(sc, slot(use));
+      wgmma_commit();
+      pass_turn();
+      wgmma_wait<0>();
+      fence_acc(sc);
+      release(empty_k(slot(use)));
+      scores_to_p(sc, 0);  // O is still zero: nothing to rescale
+      pack_p(pf, sc);
     }
-    u16* o_row = o + row * p.o_row_stride;
+    for (int i = 1; i < n_tiles; ++i) {
+      const int u = use + i;
+      float sc[Tr::kNTiles][4];
+      mbar_wait(full_k(slot(u)), phase(u));
+      mbar_wait(full_v(slot(u - 1)), phase(u - 1));
+      take_turn();
+      wgmma_fence();
+      issue_qk(sc, slot(u));
+      wgmma_commit();
+      issue_pv(pf, slot(u - 1));
+      wgmma_commit();
+      pass_turn();
+      wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
+      fence_acc(sc);
+      release(empty_k(slot(u)));
+      const RowCorrection corr = scores_to_p(sc, i);
+      wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
+      fence_acc(acc_o);
+      release(empty_v(slot(u - 1)));
+      rescale_o(acc_o, corr);
+      pack_p(pf, sc);
+    }
+    if (n_tiles > 0) {  // the last tile's P.V
+      const int u = use + n_tiles - 1;
+      mbar_wait(full_v(slot(u)), phase(u));
+      take_turn();
+      wgmma_fence();
+      issue_pv(pf, slot(u));
+      wgmma_commit();
+      pass_turn();
+      wgmma_wait<0>();
+      fence_acc(acc_o);
+      release(empty_v(slot(u)));
+      release(empty_q);  // every Q.K^T of this item is done: the producer may load the next Q
+      use += n_tiles;
+      ++q_use;
+    }
+
+    // ---- epilogue: normalise, write O straight from registers, write LSE ----
+    const int g = lane / 4, t = lane % 4;
+    u16* o = static_cast<u16*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
 #pragma unroll
-    for (int j = 0; j < Tr::kOTiles; ++j) {
-      const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
-      if (col < p.head_dim_v)
-        *reinterpret_cast<u32*>(o_row + col) =
-            pack2<Elem>(acc_o[j][2 * half] * inv_sum, acc_o[j][2 * half + 1] * inv_sum);
+    for (int half = 0; half < 2; ++half) {
+      const float sum = quad_sum(st.sum[half]);
+      // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
+      const float inv_sum = sum > 0.f ? 1.f / sum : 0.f;
+      const int row = warp_row0 + g + 8 * half;
+      if (row >= p.seqlen_q) continue;
+      if (p.lse != nullptr && t == 0) {
+        const float lse = sum > 0.f ? (st.max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
+        p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
+      }
+      u16* o_row = o + row * p.o_row_stride;
+#pragma unroll
+      for (int j = 0; j < Tr::kOTiles; ++j) {
+        const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
+        if (col < p.head_dim_v)
+          *reinterpret_cast<u32*>(o_row + col) =
+              pack2<Elem>(acc_o[j][2 * half] * inv_sum, acc_o[j][2 * half + 1] * inv_sum);
+      }
     }
   }
+  if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
 }
 
 }  // namespace cupyflash

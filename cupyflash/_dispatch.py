@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, KernelSpec, head_dim_bucket, mma_spec, simt_spec,
+from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, KernelSpec, head_dim_bucket, mma_spec, simt_spec,
                     wgmma_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
@@ -23,6 +23,7 @@ class Plan:
     grid: tuple[int, int, int]
     block: tuple[int, int, int]
     arch: int
+    sm_count: int
     # operands that are first copied into an aligned, zero-padded buffer, with the reason
     staged: dict[str, str] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
@@ -34,7 +35,8 @@ class Plan:
             f"template : {s.name_expression}",
             f"arch     : sm_{self.arch}",
             f"tiles    : block_m={s.block_m} block_n={s.block_n} warps={s.warps} head_dim width={s.head_dim}",
-            f"launch   : grid={self.grid} block={self.block} dynamic smem={s.smem_bytes} B",
+            f"launch   : grid={self.grid} block={self.block} dynamic smem={s.smem_bytes} B"
+            + (f" (persistent: {self.sm_count} SMs)" if s.persistent else ""),
         ]
         lines += [f"staged   : {name}: {why}" for name, why in self.staged.items()] or ["staged   : none (zero-copy)"]
         lines += [f"why      : {r}" for r in self.reasons]
@@ -100,21 +102,34 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
     return needs
 
 
-def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str, int] | None = None) -> Plan:
+# Multiprocessors assumed by explain(arch=...) on a machine without that GPU.
+ASSUMED_SM_COUNT = {80: 108, 86: 84, 89: 128, 90: 132}
+DEFAULT_SM_COUNT = 132
+
+
+def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str, int] | None = None,
+         sm_count: int | None = None) -> Plan:
     spec, reasons = _choose_spec(problem, arch, backend)
-    return plan_for_spec(problem, spec, arch, reasons, pointers)
+    return plan_for_spec(problem, spec, arch, reasons, pointers, sm_count)
 
 
 def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[str] | None = None,
-                  pointers: dict[str, int] | None = None) -> Plan:
-    """The launch plan for a given kernel variant (dispatch, or a tuning sweep)."""
+                  pointers: dict[str, int] | None = None, sm_count: int | None = None) -> Plan:
+    """The launch plan for a given kernel variant (dispatch, or a tuning sweep).
+    ``sm_count`` sizes a persistent grid; None assumes the arch's usual count."""
     reasons = list(reasons or [f"variant {spec.variant_name} given explicitly"])
+    sm_count = sm_count or ASSUMED_SM_COUNT.get(arch, DEFAULT_SM_COUNT)
     m_blocks = -(-problem.seqlen_q // spec.block_m)
     grid = (m_blocks, problem.heads_q, problem.batch)
+    if spec.persistent:
+        items = m_blocks * problem.heads_q * problem.batch
+        grid = (max(1, min(items, sm_count * WGMMA_CTAS_PER_SM)), 1, 1)
+        reasons.append(f"persistent: {grid[0]} CTAs walk {items} query blocks")
     if problem.causal:
         reasons.append(f"causal ({'bottom-right' if problem.causal_offset == problem.seqlen_k - problem.seqlen_q else 'top-left'}"
                        f" alignment, offset {problem.causal_offset}): key tiles past the diagonal are skipped, "
                        "query blocks run longest first")
     if problem.group > 1:
         reasons.append(f"GQA: {problem.group} query heads share each KV head")
-    return Plan(spec, grid, (spec.threads, 1, 1), arch, staging_needs(problem, spec, pointers), tuple(reasons))
+    return Plan(spec, grid, (spec.threads, 1, 1), arch, sm_count, staging_needs(problem, spec, pointers),
+                tuple(reasons))

@@ -65,19 +65,31 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
     256: (64, 64, 4, 1),
 }
 
-# wgmma path: head-dim width (a multiple of the 64-column TMA box) -> (block_n, stages, pingpong)
+# wgmma path: head-dim width (a multiple of the 64-column TMA box) ->
+# (block_n, stages, pingpong, persistent)
 WGMMA_BLOCK_M = 128
 WGMMA_THREADS = 384  # producer warpgroup + 2 consumer warpgroups
 WGMMA_BOX_COLS = 64
 WGMMA_WIDTHS: tuple[int, ...] = (64, 128, 192, 256)
-# pingpong is off until a device run measures it (bench/tune_wgmma.py): v2, the
-# measured configuration, has the intra-warpgroup overlap but no turn-taking.
-WGMMA_TILES: dict[int, tuple[int, int, bool]] = {
-    64: (128, 2, False),
-    128: (128, 2, False),
-    192: (64, 2, False),
-    256: (64, 2, False),
+# pingpong and persistent are off until a device run measures them
+# (bench/tune_wgmma.py): v2, the measured configuration, has neither.
+WGMMA_TILES: dict[int, tuple[int, int, bool, bool]] = {
+    64: (128, 2, False, False),
+    128: (128, 2, False, False),
+    192: (64, 2, False, False),
+    256: (64, 2, False, False),
 }
+# What bench/tune_wgmma.py times per width (the table's entry among them); the
+# offline test compiles every one, so a sweep never meets a compile error.
+WGMMA_CANDIDATES: dict[int, tuple[tuple[int, int, bool, bool], ...]] = {
+    64: ((128, 2, False, False), (128, 2, True, False), (128, 2, False, True), (128, 2, True, True),
+         (128, 3, True, True)),
+    128: ((128, 2, False, False), (128, 2, True, False), (128, 2, False, True), (128, 2, True, True)),
+    192: ((64, 2, False, False), (64, 2, True, True)),
+    256: ((64, 2, False, False), (64, 2, True, False), (64, 2, False, True), (64, 2, True, True)),
+}
+# Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
+WGMMA_CTAS_PER_SM = 1
 WGMMA_ARCH = 90
 
 # dtype -> (warps, rows_per_warp) for the SIMT kernel
@@ -127,6 +139,7 @@ class KernelSpec:
     rows_per_warp: int
     stages: int = 0  # K/V shared-memory stages (wgmma only)
     pingpong: bool = False  # consumer warpgroups take turns issuing wgmma (wgmma only)
+    persistent: bool = False  # one CTA per SM walking the work items (wgmma only)
 
     @property
     def threads(self) -> int:
@@ -152,7 +165,8 @@ class KernelSpec:
         """The C++ template instantiation handed to NVRTC."""
         if self.family == "wgmma":
             return (f"cupyflash::flash_fwd_wgmma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
-                    f"{self.block_n}, {self.stages}, {'true' if self.pingpong else 'false'}>")
+                    f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
+                    f"{str(self.persistent).lower()}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -164,7 +178,8 @@ class KernelSpec:
         """A readable name for logs, explain() and compile reports."""
         if self.family == "wgmma":
             return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}_hdim{self.head_dim}"
-                    f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}")
+                    f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
+                    f"{'_persist' if self.persistent else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
 
@@ -175,7 +190,7 @@ class KernelSpec:
             boxes = self.head_dim // WGMMA_BOX_COLS
             row_bytes = WGMMA_BOX_COLS * ITEMSIZE[self.dtype]
             tiles = boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
-            barriers = 8 * (1 + 4 * self.stages)
+            barriers = 8 * (2 + 4 * self.stages)  # Q full/empty + K/V full/empty per stage
             return tiles + barriers + 1024  # + slack to align the base to 1024 bytes
         if self.family == "mma":
             pitch = self.head_dim + SMEM_PAD_ELEMS
@@ -192,12 +207,20 @@ def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = N
     return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles)
 
 
-def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int, bool] | None = None) -> KernelSpec:
+def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int, bool, bool] | None = None) -> KernelSpec:
     """The wgmma variant for ``width`` (a multiple of 64): from the table, or
-    ``tiles`` = (block_n, stages, pingpong) (for tuning)."""
-    block_n, stages, pingpong = tiles or WGMMA_TILES[width]
+    ``tiles`` = (block_n, stages, pingpong, persistent) (for tuning)."""
+    block_n, stages, pingpong, persistent = tiles or WGMMA_TILES[width]
     return KernelSpec("wgmma", dtype, width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages,
-                      pingpong)
+                      pingpong, persistent)
+
+
+def candidate_specs() -> list[KernelSpec]:
+    """Every variant a tuning sweep may time (a superset of the shipped ones)."""
+    specs = shipped_specs()
+    specs += [wgmma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in WGMMA_CANDIDATES.items() for t in ts
+              if wgmma_spec(dt, w, t) not in specs]
+    return specs
 
 
 def simt_spec(dtype: str, width: int) -> KernelSpec:

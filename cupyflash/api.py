@@ -99,7 +99,7 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
                 native_lse, blse = adapter.empty(q, problem.lse_shape(), "float32")
             if not problem.empty:
                 misalignment = tuple(b.ptr % _dispatch.MMA_ALIGN_BYTES for b in (bq, bk, bv, bo))
-                the_plan = _cached_plan(problem, _arch(cupy, device_id), backend, misalignment)
+                the_plan = _cached_plan(problem, _device(cupy, device_id), backend, misalignment)
                 _run(the_plan, problem, bq, bk, bv, bo, blse, launch_stream, device_id)
             result = adapter.finish(native_out, bo, out)
             if return_lse:
@@ -118,13 +118,14 @@ def explain(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_ri
     ``print(cupyflash.explain(q, k, v))`` gives a readable report.
     """
     adapter, problem = _validate(q, k, v, causal, causal_alignment, softmax_scale, layout)
+    sm_count = None  # with arch= given: the usual count for that arch
     if arch is None:
         cupy = _require_gpu()
-        arch = _arch(cupy, cupy.cuda.Device().id)
+        arch, sm_count = _device(cupy, cupy.cuda.Device().id)
     pointers = None
     if adapter.kind != "numpy":
         pointers = {"q": adapter.pointer(q), "k": adapter.pointer(k), "v": adapter.pointer(v)}
-    return _dispatch.plan(problem, arch, backend, pointers)
+    return _dispatch.plan(problem, arch, backend, pointers, sm_count)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -152,21 +153,25 @@ def _require_gpu():
     return cupy
 
 
-_archs: dict[int, int] = {}
+_devices: dict[int, tuple[int, int]] = {}
 
 
-def _arch(cupy, device_id: int) -> int:
-    arch = _archs.get(device_id)
-    if arch is None:
-        arch = _archs[device_id] = int(cupy.cuda.Device(device_id).compute_capability)
-    return arch
+def _device(cupy, device_id: int) -> tuple[int, int]:
+    """(compute capability as an int, multiprocessor count) of a device, cached."""
+    info = _devices.get(device_id)
+    if info is None:
+        dev = cupy.cuda.Device(device_id)
+        info = _devices[device_id] = (int(dev.compute_capability), int(dev.attributes["MultiProcessorCount"]))
+    return info
 
 
 @functools.lru_cache(maxsize=1024)
-def _cached_plan(problem: Problem, arch: int, backend: str, misalignment: tuple[int, int, int, int]) -> Plan:
+def _cached_plan(problem: Problem, device: tuple[int, int], backend: str,
+                 misalignment: tuple[int, int, int, int]) -> Plan:
     """Dispatch is pure: the same problem, GPU and alignment always give the same plan."""
     pointers = dict(zip(("q", "k", "v", "out"), misalignment))
-    return _dispatch.plan(problem, arch, backend, pointers)
+    arch, sm_count = device
+    return _dispatch.plan(problem, arch, backend, pointers, sm_count)
 
 
 def _resolve_stream(stream, adapter, q, device_id: int):

@@ -83,3 +83,19 @@ def test_wgmma_width_and_tiles(d, dv, width):
     assert plan.spec.head_dim == width and plan.spec.block_m == 128 and plan.block == (384, 1, 1)
     assert plan.spec.smem_bytes <= 227 * 1024
     assert "TMA" in str(plan)
+
+
+def test_persistent_variant_plans_one_cta_per_sm():
+    from cupyflash import _dispatch
+    from cupyflash._spec import wgmma_spec
+
+    q, k, v = qkv(np.random.default_rng(0), 4, 1000, 1000, 6, 2, 128, 128, "bfloat16")
+    problem = cupyflash.api._validate(q, k, v, True, "bottom_right", None, "bshd")[1]
+    spec = wgmma_spec("bfloat16", 128, (128, 2, True, True))
+    assert spec.persistent and spec.variant_name.endswith("_pp_persist")
+    assert "true, true>" in spec.name_expression
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=132)
+    assert plan.grid == (132, 1, 1) and "persistent: 132 CTAs walk 192 query blocks" in str(plan)
+    small = cupyflash.api._validate(*qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, 128, 128, "bfloat16"),
+                                    False, "bottom_right", None, "bshd")[1]
+    assert _dispatch.plan_for_spec(small, spec, 90, sm_count=132).grid == (2, 1, 1)  # fewer items than SMs

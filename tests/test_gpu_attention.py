@@ -313,3 +313,50 @@ def test_reference_modules_agree():
                                  scale=1 / math.sqrt(24))
     np.testing.assert_allclose(got.get(), want, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got_lse.get(), want_lse, rtol=1e-10)
+
+
+def _run_variant(spec, q, k, v, out, lse, causal, alignment):
+    """Launch one given kernel variant (not the table's choice) through the internals."""
+    import cupy as cp
+
+    from cupyflash import _dispatch, api
+    from cupyflash._arrays import DeviceBuffer
+
+    def buf(x):
+        return DeviceBuffer(x.data.ptr, x.shape, tuple(s // x.itemsize for s in x.strides), spec.dtype, x)
+
+    _, problem = api._validate(q, k, v, causal, alignment, None, "bshd")
+    sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sm_count)
+    assert not plan.staged
+    lse_buf = DeviceBuffer(lse.data.ptr, lse.shape, tuple(s // 4 for s in lse.strides), "float32", lse)
+    api._run(plan, problem, buf(q), buf(k), buf(v), buf(out), lse_buf, cp.cuda.get_current_stream(), 0)
+    return plan
+
+
+def _candidate_ids():
+    from cupyflash._spec import WGMMA_CANDIDATES
+
+    return [(w, t) for w, ts in WGMMA_CANDIDATES.items() for t in ts]
+
+
+@pytest.mark.parametrize("width,tiles", _candidate_ids(), ids=lambda x: str(x).replace(" ", ""))
+@pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
+@pytest.mark.parametrize("sq,sk,hq,hkv,batch", [(1000, 1000, 14, 2, 2), (129, 333, 4, 1, 1), (300, 77, 2, 2, 1)],
+                         ids=["many_blocks_gqa7", "odd", "sq_gt_sk"])
+def test_wgmma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batch):
+    """Every variant bench/tune_wgmma.py may pick (pingpong, persistent, stages) is
+    correct: 'many_blocks' gives a persistent CTA several query blocks to walk."""
+    import cupy as cp
+
+    from cupyflash._spec import wgmma_spec
+
+    require_backend("wgmma")
+    d = {64: 40, 128: 104, 192: 160, 256: 256}[width]  # multiples of 8 inside the width
+    seed = zlib.crc32(repr((width, tiles, causal, alignment, sq, sk)).encode()) % 2**31
+    q, k, v = (gpu_randn((batch, s, h, d), "bfloat16", seed + i) for i, (s, h) in
+               enumerate(((sq, hq), (sk, hkv), (sk, hkv))))
+    out = poisoned((batch, sq, hq, d), "bfloat16")
+    lse = cp.full((batch, hq, sq), cp.nan, dtype=cp.float32)
+    _run_variant(wgmma_spec("bfloat16", width, tiles), q, k, v, out, lse, causal, alignment)
+    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="bfloat16")

@@ -9,7 +9,7 @@ import pytest
 
 from cupyflash import _compile
 from cupyflash._offline import TARGET_ARCHS, compile_specs, specs_by_unit
-from cupyflash._spec import shipped_specs
+from cupyflash._spec import candidate_specs, shipped_specs
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
 
@@ -31,6 +31,15 @@ def test_every_variant_compiles_without_spills(arch):
     assert all(r.registers <= 255 for r in reports)
     serialized = [r.variant for r in reports if r.wgmma_serialized]
     assert not serialized, f"ptxas serialised the wgmmas of {serialized} (C7514): an accumulator is touched in flight"
+
+
+def test_every_tuning_candidate_compiles_unserialised():
+    """What bench/tune_wgmma.py will time on the device compiles here, spill-free and unserialised."""
+    extra = [s for s in candidate_specs() if s not in shipped_specs()]
+    assert extra and all(s.family == "wgmma" for s in extra)
+    reports, _ = compile_specs(extra, "sm_90a")
+    bad = [r.variant for r in reports if r.spills or r.wgmma_serialized]
+    assert not bad, f"candidates that spill or serialise: {bad}"
 
 
 def test_every_shipped_variant_is_built_for_some_arch():
