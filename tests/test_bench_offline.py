@@ -576,3 +576,15 @@ def test_main_without_torch_exits_2(monkeypatch, capsys):
     monkeypatch.setattr(cli, "_no_gpu_reason", lambda: "torch is not installed")
     assert cli.main(["--quick"]) == 2
     assert "torch is not installed" in capsys.readouterr().err
+
+
+def test_backend_option_reaches_our_peer_and_is_checked():
+    from cupyflash.bench.cli import parse_args
+
+    args = parse_args(["--set", "standard", "--backend", "mma", "--list"])
+    assert args.backend == "mma"
+    ours = [p for p in select_peers(["torch-flash"], args.backend) if p.name == "cupyflash"]
+    assert len(ours) == 1 and ours[0].backend == "mma"
+    assert parse_args(["--list"]).backend == "auto"
+    with pytest.raises(SystemExit):
+        parse_args(["--backend", "cudnn", "--list"])

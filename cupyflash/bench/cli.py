@@ -5,6 +5,7 @@ Examples::
     python -m cupyflash.bench --quick
     python -m cupyflash.bench --set standard gqa --dtype bf16 --min-ratio 1.0
     python -m cupyflash.bench --set decode --peers torch-flash,torch-cudnn
+    python -m cupyflash.bench --set standard --backend mma --peers torch-flash   # issue 4's comparison
     python -m cupyflash.bench --set odd --list        # no GPU needed
 
 Writes a JSON record (and PNG plots) into ``--out`` and prints the table last.
@@ -68,6 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--peers", nargs="+", action="extend", metavar="NAME",
                    help=f"peers to run besides cupyflash (default all): "
                         f"{', '.join(PEER_NAMES[1:])}")
+    p.add_argument("--backend", default="auto", metavar="NAME",
+                   help="cupyflash's kernel family: auto (default), wgmma, mma "
+                        "(the portable sm_80 path, also on Hopper) or simt")
     p.add_argument("--list", action="store_true",
                    help="print the selected configs and exit (no GPU needed)")
     p.add_argument("--no-plot", action="store_true", help="skip the PNG")
@@ -86,6 +90,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     bad_peers = [n for n in args.peers if n not in PEER_NAMES]
     if bad_peers:
         parser.error(f"unknown --peers {bad_peers}; choose from {PEER_NAMES}")
+    from .._dispatch import BACKENDS
+
+    if args.backend not in BACKENDS:
+        parser.error(f"unknown --backend {args.backend!r}; choose from {list(BACKENDS)}")
     if args.repeats is None:
         args.repeats = QUICK_REPEATS if args.quick else DEFAULT_REPEATS
     if args.repeats < 1:
@@ -128,7 +136,7 @@ def write_outputs(rows, args, complete: bool) -> list[Path]:
 
     stem = f"{'-'.join(args.sets)}_{time.strftime('%Y%m%d-%H%M%S')}"
     settings = {k: getattr(args, k) for k in (
-        "sets", "dtypes", "repeats", "warmup", "target_ms", "peers", "min_ratio")}
+        "sets", "dtypes", "repeats", "warmup", "target_ms", "peers", "min_ratio", "backend")}
     doc = report.document(rows, env.collect(), settings, complete=complete)
     paths = [report.write_json(doc, Path(args.out) / f"{stem}.json")]
     if not args.no_plot and rows:
@@ -167,7 +175,7 @@ def main(argv=None) -> int:
     from .progress import Progress
     from .runner import run
 
-    peers = select_peers(args.peers)
+    peers = select_peers(args.peers, args.backend)
     progress = Progress(len(args.configs) * len(peers))
     rows = []
     complete = False

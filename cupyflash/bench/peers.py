@@ -86,9 +86,14 @@ def _check_top_left_causal(cfg, who: str) -> None:
 
 
 class CupyflashPeer:
-    """Our kernel, called exactly as a user would call it, on torch tensors."""
+    """Our kernel, called exactly as a user would call it, on torch tensors.
+    ``backend`` is cupyflash.attention's (e.g. "mma" to time the portable
+    sm_80 path on a Hopper GPU); "auto" is what users get."""
 
     name = OURS
+
+    def __init__(self, backend: str = "auto"):
+        self.backend = backend
 
     def available(self):
         ok, why = _torch_cuda_status()
@@ -106,8 +111,10 @@ class CupyflashPeer:
         import cupyflash
         import torch
 
+        backend = self.backend
+
         def call():
-            return cupyflash.attention(q, k, v, causal=cfg.causal)
+            return cupyflash.attention(q, k, v, causal=cfg.causal, backend=backend)
 
         # Argument rejections (cupyflash's ShapeError, DTypeError, ... derive
         # from ValueError/TypeError) become a "rejected" cell; a compile failure
@@ -257,9 +264,9 @@ class JaxPeer:
         return call
 
 
-def all_peers():
+def all_peers(backend: str = "auto"):
     """Every implementation the benchmark knows, ours first."""
-    peers = [CupyflashPeer()]
+    peers = [CupyflashPeer(backend)]
     peers += [TorchSDPAPeer(n, b) for n, b in TORCH_BACKENDS.items()]
     peers += [JaxPeer(n, i) for n, i in JAX_IMPLS.items()]
     return peers
@@ -268,12 +275,12 @@ def all_peers():
 PEER_NAMES = [OURS, *TORCH_BACKENDS, *JAX_IMPLS]
 
 
-def select_peers(names=None):
-    """cupyflash plus the named peers (all when ``names`` is empty)."""
+def select_peers(names=None, backend: str = "auto"):
+    """cupyflash (with ``backend``) plus the named peers (all when ``names`` is empty)."""
     if not names:
-        return all_peers()
+        return all_peers(backend)
     unknown = sorted(set(names) - set(PEER_NAMES))
     if unknown:
         raise ValueError(f"unknown peer(s) {unknown}; choose from {PEER_NAMES}")
     wanted = set(names) | {OURS}
-    return [p for p in all_peers() if p.name in wanted]
+    return [p for p in all_peers(backend) if p.name in wanted]
