@@ -27,6 +27,12 @@ struct BFloat16 { static constexpr bool kIsBf16 = true; };
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
+// std::conditional without the standard library (NVRTC compiles with no headers).
+template <bool kCond, class T, class F>
+struct Conditional { using type = T; };
+template <class T, class F>
+struct Conditional<false, T, F> { using type = F; };
+
 __device__ __forceinline__ float neg_inf_f32() { return __int_as_float(0xff800000); }
 __device__ __forceinline__ double neg_inf_f64() { return __longlong_as_double(0xfff0000000000000ll); }
 

@@ -22,6 +22,11 @@
 //   item's Q (once the consumers release it) and K/V while the consumers finish
 //   the current one, so a CTA's start-up and epilogue hide behind other work.
 //   Otherwise each CTA runs exactly one item (the same loop, one trip).
+//   With kSplit the kernel computes fp32 attention at fp32 accuracy: Q, K and V
+//   arrive as two fp16 tensors each, hi and lo (x*2^e = hi + lo, rescaled by a
+//   power of two on the device), and every product keeps hi*hi + hi*lo + lo*hi
+//   (three wgmmas per k-step, P split in registers the same way). bench/NOTES.md
+//   ("fp32 on tensor cores") has the error study behind the choice of fp16.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
@@ -47,8 +52,9 @@ constexpr int kConsumerRegs = 240;
 constexpr int kTurnBarrier0 = 1;
 constexpr int kConsumerThreads = 2 * kWarpgroupThreads;
 
-template <class Elem, int kD, int kBlockN, int kStages>
+template <class Elem, int kD, int kBlockN, int kStages, bool kSplit = false>
 struct WgmmaKernelTraits {
+  static constexpr int kCopies = kSplit ? 2 : 1;  // hi (and lo) copy of every operand
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
   static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
@@ -56,8 +62,10 @@ struct WgmmaKernelTraits {
   static constexpr int kBoxes = kD / kTmaBoxCols;
   static constexpr int kQBoxBytes = kBlockM * kSwizzleRowBytes;
   static constexpr int kKVBoxBytes = kBlockN * kSwizzleRowBytes;
-  static constexpr int kQBytes = kBoxes * kQBoxBytes;
-  static constexpr int kKVBytes = kBoxes * kKVBoxBytes;
+  static constexpr int kQCopyBytes = kBoxes * kQBoxBytes;
+  static constexpr int kKVCopyBytes = kBoxes * kKVBoxBytes;
+  static constexpr int kQBytes = kCopies * kQCopyBytes;    // a copy's boxes, then the next copy's
+  static constexpr int kKVBytes = kCopies * kKVCopyBytes;  // one ring slot of K (or V)
   static constexpr int kNTiles = kBlockN / 8;  // n8 tiles of S per thread's rows
   static constexpr int kOTiles = kD / 8;       // n8 tiles of O
   static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
@@ -73,6 +81,7 @@ struct WgmmaKernelTraits {
   static_assert(kBlockN == 64 || kBlockN == 128, "key tile is one wgmma N: 64 or 128");
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
+  static_assert(!kSplit || !Elem::kIsBf16, "the split fp32 kernel takes fp16 hi/lo operands");
 };
 
 // One query block of one (batch, head), and the key tiles it attends.
@@ -98,10 +107,10 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, int linear, 
   return w;
 }
 
-template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent>
-__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>::kThreads, 1)
+template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, bool kSplit = false>
+__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kSplit>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages>;
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kSplit>;
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -148,6 +157,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
       tma_prefetch_desc(&tma.q);
       tma_prefetch_desc(&tma.k);
       tma_prefetch_desc(&tma.v);
+      // Operand copy c (0 = hi, 1 = lo) comes from its own tensor map.
+      const TmaDesc* q_map[2] = {&tma.q, &tma.q_lo};
+      const TmaDesc* k_map[2] = {&tma.k, &tma.k_lo};
+      const TmaDesc* v_map[2] = {&tma.v, &tma.v_lo};
       int use = 0;    // K/V ring uses so far
       int q_use = 0;  // Q buffer uses so far (items with at least one key tile)
       for (int item = first_item; item < total_items; item += item_stride) {
@@ -156,8 +169,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
         mbar_wait(empty_q, (q_use & 1) ^ 1);  // the previous item's last Q.K^T is done
         mbar_arrive_expect_tx(full_q, Tr::kQBytes);
 #pragma unroll
-        for (int b = 0; b < Tr::kBoxes; ++b)
-          tma_load_4d(sQ + b * Tr::kQBoxBytes, &tma.q, full_q, b * kTmaBoxCols, w.m0, w.head, w.batch);
+        for (int c = 0; c < Tr::kCopies; ++c)
+#pragma unroll
+          for (int b = 0; b < Tr::kBoxes; ++b)
+            tma_load_4d(sQ + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q, b * kTmaBoxCols, w.m0,
+                        w.head, w.batch);
         ++q_use;
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
           const int n0 = (w.n_tiles - 1 - i) * kBlockN;
@@ -165,13 +181,19 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
           mbar_wait(empty_k(s), phase(use) ^ 1);
           mbar_arrive_expect_tx(full_k(s), Tr::kKVBytes);
 #pragma unroll
-          for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(slot_k(s) + b * Tr::kKVBoxBytes, &tma.k, full_k(s), b * kTmaBoxCols, n0, w.kv_head, w.batch);
+          for (int c = 0; c < Tr::kCopies; ++c)
+#pragma unroll
+            for (int b = 0; b < Tr::kBoxes; ++b)
+              tma_load_4d(slot_k(s) + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, k_map[c], full_k(s),
+                          b * kTmaBoxCols, n0, w.kv_head, w.batch);
           mbar_wait(empty_v(s), phase(use) ^ 1);
           mbar_arrive_expect_tx(full_v(s), Tr::kKVBytes);
 #pragma unroll
-          for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(slot_v(s) + b * Tr::kKVBoxBytes, &tma.v, full_v(s), b * kTmaBoxCols, n0, w.kv_head, w.batch);
+          for (int c = 0; c < Tr::kCopies; ++c)
+#pragma unroll
+            for (int b = 0; b < Tr::kBoxes; ++b)
+              tma_load_4d(slot_v(s) + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, v_map[c], full_v(s),
+                          b * kTmaBoxCols, n0, w.kv_head, w.batch);
         }
       }
     }
@@ -192,34 +214,52 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const u32 col_bytes = (kk % 4) * 32;
-      const u64 da = make_smem_desc(q_base + (kk / 4) * Tr::kQBoxBytes + col_bytes, 16, kSwizzleAtomBytes);
-      const u64 db = make_smem_desc(slot_k(s) + (kk / 4) * Tr::kKVBoxBytes + col_bytes, 16, kSwizzleAtomBytes);
-      Wgmma<Elem, kBlockN>::ss(sc, da, db, kk > 0);
+      const u32 qa = q_base + (kk / 4) * Tr::kQBoxBytes + col_bytes;
+      const u32 ka = slot_k(s) + (kk / 4) * Tr::kKVBoxBytes + col_bytes;
+      Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes), make_smem_desc(ka, 16, kSwizzleAtomBytes),
+                               kk > 0);
+      if constexpr (kSplit) {  // + q_hi k_lo + q_lo k_hi
+        Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes),
+                                 make_smem_desc(ka + Tr::kKVCopyBytes, 16, kSwizzleAtomBytes), 1);
+        Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa + Tr::kQCopyBytes, 16, kSwizzleAtomBytes),
+                                 make_smem_desc(ka, 16, kSwizzleAtomBytes), 1);
+      }
     }
   };
   // Issue O += P V for the tile in slot s. V is MN-major (head dim contiguous),
   // so the descriptor's LBO steps between 64-column boxes and SBO between
   // 8-key groups; a k-step is 16 keys.
-  auto issue_pv = [&](const u32 (&pf)[kBlockN / 16][4], int s) {
+  // pf[0] is P (its hi part when split), pf[1] P's lo part (split only).
+  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][kBlockN / 16][4], int s) {
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
 #pragma unroll
       for (int c = 0; c < kD / Tr::kOChunk; ++c) {
         const u32 addr = slot_v(s) + (c * Tr::kOChunk / kTmaBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
-        const u64 db = make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes);
-        Wgmma<Elem, Tr::kOChunk>::rs(*reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&acc_o[c * Tr::kOChunk / 8]),
-                                     pf[kk], db, 1);
+        auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&acc_o[c * Tr::kOChunk / 8]);
+        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
+        if constexpr (kSplit) {  // + p_hi v_lo + p_lo v_hi
+          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk],
+                                       make_smem_desc(addr + Tr::kKVCopyBytes, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
+          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[1][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
+        }
       }
     }
   };
   // P as the A operand: two adjacent n8 accumulator tiles are one k16 A fragment.
-  auto pack_p = [&](u32 (&pf)[kBlockN / 16][4], const float (&sc)[Tr::kNTiles][4]) {
+  // Split: the lo part is what the hi rounding lost, itself rounded to fp16.
+  auto pack_p = [&](u32 (&pf)[Tr::kCopies][kBlockN / 16][4], const float (&sc)[Tr::kNTiles][4]) {
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
-      pf[kk][0] = pack2<Elem>(sc[2 * kk][0], sc[2 * kk][1]);
-      pf[kk][1] = pack2<Elem>(sc[2 * kk][2], sc[2 * kk][3]);
-      pf[kk][2] = pack2<Elem>(sc[2 * kk + 1][0], sc[2 * kk + 1][1]);
-      pf[kk][3] = pack2<Elem>(sc[2 * kk + 1][2], sc[2 * kk + 1][3]);
+#pragma unroll
+      for (int r = 0; r < 4; ++r) {
+        const float* pair = &sc[2 * kk + r / 2][2 * (r % 2)];  // (j, e) pairs in A-fragment order
+        pf[0][kk][r] = pack2<Elem>(pair[0], pair[1]);
+        if constexpr (kSplit) {
+          const float2 hi = unpack_half2(pf[0][kk][r]);
+          pf[1][kk][r] = pack2<Elem>(pair[0] - hi.x, pair[1] - hi.y);
+        }
+      }
     }
   };
   auto release = [&](u32 bar) {
@@ -241,6 +281,13 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
     if constexpr (kPingpong) named_barrier_arrive(other_turn, kConsumerThreads);
   };
 
+  // Split: the operands were rescaled by powers of two on the device; the factors
+  // that undo it come from there too (read once, no host synchronisation).
+  float scale_log2 = p.scale_log2, out_scale = 1.f;
+  if constexpr (kSplit) {
+    scale_log2 *= p.scales[0];
+    out_scale = p.scales[1];
+  }
   int use = 0;    // K/V ring uses so far, in step with the producer
   int q_use = 0;  // Q buffer uses so far
   if (kPingpong && cwg == 1) named_barrier_arrive(kTurnBarrier0, kConsumerThreads);
@@ -256,14 +303,14 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i) {
       const int n0 = (n_tiles - 1 - i) * kBlockN;
       if (tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
-      return softmax_update(sc, st, p.scale_log2);
+      return softmax_update(sc, st, scale_log2);
     };
 
     // The first tile runs on its own (no P.V in flight yet). ptxas tracks which
     // wgmma may still be running per control-flow path, so the steady-state loop
     // below must not branch on the iteration: a path that merely looks possible
     // makes it insert waits and serialise every wgmma (warning C7514).
-    u32 pf[kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
+    u32 pf[Tr::kCopies][kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
     if (n_tiles > 0) {
       float sc[Tr::kNTiles][4];
       mbar_wait(full_q, q_use & 1);
@@ -319,25 +366,27 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages>:
 
     // ---- epilogue: normalise, write O straight from registers, write LSE ----
     const int g = lane / 4, t = lane % 4;
-    u16* o = static_cast<u16*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
+    using OutT = typename Conditional<kSplit, float, u16>::type;  // split: fp32 output
+    OutT* o = static_cast<OutT*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       const float sum = quad_sum(st.sum[half]);
       // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
-      const float inv_sum = sum > 0.f ? 1.f / sum : 0.f;
+      const float inv_sum = sum > 0.f ? out_scale / sum : 0.f;
       const int row = warp_row0 + g + 8 * half;
       if (row >= p.seqlen_q) continue;
       if (p.lse != nullptr && t == 0) {
-        const float lse = sum > 0.f ? (st.max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
+        const float lse = sum > 0.f ? (st.max[half] * scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
         p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
       }
-      u16* o_row = o + row * p.o_row_stride;
+      OutT* o_row = o + row * p.o_row_stride;
 #pragma unroll
       for (int j = 0; j < Tr::kOTiles; ++j) {
         const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
-        if (col < p.head_dim_v)
-          *reinterpret_cast<u32*>(o_row + col) =
-              pack2<Elem>(acc_o[j][2 * half] * inv_sum, acc_o[j][2 * half + 1] * inv_sum);
+        if (col >= p.head_dim_v) continue;
+        const float x = acc_o[j][2 * half] * inv_sum, y = acc_o[j][2 * half + 1] * inv_sum;
+        if constexpr (kSplit) *reinterpret_cast<float2*>(o_row + col) = make_float2(x, y);
+        else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
       }
     }
   }

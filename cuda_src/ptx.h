@@ -63,6 +63,14 @@ __device__ __forceinline__ u32 pack2(float lo, float hi) {
   return r;
 }
 
+// The inverse of pack2<Half>: two fp16 values (lo in bits 0..15) as floats.
+__device__ __forceinline__ float2 unpack_half2(u32 v) {
+  float lo, hi;
+  asm("{\n.reg .f16 l, h;\nmov.b32 {l, h}, %2;\ncvt.f32.f16 %0, l;\ncvt.f32.f16 %1, h;\n}\n"
+      : "=f"(lo), "=f"(hi) : "r"(v));
+  return make_float2(lo, hi);
+}
+
 // 2^x with flush-to-zero: one MUFU.EX2. exp2f() without fast-math adds a
 // denormal range check and two FMULs around it. Results below 2^-126 only ever
 // weight a score against a row maximum, so flushing them to 0 changes nothing

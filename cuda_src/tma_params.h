@@ -22,6 +22,10 @@ struct TmaParams {
   TmaDesc q;  // box (64, kBlockM, 1, 1)
   TmaDesc k;  // box (64, kBlockN, 1, 1)
   TmaDesc v;  // box (64, kBlockN, 1, 1)
+  // The split fp32 kernel's lo parts (same boxes); unused, zero, otherwise.
+  TmaDesc q_lo;
+  TmaDesc k_lo;
+  TmaDesc v_lo;
 };
 
 }  // namespace cupyflash

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, KernelSpec, head_dim_bucket, mma_spec, simt_spec,
-                    wgmma_spec, wgmma_width)
+from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, WGMMA_SPLIT_TILES, KernelSpec,
+                    head_dim_bucket, mma_spec, simt_spec, wgmma_spec, wgmma_split_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -70,6 +70,19 @@ def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec,
         reasons.append(f"{problem.dtype}: tensor cores through mma.sync (sm_80+ path)"
                        + (" [auto]" if backend == "auto" else " [forced]"))
         return mma_spec(problem.dtype, width), reasons
+    if backend == "wgmma" and problem.dtype == "float32":
+        if arch != WGMMA_ARCH:
+            raise DeviceError(f"backend='wgmma' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); "
+                              f"this one is {arch // 10}.{arch % 10}. Use backend 'auto' or 'simt'")
+        width = wgmma_width(problem.head_dim, problem.head_dim_v)
+        if width not in WGMMA_SPLIT_TILES:
+            raise ArgumentError(f"backend='wgmma' with float32 serves head_dim and head_dim_v up to "
+                                f"{max(WGMMA_SPLIT_TILES)}; got {max(problem.head_dim, problem.head_dim_v)}. "
+                                "Use backend 'auto' or 'simt' (exact fp32)")
+        reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
+        reasons.append("float32 on wgmma [forced]: q, k, v rescaled by powers of two on the device and split into "
+                       "fp16 hi + lo; three products per k-step (hi*hi + hi*lo + lo*hi), fp32 accumulation")
+        return wgmma_split_spec(width), reasons
     if backend in ("mma", "wgmma"):
         raise ArgumentError(f"backend={backend!r} serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "
                             "'auto' or 'simt'")
@@ -87,6 +100,17 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
     for host (NumPy) inputs, which are copied to fresh contiguous buffers anyway.
     """
     if spec.family not in ("mma", "wgmma"):
+        return {}
+    if spec.split:
+        # The pre-pass writes fresh, aligned, padded fp16 hi/lo copies of q, k
+        # and v; only the fp32 output (written two floats at a time) may need a
+        # staging buffer.
+        dv = problem.head_dim_v
+        if dv % MMA_ALIGN_ELEMS:
+            return {"out": f"head_dim {dv} is not a multiple of {MMA_ALIGN_ELEMS}: padded to "
+                           f"{dv + (-dv) % MMA_ALIGN_ELEMS}"}
+        if pointers is not None and pointers.get("out", 0) % MMA_ALIGN_BYTES:
+            return {"out": f"base address is not {MMA_ALIGN_BYTES}-byte aligned"}
         return {}
     needs: dict[str, str] = {}
     dims = {"q": problem.head_dim, "k": problem.head_dim, "v": problem.head_dim_v, "out": problem.head_dim_v}

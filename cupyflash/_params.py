@@ -20,6 +20,7 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("v", _PTR),
     ("o", _PTR),
     ("lse", _PTR),
+    ("scales", _PTR),
     ("q_batch_stride", _I64), ("q_row_stride", _I64), ("q_head_stride", _I64),
     ("k_batch_stride", _I64), ("k_row_stride", _I64), ("k_head_stride", _I64),
     ("v_batch_stride", _I64), ("v_row_stride", _I64), ("v_head_stride", _I64),
@@ -43,9 +44,10 @@ PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
 LOG2E = 1.4426950408889634
 
 # The Hopper kernel's second parameter, ``TmaParams`` (cuda_src/tma_params.h):
-# three 128-byte CUtensorMap values (q, k, v), encoded by cupyflash._tma.
+# 128-byte CUtensorMap values encoded by cupyflash._tma: q, k, v, and the split
+# fp32 kernel's lo parts (zeros for the other variants).
 TMA_DESC_WORDS = 16
-TMA_PARAMS_FIELDS: tuple[str, ...] = ("q", "k", "v")
+TMA_PARAMS_FIELDS: tuple[str, ...] = ("q", "k", "v", "q_lo", "k_lo", "v_lo")
 TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TMA_PARAMS_FIELDS])
 
 
@@ -62,9 +64,11 @@ def make_params(**fields: object) -> np.void:
     return value[()]
 
 
-def make_tma_params(q: bytes, k: bytes, v: bytes) -> np.void:
-    """Build one ``TmaParams`` value from three encoded tensor maps."""
+def make_tma_params(q: bytes, k: bytes, v: bytes, q_lo: bytes | None = None, k_lo: bytes | None = None,
+                    v_lo: bytes | None = None) -> np.void:
+    """Build one ``TmaParams`` value from encoded tensor maps (lo maps: split kernel only)."""
     value = np.zeros((), dtype=TMA_PARAMS_DTYPE)
-    for name, desc in zip(TMA_PARAMS_FIELDS, (q, k, v)):
-        value[name] = np.frombuffer(desc, dtype=np.uint64)
+    for name, desc in zip(TMA_PARAMS_FIELDS, (q, k, v, q_lo, k_lo, v_lo)):
+        if desc is not None:
+            value[name] = np.frombuffer(desc, dtype=np.uint64)
     return value[()]

@@ -90,6 +90,14 @@ WGMMA_CANDIDATES: dict[int, tuple[tuple[int, int, bool, bool], ...]] = {
 }
 # Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
 WGMMA_CTAS_PER_SM = 1
+# Split-precision fp32 (Q, K, V as fp16 hi + lo; bench/NOTES.md "fp32 on tensor
+# cores"): every operand tile is stored twice, so the tiles shrink to fit
+# 227 KB: width 128 takes 64-key tiles (64 KB Q + 2 stages x 64 KB K/V). Widths
+# above 128 would not fit two stages and are served by the exact SIMT kernel.
+WGMMA_SPLIT_TILES: dict[int, tuple[int, int, bool, bool]] = {
+    64: (128, 2, False, False),
+    128: (64, 2, False, False),
+}
 WGMMA_ARCH = 90
 
 # dtype -> (warps, rows_per_warp) for the SIMT kernel
@@ -140,6 +148,7 @@ class KernelSpec:
     stages: int = 0  # K/V shared-memory stages (wgmma only)
     pingpong: bool = False  # consumer warpgroups take turns issuing wgmma (wgmma only)
     persistent: bool = False  # one CTA per SM walking the work items (wgmma only)
+    split: bool = False  # fp32 as fp16 hi + lo, three products per k-step (wgmma, float32 only)
 
     @property
     def threads(self) -> int:
@@ -164,9 +173,10 @@ class KernelSpec:
     def name_expression(self) -> str:
         """The C++ template instantiation handed to NVRTC."""
         if self.family == "wgmma":
-            return (f"cupyflash::flash_fwd_wgmma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
+            elem = _ELEM_TAG["float16" if self.split else self.dtype]
+            return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
-                    f"{str(self.persistent).lower()}>")
+                    f"{str(self.persistent).lower()}, {str(self.split).lower()}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -177,7 +187,7 @@ class KernelSpec:
     def variant_name(self) -> str:
         """A readable name for logs, explain() and compile reports."""
         if self.family == "wgmma":
-            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}_hdim{self.head_dim}"
+            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}{'split' if self.split else ''}_hdim{self.head_dim}"
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
@@ -188,8 +198,9 @@ class KernelSpec:
         """Dynamic shared memory; mirrors kSmemBytes in the kernel traits."""
         if self.family == "wgmma":
             boxes = self.head_dim // WGMMA_BOX_COLS
-            row_bytes = WGMMA_BOX_COLS * ITEMSIZE[self.dtype]
-            tiles = boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
+            row_bytes = WGMMA_BOX_COLS * 2  # 16-bit operands (the split kernel's too)
+            copies = 2 if self.split else 1  # hi and lo
+            tiles = copies * boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
             barriers = 8 * (2 + 4 * self.stages)  # Q full/empty + K/V full/empty per stage
             return tiles + barriers + 1024  # + slack to align the base to 1024 bytes
         if self.family == "mma":
@@ -215,6 +226,13 @@ def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int, bool, bool] | None
                       pingpong, persistent)
 
 
+def wgmma_split_spec(width: int, tiles: tuple[int, int, bool, bool] | None = None) -> KernelSpec:
+    """The split-precision fp32 wgmma variant for ``width`` (64 or 128)."""
+    block_n, stages, pingpong, persistent = tiles or WGMMA_SPLIT_TILES[width]
+    return KernelSpec("wgmma", "float32", width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages,
+                      pingpong, persistent, split=True)
+
+
 def candidate_specs() -> list[KernelSpec]:
     """Every variant a tuning sweep may time (a superset of the shipped ones)."""
     specs = shipped_specs()
@@ -231,6 +249,7 @@ def simt_spec(dtype: str, width: int) -> KernelSpec:
 def shipped_specs() -> list[KernelSpec]:
     """Every variant dispatch can choose: CI compiles each one offline."""
     specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
+    specs += [wgmma_split_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import _dispatch, _tma
+from . import _dispatch, _split, _tma
 from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
@@ -200,18 +200,24 @@ def _padded_copy(cupy, buf: DeviceBuffer, layout: str, dim: int) -> DeviceBuffer
     return DeviceBuffer(dst.data.ptr, tuple(dst.shape), tuple(x // dst.itemsize for x in dst.strides), buf.dtype, dst)
 
 
-def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head_dim_v: int):
-    """The three TMA tensor maps of the wgmma kernel (Q, K, V), in bshd order."""
+def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
+                lo_ptrs: dict[str, int] | None = None):
+    """The TMA tensor maps of the wgmma kernel (Q, K, V; with ``lo_ptrs`` also the
+    split kernel's lo parts, which share the hi parts' shapes and strides), bshd order."""
     spec, p = plan.spec, problem
-    q_map = _tma.encode(spec.dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
-    if p.seqlen_k == 0:
-        # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
-        # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
-        return make_tma_params(q_map, q_map, q_map)
-    return make_tma_params(
-        q_map,
-        _tma.encode(spec.dtype, ptrs["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
-        _tma.encode(spec.dtype, ptrs["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
+    dtype = "float16" if spec.split else spec.dtype
+
+    def maps(pt):
+        q_map = _tma.encode(dtype, pt["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
+        if p.seqlen_k == 0:
+            # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
+            # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
+            return q_map, q_map, q_map
+        return (q_map,
+                _tma.encode(dtype, pt["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
+                _tma.encode(dtype, pt["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
+
+    return make_tma_params(*maps(ptrs), *(maps(lo_ptrs) if lo_ptrs is not None else ()))
 
 
 def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer,
@@ -223,11 +229,22 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     ptrs = {"q": q.ptr, "k": k.ptr, "v": v.ptr, "o": o.ptr}
     staged_out = None
     keep = {}  # staged copies live until the kernel is enqueued (the pool reuses memory in stream order)
+    scales_ptr, lo_ptrs = 0, None
+    if plan.spec.split:
+        import cupy
+
+        # fp32 on wgmma: rescaled fp16 hi/lo copies, made on the device (cupyflash._split).
+        keep["split"] = split = _split.split_operands(cupy, {"q": q, "k": k, "v": v}, layout)
+        for name, arr in split.hi.items():
+            ptrs[name], strides[name] = arr.data.ptr, tuple(x // arr.itemsize for x in arr.strides[:3])
+        lo_ptrs = {name: arr.data.ptr for name, arr in split.lo.items()}
+        head_dim, head_dim_v = split.hi["q"].shape[3], split.hi["v"].shape[3]
+        scales_ptr = split.scales.data.ptr
     if plan.staged:
         import cupy
 
         for name, buf, dim in (("q", q, head_dim), ("k", k, head_dim), ("v", v, head_dim_v)):
-            if name in plan.staged:
+            if name in plan.staged and not plan.spec.split:
                 keep[name] = copy = _padded_copy(cupy, buf, layout, dim)
                 ptrs[name], strides[name] = copy.ptr, copy.strides[:3]
         # Padded columns are zeros, so the kernel may treat them as real ones.
@@ -240,7 +257,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
             strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
     params = make_params(
-        q=ptrs["q"], k=ptrs["k"], v=ptrs["v"], o=ptrs["o"], lse=0 if lse is None else lse.ptr,
+        q=ptrs["q"], k=ptrs["k"], v=ptrs["v"], o=ptrs["o"], lse=0 if lse is None else lse.ptr, scales=scales_ptr,
         **{f"{n}_{part}_stride": strides[n][i] for n in ("q", "k", "v", "o")
            for i, part in enumerate(("batch", "row", "head"))},
         softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
@@ -251,7 +268,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     )
     args = (params,)
     if plan.spec.family == "wgmma":
-        args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v),)
+        args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v, lo_ptrs),)
     fn = get_function(plan.spec, device_id)
     fn(plan.grid, plan.block, args, shared_mem=plan.spec.smem_bytes, stream=stream)
     del keep

@@ -70,8 +70,27 @@ def test_wgmma_needs_hopper():
     q, k, v = qkv(np.random.default_rng(0), 1, 64, 64, 2, 2, 64, 64, "float16")
     with pytest.raises(cupyflash.DeviceError, match="backend='wgmma' needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, backend="wgmma")
-    q, k, v = qkv(np.random.default_rng(0), 1, 64, 64, 2, 2, 64, 64, "float32")
+    q, k, v = qkv(np.random.default_rng(0), 1, 64, 64, 2, 2, 64, 64, "float64")
     with pytest.raises(cupyflash.ArgumentError, match="backend='wgmma' serves"):
+        cupyflash.explain(q, k, v, arch=90, backend="wgmma")
+
+
+@pytest.mark.parametrize("d,width", [(8, 64), (64, 64), (100, 128), (128, 128)])
+def test_float32_on_wgmma_is_the_split_kernel(d, width):
+    q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
+    plan = cupyflash.explain(q, k, v, arch=90, backend="wgmma")
+    assert plan.spec.split and plan.spec.dtype == "float32" and plan.spec.head_dim == width
+    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith("true>")
+    assert "hi + lo" in str(plan) and plan.spec.smem_bytes <= 227 * 1024
+    assert set(plan.staged) <= {"out"} and (("out" in plan.staged) == bool(d % 8))
+    assert cupyflash.explain(q, k, v, arch=90).spec.family == "simt"  # auto stays exact until measured
+    with pytest.raises(cupyflash.DeviceError, match="needs a Hopper GPU"):
+        cupyflash.explain(q, k, v, arch=80, backend="wgmma")
+
+
+def test_float32_on_wgmma_rejects_wide_heads():
+    q, k, v = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 160, 160, "float32")
+    with pytest.raises(cupyflash.ArgumentError, match="head_dim and head_dim_v up to 128"):
         cupyflash.explain(q, k, v, arch=90, backend="wgmma")
 
 
@@ -93,7 +112,7 @@ def test_persistent_variant_plans_one_cta_per_sm():
     problem = cupyflash.api._validate(q, k, v, True, "bottom_right", None, "bshd")[1]
     spec = wgmma_spec("bfloat16", 128, (128, 2, True, True))
     assert spec.persistent and spec.variant_name.endswith("_pp_persist")
-    assert "true, true>" in spec.name_expression
+    assert "true, true, false>" in spec.name_expression
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=132)
     assert plan.grid == (132, 1, 1) and "persistent: 132 CTAs walk 192 query blocks" in str(plan)
     small = cupyflash.api._validate(*qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, 128, 128, "bfloat16"),

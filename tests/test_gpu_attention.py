@@ -360,3 +360,32 @@ def test_wgmma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batc
     lse = cp.full((batch, hq, sq), cp.nan, dtype=cp.float32)
     _run_variant(wgmma_spec("bfloat16", width, tiles), q, k, v, out, lse, causal, alignment)
     check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="bfloat16")
+
+
+SPLIT_SEQLENS = [(1, 1), (1, 513), (113, 203), (239, 1), (1023, 1024), (4096, 4096)]
+
+
+@pytest.mark.parametrize("sq,sk", SPLIT_SEQLENS, ids=[f"{a}x{b}" for a, b in SPLIT_SEQLENS])
+@pytest.mark.parametrize("d,dv", [(8, 8), (40, 40), (64, 64), (100, 100), (128, 128), (64, 100)])
+@pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
+def test_float32_split_on_wgmma(causal, alignment, d, dv, sq, sk):
+    """fp32 on the tensor cores (fp16 hi + lo, three products) meets the fp32 bound, 1e-5."""
+    batch, hq, hkv = (1, 7, 1) if sq * sk > 2**20 else (2, 4, 2)
+    run_case("float32", causal, alignment, hq, hkv, d, dv, sq, sk, batch,
+             seed=zlib.crc32(repr(("split", causal, alignment, d, dv, sq, sk)).encode()) % 2**31, backend="wgmma")
+
+
+@pytest.mark.parametrize("layout", ["bshd", "bhsd"])
+def test_float32_split_rescales_any_magnitude(layout):
+    """Operands far outside fp16's range: the device-side power-of-two rescaling keeps them exact-ish."""
+    import cupy as cp
+
+    require_backend("wgmma")
+    shape = (2, 300, 4, 64) if layout == "bshd" else (2, 4, 300, 64)
+    q = gpu_randn(shape, "float32", 11) * cp.float32(3e5)
+    k = gpu_randn(shape, "float32", 12) * cp.float32(2e-6)
+    v = gpu_randn(shape, "float32", 13) * cp.float32(7e8)
+    out = poisoned(shape, "float32")
+    res, lse = cupyflash.attention(q, k, v, causal=True, layout=layout, out=out, return_lse=True, backend="wgmma")
+    assert res is out
+    check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype="float32", layout=layout)

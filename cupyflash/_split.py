@@ -1,0 +1,70 @@
+"""The pre-pass of the split-precision fp32 kernel (backend "wgmma" with float32).
+
+Each of q, k, v is rescaled by a power of two (exact: no rounding) so that its
+largest magnitude lands in (2^13, 2^14], inside fp16's range with room to spare,
+and written as two contiguous, zero-padded fp16 tensors hi and lo with
+x * 2^e = hi + lo up to fp16 rounding of lo (bench/NOTES.md, "fp32 on tensor
+cores": 3 x FP16 keeps fp32 accuracy). The factors are computed and applied on
+the device, so the call stays free of host synchronisation; the kernel reads
+the two numbers that undo them from ``scales`` = [1 / (s_q * s_k), 1 / s_v].
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+from ._arrays import DeviceBuffer
+
+# Target exponent: max |x * 2^e| in (2^(T-1), 2^T]; fp16's largest finite value is 65504 < 2^16.
+TARGET_EXP = 14
+# The factor stays within 2^-60 .. 2^60, so 1 / (s_q * s_k) is a finite float32
+# whatever the data (all-zero or denormal inputs included).
+MAX_SHIFT = 60
+PAD_ELEMS = 8  # hi/lo rows padded to a multiple of 8 fp16 elements (16-byte TMA strides)
+
+
+@dataclass
+class SplitOperands:
+    hi: dict  # name -> cupy float16 array (batch, seq, heads, padded dim), contiguous
+    lo: dict
+    scales: object  # cupy float32 array [score multiplier, output multiplier]
+
+
+@functools.cache
+def _kernels():
+    import cupy
+
+    split = cupy.ElementwiseKernel(
+        "float32 x, float32 s", "float16 hi, float16 lo",
+        "float y = x * s; hi = (float16)y; lo = (float16)(y - (float)hi);",
+        "cupyflash_split_fp16")
+    return split
+
+
+def _factor(cupy, x):
+    """2^e with max |x * 2^e| in (2^(T-1), 2^T], as a 0-d float32 device array."""
+    if x.size == 0:
+        return cupy.ones((), dtype=cupy.float32)
+    m = cupy.abs(x).max().astype(cupy.float64)
+    e = cupy.ceil(cupy.log2(cupy.maximum(m, 2.0 ** -1000)))
+    return cupy.exp2(cupy.clip(TARGET_EXP - e, -MAX_SHIFT, MAX_SHIFT)).astype(cupy.float32)
+
+
+def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str) -> SplitOperands:
+    """hi/lo fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing factors."""
+    split = _kernels()
+    hi, lo, factor = {}, {}, {}
+    for name, buf in bufs.items():
+        x = buf.as_cupy()
+        if layout == "bhsd":
+            x = x.transpose(0, 2, 1, 3)
+        dim = x.shape[3]
+        padded = dim + (-dim) % PAD_ELEMS
+        hi[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
+        lo[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
+        factor[name] = _factor(cupy, x)
+        if x.size:
+            split(x, factor[name], hi[name][..., :dim], lo[name][..., :dim])
+    scales = cupy.stack([1 / (factor["q"] * factor["k"]), 1 / factor["v"]]).astype(cupy.float32)
+    return SplitOperands(hi, lo, scales)
