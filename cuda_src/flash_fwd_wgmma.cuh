@@ -74,12 +74,17 @@ struct WgmmaKernelTraits {
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
   static constexpr int kOffBar = kOffV + kStages * kKVBytes;
   static constexpr int kBarriers = 2 + 4 * kStages;  // Q full/empty, then full/empty for K and V per stage
+  static constexpr int kBarrierBytes = 256;          // room for the barriers (8 bytes each)
+  // 8 bytes per consumer thread for order_before_wait's store.
+  static constexpr int kOffScratch = kOffBar + kBarrierBytes;
+  static constexpr int kScratchBytes = 8 * kConsumerWarpgroups * kWarpgroupThreads;
   // + slack to align the dynamic shared memory base up to 1024 bytes.
-  static constexpr int kSmemBytes = kOffBar + kBarriers * 8 + kSwizzleAtomBytes;
+  static constexpr int kSmemBytes = kOffScratch + kScratchBytes + kSwizzleAtomBytes;
 
   static_assert(kD % kTmaBoxCols == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
   static_assert(kBlockN == 64 || kBlockN == 128, "key tile is one wgmma N: 64 or 128");
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
+  static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(!kSplit || !Elem::kIsBf16, "the split fp32 kernel takes fp16 hi/lo operands");
 };
@@ -205,6 +210,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   const int cwg = warpgroup - 1;  // which 64 rows of the block
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_base = sQ + 64 * cwg * kSwizzleRowBytes;
+  const u32 scratch = smem + Tr::kOffScratch + 8 * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
   RowState st;
 
@@ -342,8 +348,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       fence_acc(sc);
       release(empty_k(slot(u)));
       const RowCorrection corr = scores_to_p(sc, i);
+      order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
       wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
       fence_acc(acc_o);
+      fence_frag(pf);
       release(empty_v(slot(u - 1)));
       rescale_o(acc_o, corr);
       pack_p(pf, sc);
@@ -358,6 +366,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       pass_turn();
       wgmma_wait<0>();
       fence_acc(acc_o);
+      fence_frag(pf);
       release(empty_v(slot(u)));
       release(empty_q);  // every Q.K^T of this item is done: the producer may load the next Q
       use += n_tiles;

@@ -84,6 +84,16 @@ __device__ __forceinline__ void wgmma_wait() {
   asm volatile("wgmma.wait_group.sync.aligned %0;\n" ::"n"(kPending) : "memory");
 }
 
+// A shared-memory store of values that the softmax finishes last, placed just
+// before a wgmma wait. ptxas hoists WARPGROUP.DEPBAR to the top of its basic
+// block unless an earlier memory operation holds it back: with this store the
+// wait for the in-flight P.V lands after every exponential (the SASS shows
+// all MUFU.EX2 of a tile between DEPBAR 1 and DEPBAR 0), otherwise before them.
+// `slot` is this thread's own 8 bytes of scratch, so nothing ever reads it.
+__device__ __forceinline__ void order_before_wait(u32 slot, float a, float b) {
+  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(slot), "f"(a), "f"(b) : "memory");
+}
+
 // Keep the compiler from moving accumulator registers across an in-flight wgmma:
 // an empty asm that claims to read and write every register of the fragment.
 template <int kN8>
@@ -92,6 +102,21 @@ __device__ __forceinline__ void fence_acc(float (&d)[kN8][4]) {
   for (int j = 0; j < kN8; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
+}
+
+// The same for register A operands (P): a wgmma reads them after it is issued,
+// so they must stay in place until its wait. Without this fence the compiler
+// sees P dead after the issuing asm, hands its registers to the softmax that
+// follows, and ptxas must then hoist the wait above the whole softmax: the
+// exponentials no longer overlap the P.V (seen in the SASS of wgmma v2).
+template <int kCopies, int kK16>
+__device__ __forceinline__ void fence_frag(u32 (&a)[kCopies][kK16][4]) {
+#pragma unroll
+  for (int c = 0; c < kCopies; ++c)
+#pragma unroll
+    for (int k = 0; k < kK16; ++k)
+#pragma unroll
+      for (int r = 0; r < 4; ++r) asm volatile("" : "+r"(a[c][k][r])::"memory");
 }
 
 // Accumulator layout of wgmma m64nNk16 (per warp w of the warpgroup, g = lane/4,

@@ -37,6 +37,7 @@ class ResourceReport:
     spill_loads: int
     # ptxas C7514: it found registers of an in-flight wgmma touched and serialised the wgmmas
     wgmma_serialized: bool = False
+    symbol: str = ""  # the kernel's mangled name in the cubin
 
     @property
     def spills(self) -> bool:
@@ -96,7 +97,7 @@ def _parse_report(log: str, lowered: dict[str, KernelSpec], arch: str) -> list[R
             frame = tuple(int(x) for x in m.groups())
         elif (m := _REGS.search(line)) and current and frame is not None and current in lowered:
             spec = lowered[current]
-            reports[current] = ResourceReport(spec.variant_name, arch, int(m.group(1)), *frame)
+            reports[current] = ResourceReport(spec.variant_name, arch, int(m.group(1)), *frame, symbol=current)
             current = None
     serialized = set(_SERIALIZED.findall(log))
     for name in serialized & reports.keys():

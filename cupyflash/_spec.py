@@ -201,8 +201,9 @@ class KernelSpec:
             row_bytes = WGMMA_BOX_COLS * 2  # 16-bit operands (the split kernel's too)
             copies = 2 if self.split else 1  # hi and lo
             tiles = copies * boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
-            barriers = 8 * (2 + 4 * self.stages)  # Q full/empty + K/V full/empty per stage
-            return tiles + barriers + 1024  # + slack to align the base to 1024 bytes
+            barriers = 256  # Q full/empty + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
+            scratch = 8 * 2 * 128  # 8 bytes per consumer thread (kScratchBytes)
+            return tiles + barriers + scratch + 1024  # + slack to align the base to 1024 bytes
         if self.family == "mma":
             pitch = self.head_dim + SMEM_PAD_ELEMS
             return (self.block_m + 2 * self.block_n) * pitch * ITEMSIZE[self.dtype]

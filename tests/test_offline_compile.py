@@ -3,6 +3,7 @@ with no register spills; the compile cache key covers every cuda_src file."""
 
 from __future__ import annotations
 
+import functools
 import shutil
 
 import pytest
@@ -112,3 +113,56 @@ def test_no_compile_region_is_reentrant_and_restores():
         with _compile.no_compile():
             assert _compile._forbid_depth == 2
     assert _compile._forbid_depth == 0
+
+
+def _sass(cubin: bytes) -> str:
+    import os
+    import subprocess
+    import tempfile
+
+    cuobjdump, nvdisasm = _find_tool("cuobjdump"), _find_tool("nvdisasm")
+    if cuobjdump is None or nvdisasm is None:
+        pytest.skip("cuobjdump/nvdisasm not found (test extra: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm)")
+    env = dict(os.environ, PATH=f"{os.path.dirname(nvdisasm)}{os.pathsep}{os.environ.get('PATH', '')}")
+    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
+        f.write(cubin)
+        f.flush()
+        return subprocess.run([cuobjdump, "-sass", f.name], capture_output=True, text=True, check=True,
+                              env=env).stdout
+
+
+def _exps_around_pv_wait(sass: str) -> tuple[int, int]:
+    """In the steady-state loop: exponentials between 'S is ready' (DEPBAR <= 1)
+    and 'P.V is done' (DEPBAR <= 0), and after that until the next wgmma."""
+    lines = [ln for ln in sass.splitlines() if "DEPBAR" in ln or "MUFU.EX2" in ln or "HGMMA" in ln]
+    i = next(n for n, ln in enumerate(lines) if "DEPBAR.LE gsb0, 0x1" in ln)
+    before = after = 0
+    j = i + 1
+    while "DEPBAR" not in lines[j]:
+        before += "MUFU.EX2" in lines[j]
+        j += 1
+    j += 1
+    while j < len(lines) and "HGMMA" not in lines[j] and "DEPBAR" not in lines[j]:
+        after += "MUFU.EX2" in lines[j]
+        j += 1
+    return before, after
+
+
+@functools.cache
+def _wgmma_sass_by_variant() -> dict[str, str]:
+    """Every wgmma candidate compiled in one program; SASS per variant name."""
+    specs = [s for s in candidate_specs() if s.family == "wgmma"]
+    reports, cubin = compile_specs(specs, "sm_90a")
+    sections = _sass(cubin).split("Function : ")
+    by_symbol = {sec.split(None, 1)[0]: sec for sec in sections[1:]}
+    return {r.variant: by_symbol[r.symbol] for r in reports}
+
+
+@pytest.mark.parametrize("variant", [s.variant_name for s in candidate_specs() if s.family == "wgmma"])
+def test_softmax_overlaps_the_previous_pv(variant):
+    """Every exponential of a tile runs while the previous tile's P.V is in flight:
+    ptxas otherwise hoists the P.V wait above the softmax (seen in wgmma v2)."""
+    block_n = next(s.block_n for s in candidate_specs() if s.variant_name == variant)
+    before, after = _exps_around_pv_wait(_wgmma_sass_by_variant()[variant])
+    # a thread owns 2 rows x block_n / 4 scores, plus 2 row-max corrections
+    assert before >= block_n // 2 and after == 0, (before, after)
