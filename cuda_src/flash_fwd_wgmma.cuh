@@ -357,6 +357,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       pack_p(pf, sc);
     }
     if (n_tiles > 0) {  // the last tile's P.V
+      // Every Q.K^T of this item has completed: a persistent CTA's producer may
+      // load the next item's Q while this P.V and the epilogue run.
+      release(empty_q);
       const int u = use + n_tiles - 1;
       mbar_wait(full_v(slot(u)), phase(u));
       take_turn();
@@ -368,7 +371,6 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       fence_acc(acc_o);
       fence_frag(pf);
       release(empty_v(slot(u)));
-      release(empty_q);  // every Q.K^T of this item is done: the producer may load the next Q
       use += n_tiles;
       ++q_use;
     }

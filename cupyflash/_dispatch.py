@@ -115,12 +115,20 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
     needs: dict[str, str] = {}
     dims = {"q": problem.head_dim, "k": problem.head_dim, "v": problem.head_dim_v, "out": problem.head_dim_v}
     strides = {"q": problem.q_strides, "k": problem.k_strides, "v": problem.v_strides}
+    # (batch, seq, heads) sizes, in the strides' order
+    sizes = {"q": (problem.batch, problem.seqlen_q, problem.heads_q),
+             "k": (problem.batch, problem.seqlen_k, problem.heads_kv),
+             "v": (problem.batch, problem.seqlen_k, problem.heads_kv)}
     for name, dim in dims.items():
         if dim % MMA_ALIGN_ELEMS:
             padded = dim + (-dim) % MMA_ALIGN_ELEMS
             needs[name] = f"head_dim {dim} is not a multiple of {MMA_ALIGN_ELEMS}: padded to {padded}"
         elif pointers is not None and name in strides and any(s % MMA_ALIGN_ELEMS for s in strides[name]):
             needs[name] = f"strides {strides[name]} are not multiples of {MMA_ALIGN_ELEMS} elements"
+        elif (spec.family == "wgmma" and pointers is not None and name in strides
+              and any(s <= 0 and n > 1 for s, n in zip(strides[name], sizes[name]))):
+            needs[name] = (f"strides {strides[name]} include a zero or negative one (a broadcast or reversed "
+                           "axis): TMA needs positive strides")
         elif pointers is not None and pointers.get(name, 0) % MMA_ALIGN_BYTES:
             needs[name] = f"base address is not {MMA_ALIGN_BYTES}-byte aligned"
     return needs

@@ -28,6 +28,7 @@ _L2_PROMOTION_256B = 3
 _OOB_FILL_ZEROS = 0
 _CUDA_SUCCESS = 0
 _ELEM_BYTES = 2
+_STRIDE_ALIGN_ELEMS = 8  # TMA strides are multiples of 16 bytes
 
 
 @functools.cache
@@ -57,8 +58,16 @@ def encode(dtype: str, ptr: int, head_dim: int, seqlen: int, heads: int, batch: 
     """
     batch_stride, row_stride, head_stride = strides
     dims = (ctypes.c_uint64 * 4)(head_dim, seqlen, heads, batch)
-    # Strides of dims 1..3 in bytes (dim 0 is contiguous by definition).
-    gstrides = (ctypes.c_uint64 * 3)(*(max(s, 1) * _ELEM_BYTES for s in (row_stride, head_stride, batch_stride)))
+    # Strides of dims 1..3 in bytes (dim 0 is contiguous by definition). A
+    # dimension of size 1 is only ever read at coordinate 0, so its stride may be
+    # anything the caller's array had (0, negative): give TMA a legal one, the
+    # tensor's whole extent. Larger dimensions with such strides were staged.
+    extent = max([head_dim] + [n * abs(st) for n, st in ((seqlen, row_stride), (heads, head_stride),
+                                                          (batch, batch_stride))])
+    extent += (-extent) % _STRIDE_ALIGN_ELEMS
+    legal = [st if n > 1 else (st if st > 0 and st % _STRIDE_ALIGN_ELEMS == 0 else extent)
+             for n, st in ((seqlen, row_stride), (heads, head_stride), (batch, batch_stride))]
+    gstrides = (ctypes.c_uint64 * 3)(*(st * _ELEM_BYTES for st in legal))
     box = (ctypes.c_uint32 * 4)(TMA_BOX_COLS, box_rows, 1, 1)
     elem_strides = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
     raw = ctypes.create_string_buffer(TMA_DESC_BYTES + _DESC_ALIGN)

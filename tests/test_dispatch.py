@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -118,3 +120,21 @@ def test_persistent_variant_plans_one_cta_per_sm():
     small = cupyflash.api._validate(*qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, 128, 128, "bfloat16"),
                                     False, "bottom_right", None, "bshd")[1]
     assert _dispatch.plan_for_spec(small, spec, 90, sm_count=132).grid == (2, 1, 1)  # fewer items than SMs
+
+
+def test_wgmma_stages_broadcast_and_reversed_axes():
+    """TMA takes positive strides only: a broadcast (stride 0) or reversed axis of
+    size > 1 is staged; the same strides on a size-1 axis are not."""
+    from cupyflash import _dispatch
+
+    q, k, v = qkv(np.random.default_rng(0), 2, 64, 64, 4, 4, 64, 64, "bfloat16")
+    problem = cupyflash.api._validate(q, k, v, False, "bottom_right", None, "bshd")[1]
+    aligned = {"q": 0, "k": 0, "v": 0, "out": 0}
+    broadcast = dataclasses.replace(problem, k_strides=(0, 256, 64))  # batch broadcast, batch = 2
+    assert "k" in _dispatch.plan(broadcast, 90, pointers=aligned).staged
+    assert "k" not in _dispatch.plan(broadcast, 80, pointers=aligned).staged  # cp.async copes
+    reversed_rows = dataclasses.replace(problem, q_strides=(64 * 4 * 64, -256, 64))
+    assert "positive strides" in _dispatch.plan(reversed_rows, 90, pointers=aligned).staged["q"]
+    one_batch = dataclasses.replace(problem, batch=1, k_strides=(0, 256, 64), v_strides=(0, 256, 64),
+                                    q_strides=(0, 256, 64))
+    assert not _dispatch.plan(one_batch, 90, pointers=aligned).staged

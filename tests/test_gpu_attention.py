@@ -389,3 +389,17 @@ def test_float32_split_rescales_any_magnitude(layout):
     res, lse = cupyflash.attention(q, k, v, causal=True, layout=layout, out=out, return_lse=True, backend="wgmma")
     assert res is out
     check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype="float32", layout=layout)
+
+
+@pytest.mark.parametrize("backend", ["wgmma", "mma"])
+def test_broadcast_and_reversed_axes(backend):
+    """A broadcast batch axis (stride 0) and a reversed head axis are computed
+    correctly: staged for TMA, read in place by cp.async."""
+    import cupy as cp
+
+    require_backend(backend)
+    q = gpu_randn((3, 150, 4, 64), "bfloat16", 21)
+    k = cp.broadcast_to(gpu_randn((1, 222, 2, 64), "bfloat16", 22), (3, 222, 2, 64))
+    v = gpu_randn((3, 222, 2, 64), "bfloat16", 23)[:, :, ::-1]
+    out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True, backend=backend)
+    check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype="bfloat16")
