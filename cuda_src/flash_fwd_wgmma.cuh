@@ -22,11 +22,14 @@
 //   item's Q (once the consumers release it) and K/V while the consumers finish
 //   the current one, so a CTA's start-up and epilogue hide behind other work.
 //   Otherwise each CTA runs exactly one item (the same loop, one trip).
-//   With kSplit the kernel computes fp32 attention at fp32 accuracy: Q, K and V
-//   arrive as two fp16 tensors each, hi and lo (x*2^e = hi + lo, rescaled by a
-//   power of two on the device), and every product keeps hi*hi + hi*lo + lo*hi
-//   (three wgmmas per k-step, P split in registers the same way). bench/NOTES.md
-//   ("fp32 on tensor cores") has the error study behind the choice of fp16.
+//   kFp32Terms > 0 computes fp32 attention from fp16 operands that the host
+//   pre-pass rescaled by powers of two on the device (the factors come back in
+//   p.scales) and writes fp32. With 3 terms Q, K and V arrive as hi and lo fp16
+//   tensors (x*2^e = hi + lo) and every product keeps hi*hi + hi*lo + lo*hi
+//   (three wgmmas per k-step, P split in registers the same way): fp32
+//   accuracy. With 1 term only hi exists: fp16's 10-bit mantissa, TF32-like
+//   error, the fp16 kernel's speed. bench/NOTES.md ("fp32 on tensor cores") has
+//   the error study behind the choice of fp16.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
@@ -52,9 +55,10 @@ constexpr int kConsumerRegs = 240;
 constexpr int kTurnBarrier0 = 1;
 constexpr int kConsumerThreads = 2 * kWarpgroupThreads;
 
-template <class Elem, int kD, int kBlockN, int kStages, bool kSplit = false>
+template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0>
 struct WgmmaKernelTraits {
-  static constexpr int kCopies = kSplit ? 2 : 1;  // hi (and lo) copy of every operand
+  static constexpr bool kSplit = kFp32Terms == 3;  // hi and lo copies of every operand
+  static constexpr int kCopies = kSplit ? 2 : 1;
   static constexpr int kConsumerWarpgroups = 2;
   static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
   static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
@@ -86,7 +90,8 @@ struct WgmmaKernelTraits {
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
-  static_assert(!kSplit || !Elem::kIsBf16, "the split fp32 kernel takes fp16 hi/lo operands");
+  static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
+  static_assert(kFp32Terms == 0 || !Elem::kIsBf16, "the fp32 kernels take fp16 operands");
 };
 
 // One query block of one (batch, head), and the key tiles it attends.
@@ -112,10 +117,12 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, int linear, 
   return w;
 }
 
-template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, bool kSplit = false>
-__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kSplit>::kThreads, 1)
+template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0>
+__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kSplit>;
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms>;
+  constexpr bool kSplit = Tr::kSplit;
+  constexpr bool kFp32 = kFp32Terms > 0;
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -290,7 +297,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Split: the operands were rescaled by powers of two on the device; the factors
   // that undo it come from there too (read once, no host synchronisation).
   float scale_log2 = p.scale_log2, out_scale = 1.f;
-  if constexpr (kSplit) {
+  if constexpr (kFp32) {
     scale_log2 *= p.scales[0];
     out_scale = p.scales[1];
   }
@@ -377,7 +384,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
 
     // ---- epilogue: normalise, write O straight from registers, write LSE ----
     const int g = lane / 4, t = lane % 4;
-    using OutT = typename Conditional<kSplit, float, u16>::type;  // split: fp32 output
+    using OutT = typename Conditional<kFp32, float, u16>::type;  // fp32 input: fp32 output
     OutT* o = static_cast<OutT*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
@@ -396,7 +403,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
         if (col >= p.head_dim_v) continue;
         const float x = acc_o[j][2 * half] * inv_sum, y = acc_o[j][2 * half + 1] * inv_sum;
-        if constexpr (kSplit) *reinterpret_cast<float2*>(o_row + col) = make_float2(x, y);
+        if constexpr (kFp32) *reinterpret_cast<float2*>(o_row + col) = make_float2(x, y);
         else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
       }
     }

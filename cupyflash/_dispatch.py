@@ -7,10 +7,13 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, WGMMA_SPLIT_TILES, KernelSpec,
-                    head_dim_bucket, mma_spec, simt_spec, wgmma_spec, wgmma_split_spec, wgmma_width)
+                    head_dim_bucket, mma_spec, simt_spec, wgmma_fp32_spec, wgmma_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
+# float32 only: "highest" keeps fp32 accuracy (exact CUDA cores, or fp16 hi + lo on
+# wgmma when forced); "fast" runs one rescaled fp16 pass on wgmma (TF32-like error).
+PRECISIONS = ("highest", "fast")
 MMA_MIN_ARCH = 80
 # The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
 MMA_ALIGN_ELEMS = 8
@@ -45,9 +48,14 @@ class Plan:
     __str__ = describe
 
 
-def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec, list[str]]:
+def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "highest") -> tuple[KernelSpec, list[str]]:
     if backend not in BACKENDS:
         raise ArgumentError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
+    if precision not in PRECISIONS:
+        raise ArgumentError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {precision!r}")
+    if precision == "fast" and problem.dtype != "float32":
+        raise ArgumentError(f"precision='fast' applies to float32 input; {problem.dtype} runs at its own precision "
+                            "(leave precision at 'highest')")
     width = head_dim_bucket(problem.head_dim, problem.head_dim_v)
     reasons = [f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"]
     if problem.dtype in MMA_DTYPES:
@@ -70,6 +78,17 @@ def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec,
         reasons.append(f"{problem.dtype}: tensor cores through mma.sync (sm_80+ path)"
                        + (" [auto]" if backend == "auto" else " [forced]"))
         return mma_spec(problem.dtype, width), reasons
+    if precision == "fast":
+        if backend not in ("auto", "wgmma"):
+            raise ArgumentError(f"precision='fast' runs on backend 'auto' or 'wgmma'; got {backend!r}")
+        if arch != WGMMA_ARCH:
+            raise DeviceError(f"precision='fast' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); this one "
+                              f"is {arch // 10}.{arch % 10}. Use precision 'highest'")
+        width = wgmma_width(problem.head_dim, problem.head_dim_v)
+        reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
+        reasons.append("float32, precision='fast': q, k, v rescaled by powers of two on the device and rounded to "
+                       "fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and output")
+        return wgmma_fp32_spec(width, 1), reasons
     if backend == "wgmma" and problem.dtype == "float32":
         if arch != WGMMA_ARCH:
             raise DeviceError(f"backend='wgmma' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); "
@@ -82,7 +101,7 @@ def _choose_spec(problem: Problem, arch: int, backend: str) -> tuple[KernelSpec,
         reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
         reasons.append("float32 on wgmma [forced]: q, k, v rescaled by powers of two on the device and split into "
                        "fp16 hi + lo; three products per k-step (hi*hi + hi*lo + lo*hi), fp32 accumulation")
-        return wgmma_split_spec(width), reasons
+        return wgmma_fp32_spec(width, 3), reasons
     if backend in ("mma", "wgmma"):
         raise ArgumentError(f"backend={backend!r} serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "
                             "'auto' or 'simt'")
@@ -101,9 +120,9 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
     """
     if spec.family not in ("mma", "wgmma"):
         return {}
-    if spec.split:
-        # The pre-pass writes fresh, aligned, padded fp16 hi/lo copies of q, k
-        # and v; only the fp32 output (written two floats at a time) may need a
+    if spec.fp32_terms:
+        # The pre-pass writes fresh, aligned, padded fp16 copies of q, k and v;
+        # only the fp32 output (written two floats at a time) may need a
         # staging buffer.
         dv = problem.head_dim_v
         if dv % MMA_ALIGN_ELEMS:
@@ -140,8 +159,8 @@ DEFAULT_SM_COUNT = 132
 
 
 def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str, int] | None = None,
-         sm_count: int | None = None) -> Plan:
-    spec, reasons = _choose_spec(problem, arch, backend)
+         sm_count: int | None = None, precision: str = "highest") -> Plan:
+    spec, reasons = _choose_spec(problem, arch, backend, precision)
     return plan_for_spec(problem, spec, arch, reasons, pointers, sm_count)
 
 

@@ -148,7 +148,14 @@ class KernelSpec:
     stages: int = 0  # K/V shared-memory stages (wgmma only)
     pingpong: bool = False  # consumer warpgroups take turns issuing wgmma (wgmma only)
     persistent: bool = False  # one CTA per SM walking the work items (wgmma only)
-    split: bool = False  # fp32 as fp16 hi + lo, three products per k-step (wgmma, float32 only)
+    # float32 on wgmma: 3 = fp16 hi + lo, three products (fp32 accuracy); 1 = one
+    # rescaled fp16 copy (precision="fast"); 0 = 16-bit input (every other variant)
+    fp32_terms: int = 0
+
+    @property
+    def split(self) -> bool:
+        """Operands arrive as hi and lo fp16 copies (fp32_terms == 3)."""
+        return self.fp32_terms == 3
 
     @property
     def threads(self) -> int:
@@ -173,10 +180,10 @@ class KernelSpec:
     def name_expression(self) -> str:
         """The C++ template instantiation handed to NVRTC."""
         if self.family == "wgmma":
-            elem = _ELEM_TAG["float16" if self.split else self.dtype]
+            elem = _ELEM_TAG["float16" if self.fp32_terms else self.dtype]
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
-                    f"{str(self.persistent).lower()}, {str(self.split).lower()}>")
+                    f"{str(self.persistent).lower()}, {self.fp32_terms}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -187,7 +194,8 @@ class KernelSpec:
     def variant_name(self) -> str:
         """A readable name for logs, explain() and compile reports."""
         if self.family == "wgmma":
-            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}{'split' if self.split else ''}_hdim{self.head_dim}"
+            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}{f'x{self.fp32_terms}' if self.fp32_terms else ''}"
+                    f"_hdim{self.head_dim}"
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
@@ -227,11 +235,12 @@ def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int, bool, bool] | None
                       pingpong, persistent)
 
 
-def wgmma_split_spec(width: int, tiles: tuple[int, int, bool, bool] | None = None) -> KernelSpec:
-    """The split-precision fp32 wgmma variant for ``width`` (64 or 128)."""
-    block_n, stages, pingpong, persistent = tiles or WGMMA_SPLIT_TILES[width]
+def wgmma_fp32_spec(width: int, terms: int, tiles: tuple[int, int, bool, bool] | None = None) -> KernelSpec:
+    """The float32 wgmma variant for ``width``: ``terms`` 3 (hi + lo, widths 64 and
+    128) or 1 (one rescaled fp16 copy, every width, the fp16 kernel's tiles)."""
+    block_n, stages, pingpong, persistent = tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width]
     return KernelSpec("wgmma", "float32", width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages,
-                      pingpong, persistent, split=True)
+                      pingpong, persistent, terms)
 
 
 def candidate_specs() -> list[KernelSpec]:
@@ -250,7 +259,8 @@ def simt_spec(dtype: str, width: int) -> KernelSpec:
 def shipped_specs() -> list[KernelSpec]:
     """Every variant dispatch can choose: CI compiles each one offline."""
     specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
-    specs += [wgmma_split_spec(w) for w in WGMMA_SPLIT_TILES]
+    specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
+    specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs

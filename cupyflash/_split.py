@@ -1,4 +1,4 @@
-"""The pre-pass of the split-precision fp32 kernel (backend "wgmma" with float32).
+"""The pre-pass of the float32 wgmma kernels (backend "wgmma" or precision "fast").
 
 Each of q, k, v is rescaled by a power of two (exact: no rounding) so that its
 largest magnitude lands in (2^13, 2^14], inside fp16's range with room to spare,
@@ -7,6 +7,7 @@ x * 2^e = hi + lo up to fp16 rounding of lo (bench/NOTES.md, "fp32 on tensor
 cores": 3 x FP16 keeps fp32 accuracy). The factors are computed and applied on
 the device, so the call stays free of host synchronisation; the kernel reads
 the two numbers that undo them from ``scales`` = [1 / (s_q * s_k), 1 / s_v].
+With ``with_lo=False`` (precision "fast") only hi is made.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ PAD_ELEMS = 8  # hi/lo rows padded to a multiple of 8 fp16 elements (16-byte TMA
 @dataclass
 class SplitOperands:
     hi: dict  # name -> cupy float16 array (batch, seq, heads, padded dim), contiguous
-    lo: dict
+    lo: dict  # the same, or empty without lo
     scales: object  # cupy float32 array [score multiplier, output multiplier]
 
 
@@ -39,7 +40,9 @@ def _kernels():
         "float32 x, float32 s", "float16 hi, float16 lo",
         "float y = x * s; hi = (float16)y; lo = (float16)(y - (float)hi);",
         "cupyflash_split_fp16")
-    return split
+    scale = cupy.ElementwiseKernel("float32 x, float32 s", "float16 hi", "hi = (float16)(x * s);",
+                                   "cupyflash_scale_fp16")
+    return split, scale
 
 
 def _factor(cupy, x):
@@ -51,9 +54,9 @@ def _factor(cupy, x):
     return cupy.exp2(cupy.clip(TARGET_EXP - e, -MAX_SHIFT, MAX_SHIFT)).astype(cupy.float32)
 
 
-def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str) -> SplitOperands:
-    """hi/lo fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing factors."""
-    split = _kernels()
+def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, with_lo: bool = True) -> SplitOperands:
+    """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing factors."""
+    split, scale = _kernels()
     hi, lo, factor = {}, {}, {}
     for name, buf in bufs.items():
         x = buf.as_cupy()
@@ -62,9 +65,12 @@ def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str) -> SplitOpe
         dim = x.shape[3]
         padded = dim + (-dim) % PAD_ELEMS
         hi[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
-        lo[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
         factor[name] = _factor(cupy, x)
-        if x.size:
-            split(x, factor[name], hi[name][..., :dim], lo[name][..., :dim])
+        if with_lo:
+            lo[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
+            if x.size:
+                split(x, factor[name], hi[name][..., :dim], lo[name][..., :dim])
+        elif x.size:
+            scale(x, factor[name], hi[name][..., :dim])
     scales = cupy.stack([1 / (factor["q"] * factor["k"]), 1 / factor["v"]]).astype(cupy.float32)
     return SplitOperands(hi, lo, scales)

@@ -15,7 +15,7 @@ from .errors import ArgumentError, NoGPUError
 
 def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_right",
               softmax_scale: float | None = None, layout: str = "bshd", return_lse: bool = False,
-              out=None, stream=None, backend: str = "auto"):
+              out=None, stream=None, backend: str = "auto", precision: str = "highest"):
     r"""Scaled dot-product attention, ``softmax(q k^T * softmax_scale) v``, on the GPU.
 
     Parameters
@@ -64,6 +64,15 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         "mma": tensor cores via mma.sync (fp16/bf16, sm_80+, Hopper included);
         "simt": exact fp32/fp64 on CUDA cores. "auto" picks wgmma for fp16/bf16
         on sm_90, mma on other GPUs, simt for fp32/fp64; see :func:`explain`.
+        float32 with ``backend="wgmma"`` (Hopper, head dims up to 128) runs on
+        the tensor cores at fp32 accuracy: q, k and v are rescaled by powers of
+        two on the device and split into fp16 hi + lo, three products each.
+    precision : {"highest", "fast"}
+        float32 only. "highest" (default) keeps fp32 accuracy (relative error
+        ~1e-6). "fast" (Hopper) rounds the rescaled operands to fp16 once and
+        runs one tensor-core pass with fp32 accumulation and output: relative
+        error ~1e-3, like TF32 (JAX's ``Precision.DEFAULT``, torch's
+        ``allow_tf32``), at the speed of the fp16 kernel.
 
     Returns
     -------
@@ -81,6 +90,10 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
     adapter, problem = _validate(q, k, v, causal, causal_alignment, softmax_scale, layout)
     if not isinstance(return_lse, bool):
         raise ArgumentError(f"return_lse must be True or False; got {return_lse!r}")
+    for name, value, accepted in (("backend", backend, _dispatch.BACKENDS),
+                                  ("precision", precision, _dispatch.PRECISIONS)):
+        if not isinstance(value, str) or value not in accepted:
+            raise ArgumentError(f"{name} must be one of {', '.join(map(repr, accepted))}; got {value!r}")
     if out is not None:
         check_out(adapter_for(out, "out").describe(out), problem, adapter.kind)
     cupy = _require_gpu()
@@ -99,7 +112,7 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
                 native_lse, blse = adapter.empty(q, problem.lse_shape(), "float32")
             if not problem.empty:
                 misalignment = tuple(b.ptr % _dispatch.MMA_ALIGN_BYTES for b in (bq, bk, bv, bo))
-                the_plan = _cached_plan(problem, _device(cupy, device_id), backend, misalignment)
+                the_plan = _cached_plan(problem, _device(cupy, device_id), backend, misalignment, precision)
                 _run(the_plan, problem, bq, bk, bv, bo, blse, launch_stream, device_id)
             result = adapter.finish(native_out, bo, out)
             if return_lse:
@@ -109,7 +122,7 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
 
 def explain(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_right",
             softmax_scale: float | None = None, layout: str = "bshd", backend: str = "auto",
-            arch: int | None = None) -> Plan:
+            precision: str = "highest", arch: int | None = None) -> Plan:
     """Say which kernel, tiles, grid and compiled variant ``attention`` would
     use for these arguments, and why. Nothing is launched or compiled.
 
@@ -125,7 +138,7 @@ def explain(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_ri
     pointers = None
     if adapter.kind != "numpy":
         pointers = {"q": adapter.pointer(q), "k": adapter.pointer(k), "v": adapter.pointer(v)}
-    return _dispatch.plan(problem, arch, backend, pointers, sm_count)
+    return _dispatch.plan(problem, arch, backend, pointers, sm_count, precision)
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -167,11 +180,11 @@ def _device(cupy, device_id: int) -> tuple[int, int]:
 
 @functools.lru_cache(maxsize=1024)
 def _cached_plan(problem: Problem, device: tuple[int, int], backend: str,
-                 misalignment: tuple[int, int, int, int]) -> Plan:
+                 misalignment: tuple[int, int, int, int], precision: str) -> Plan:
     """Dispatch is pure: the same problem, GPU and alignment always give the same plan."""
     pointers = dict(zip(("q", "k", "v", "out"), misalignment))
     arch, sm_count = device
-    return _dispatch.plan(problem, arch, backend, pointers, sm_count)
+    return _dispatch.plan(problem, arch, backend, pointers, sm_count, precision)
 
 
 def _resolve_stream(stream, adapter, q, device_id: int):
@@ -205,7 +218,7 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
     """The TMA tensor maps of the wgmma kernel (Q, K, V; with ``lo_ptrs`` also the
     split kernel's lo parts, which share the hi parts' shapes and strides), bshd order."""
     spec, p = plan.spec, problem
-    dtype = "float16" if spec.split else spec.dtype
+    dtype = "float16" if spec.fp32_terms else spec.dtype
 
     def maps(pt):
         q_map = _tma.encode(dtype, pt["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
@@ -230,21 +243,21 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     staged_out = None
     keep = {}  # staged copies live until the kernel is enqueued (the pool reuses memory in stream order)
     scales_ptr, lo_ptrs = 0, None
-    if plan.spec.split:
+    if plan.spec.fp32_terms:
         import cupy
 
-        # fp32 on wgmma: rescaled fp16 hi/lo copies, made on the device (cupyflash._split).
-        keep["split"] = split = _split.split_operands(cupy, {"q": q, "k": k, "v": v}, layout)
+        # fp32 on wgmma: rescaled fp16 copies (hi, and lo for 3 terms), made on the device.
+        keep["split"] = split = _split.split_operands(cupy, {"q": q, "k": k, "v": v}, layout, plan.spec.split)
         for name, arr in split.hi.items():
             ptrs[name], strides[name] = arr.data.ptr, tuple(x // arr.itemsize for x in arr.strides[:3])
-        lo_ptrs = {name: arr.data.ptr for name, arr in split.lo.items()}
+        lo_ptrs = {name: arr.data.ptr for name, arr in split.lo.items()} or None
         head_dim, head_dim_v = split.hi["q"].shape[3], split.hi["v"].shape[3]
         scales_ptr = split.scales.data.ptr
     if plan.staged:
         import cupy
 
         for name, buf, dim in (("q", q, head_dim), ("k", k, head_dim), ("v", v, head_dim_v)):
-            if name in plan.staged and not plan.spec.split:
+            if name in plan.staged and not plan.spec.fp32_terms:
                 keep[name] = copy = _padded_copy(cupy, buf, layout, dim)
                 ptrs[name], strides[name] = copy.ptr, copy.strides[:3]
         # Padded columns are zeros, so the kernel may treat them as real ones.

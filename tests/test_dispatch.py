@@ -82,7 +82,7 @@ def test_float32_on_wgmma_is_the_split_kernel(d, width):
     q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
     plan = cupyflash.explain(q, k, v, arch=90, backend="wgmma")
     assert plan.spec.split and plan.spec.dtype == "float32" and plan.spec.head_dim == width
-    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith("true>")
+    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith(", 3>")
     assert "hi + lo" in str(plan) and plan.spec.smem_bytes <= 227 * 1024
     assert set(plan.staged) <= {"out"} and (("out" in plan.staged) == bool(d % 8))
     assert cupyflash.explain(q, k, v, arch=90).spec.family == "simt"  # auto stays exact until measured
@@ -114,7 +114,7 @@ def test_persistent_variant_plans_one_cta_per_sm():
     problem = cupyflash.api._validate(q, k, v, True, "bottom_right", None, "bshd")[1]
     spec = wgmma_spec("bfloat16", 128, (128, 2, True, True))
     assert spec.persistent and spec.variant_name.endswith("_pp_persist")
-    assert "true, true, false>" in spec.name_expression
+    assert "true, true, 0>" in spec.name_expression
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=132)
     assert plan.grid == (132, 1, 1) and "persistent: 132 CTAs walk 192 query blocks" in str(plan)
     small = cupyflash.api._validate(*qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, 128, 128, "bfloat16"),
@@ -138,3 +138,26 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
     one_batch = dataclasses.replace(problem, batch=1, k_strides=(0, 256, 64), v_strides=(0, 256, 64),
                                     q_strides=(0, 256, 64))
     assert not _dispatch.plan(one_batch, 90, pointers=aligned).staged
+
+
+@pytest.mark.parametrize("d,width", [(40, 64), (128, 128), (200, 256)])
+def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width):
+    q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
+    plan = cupyflash.explain(q, k, v, arch=90, precision="fast")
+    assert plan.spec.fp32_terms == 1 and not plan.spec.split and plan.spec.head_dim == width
+    assert plan.spec.name_expression.endswith(", 1>") and "TF32-like" in str(plan)
+    assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
+    with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
+        cupyflash.explain(q, k, v, arch=80, precision="fast")
+    with pytest.raises(cupyflash.ArgumentError, match="runs on backend 'auto' or 'wgmma'"):
+        cupyflash.explain(q, k, v, arch=90, precision="fast", backend="simt")
+
+
+def test_precision_is_checked():
+    q, k, v = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 64, 64, "float32")
+    with pytest.raises(cupyflash.ArgumentError, match="precision must be one of 'highest', 'fast'"):
+        cupyflash.explain(q, k, v, arch=90, precision="tf32")
+    q16, k16, v16 = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 64, 64, "bfloat16")
+    with pytest.raises(cupyflash.ArgumentError, match="applies to float32 input"):
+        cupyflash.explain(q16, k16, v16, arch=90, precision="fast")
+    assert cupyflash.explain(q, k, v, arch=90, backend="wgmma").spec.fp32_terms == 3

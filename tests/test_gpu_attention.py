@@ -403,3 +403,33 @@ def test_broadcast_and_reversed_axes(backend):
     v = gpu_randn((3, 222, 2, 64), "bfloat16", 23)[:, :, ::-1]
     out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True, backend=backend)
     check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype="bfloat16")
+
+
+FAST_FP32_BOUND = 2e-3  # one fp16 pass: ~4e-4 in the CPU study (bench/split_precision_study.py)
+
+
+@pytest.mark.parametrize("d", [40, 64, 128, 200, 256])
+@pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
+@pytest.mark.parametrize("sq,sk", [(1, 513), (113, 203), (1023, 1024), (4096, 4096)], ids=lambda x: str(x))
+def test_float32_precision_fast(causal, alignment, d, sq, sk):
+    """precision='fast': one rescaled fp16 pass, relative error around TF32's."""
+    import cupy as cp
+
+    from gpu_reference import attention_ref
+
+    require_backend("wgmma")
+    batch, hq, hkv = (1, 4, 1) if sq * sk > 2**20 else (2, 4, 2)
+    seed = zlib.crc32(repr(("fast", causal, alignment, d, sq, sk)).encode()) % 2**31
+    q, k, v = (gpu_randn((batch, s, h, d), "float32", seed + i) * cp.float32(scale) for i, (s, h, scale) in
+               enumerate(((sq, hq, 40.0), (sk, hkv, 1e-3), (sk, hkv, 1e5))))  # far outside fp16's range
+    out = poisoned((batch, sq, hq, d), "float32")
+    res, lse = cupyflash.attention(q, k, v, causal=causal, causal_alignment=alignment, out=out, return_lse=True,
+                                   precision="fast")
+    offset = sk - sq if alignment == "bottom_right" else 0
+    ref, ref_lse = attention_ref(q, k, v, causal=causal, offset=offset, scale=1 / math.sqrt(d))
+    assert not cp.isnan(res).any()
+    rel = float(cp.linalg.norm(res.astype(cp.float64) - ref) / max(float(cp.linalg.norm(ref)), 1e-300))
+    assert rel <= FAST_FP32_BOUND, rel
+    fin = cp.isfinite(ref_lse)
+    assert bool((cp.isneginf(lse) == cp.isneginf(ref_lse)).all())
+    assert float(cp.abs(lse[fin] - ref_lse[fin]).max()) <= 1e-2 * (1 + float(cp.abs(ref_lse[fin]).max()))
