@@ -54,8 +54,10 @@ def main() -> int:
         bad += not ok
         print(f"{'ok ' if ok else 'BAD'} {dtype:8s} d={d:3d} sq={sq:4d} sk={sk:4d} causal={causal!s:5} "
               f"hq={hq} hkv={hkv} b={b}  err {args.backend}={errs[args.backend]:.2e} mma={errs['mma']:.2e}", flush=True)
-    # float32 on the Hopper tensor cores: the split (fp32-accurate) and fast modes
-    n_fp32 = 0
+    # float32 on the Hopper tensor cores: the split (fp32-accurate) and fast modes.
+    # Reported, but they do not gate the run: a fault there must not stop the
+    # 16-bit kernels' suite and timings.
+    n_fp32 = bad_fp32 = 0
     if args.backend == "wgmma":
         for d, sq, sk, causal in FP32_CASES:
             rs = cp.random.RandomState(d + sk)
@@ -67,12 +69,13 @@ def main() -> int:
                 cp.cuda.runtime.deviceSynchronize()
                 rel = float(cp.linalg.norm(out.astype(cp.float64) - ref) / cp.linalg.norm(ref))
                 ok = rel <= bound  # NaN fails too
-                bad += not ok
+                bad_fp32 += not ok
                 n_fp32 += 1
                 print(f"{'ok ' if ok else 'BAD'} float32 {label:5s} d={d:3d} sq={sq:4d} sk={sk:4d} causal={causal!s:5} "
                       f"rel err {rel:.2e} (bound {bound:.0e})", flush=True)
-    total = len(CASES) + n_fp32
-    print(f"smoke: {total - bad}/{total} ok")
+    if n_fp32:
+        print(f"fp32 smoke: {n_fp32 - bad_fp32}/{n_fp32} ok")
+    print(f"smoke: {len(CASES) - bad}/{len(CASES)} ok")
     return 1 if bad else 0
 
 
