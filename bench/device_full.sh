@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Verification runs on the device machine, one per call (each fits the 10-minute limit):
 #   bash bench/device_full.sh suite   # precompile every variant, then the whole GPU suite
-#   bash bench/device_full.sh bench   # the full bench: standard gqa fp32 decode
+#   bash bench/device_full.sh bench   # the full bench: standard gqa fp32 fp64 decode
 # Logs and results land under $OUT (results packed into one tarball).
 set -uo pipefail
 export PYTHONPATH=$PWD PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
@@ -15,6 +15,6 @@ suite)
   echo "pytest exit: $?"; grep -E "^(FAILED|ERROR)" "$OUT/pytest.txt" | head -30; tail -3 "$OUT/pytest.txt";;
 bench)
   mkdir -p "$OUT/bench"
-  timeout "${2:-540}" python3 -m cupyflash.bench --set standard gqa fp32 decode --out "$OUT/bench" > "$OUT/bench.txt" 2> "$OUT/bench_err.txt"
+  timeout "${2:-540}" python3 -m cupyflash.bench --set standard gqa fp32 fp64 decode --out "$OUT/bench" > "$OUT/bench.txt" 2> "$OUT/bench_err.txt"
   echo "bench exit: $?"; (cd "$OUT" && tar czf bench_results.tgz bench && rm -rf bench); tail -5 "$OUT/bench_err.txt"; cat "$OUT/bench.txt";;
 esac

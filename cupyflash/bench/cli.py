@@ -175,7 +175,7 @@ def main(argv=None) -> int:
     from .progress import Progress
     from .runner import run
 
-    peers = select_peers(args.peers, args.backend)
+    peers = select_peers(args.peers, args.backend, fp32_modes="fp32" in args.sets)
     progress = Progress(len(args.configs) * len(peers))
     rows = []
     complete = False

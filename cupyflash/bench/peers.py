@@ -88,12 +88,15 @@ def _check_top_left_causal(cfg, who: str) -> None:
 class CupyflashPeer:
     """Our kernel, called exactly as a user would call it, on torch tensors.
     ``backend`` is cupyflash.attention's (e.g. "mma" to time the portable
-    sm_80 path on a Hopper GPU); "auto" is what users get."""
+    sm_80 path on a Hopper GPU); "auto" is what users get. The float32 modes
+    (FP32_MODES) appear as extra columns next to it, never as peers."""
 
-    name = OURS
-
-    def __init__(self, backend: str = "auto"):
+    def __init__(self, backend: str = "auto", name: str = OURS, precision: str = "highest",
+                 fp32_only: bool = False):
         self.backend = backend
+        self.name = name
+        self.precision = precision
+        self.fp32_only = fp32_only
 
     def available(self):
         ok, why = _torch_cuda_status()
@@ -111,10 +114,12 @@ class CupyflashPeer:
         import cupyflash
         import torch
 
-        backend = self.backend
+        backend, precision = self.backend, self.precision
+        if self.fp32_only and cfg.dtype != "fp32":
+            raise PeerRejected(f"a float32 mode; this row is {cfg.dtype}")
 
         def call():
-            return cupyflash.attention(q, k, v, causal=cfg.causal, backend=backend)
+            return cupyflash.attention(q, k, v, causal=cfg.causal, backend=backend, precision=precision)
 
         # Argument rejections (cupyflash's ShapeError, DTypeError, ... derive
         # from ValueError/TypeError) become a "rejected" cell; a compile failure
@@ -241,6 +246,8 @@ class JaxPeer:
 
         jax = _jax()
         _check_top_left_causal(cfg, "jax.nn.dot_product_attention")
+        if cfg.dtype == "fp64" and not jax.config.jax_enable_x64:
+            raise PeerRejected("float64 needs jax_enable_x64, off in this process (it would change every other row)")
         if self.implementation == "xla":
             _check_score_matrix(cfg, "the xla implementation")
         # Zero-copy views of torch's buffers; JAX's layout is also
@@ -264,23 +271,35 @@ class JaxPeer:
         return call
 
 
-def all_peers(backend: str = "auto"):
-    """Every implementation the benchmark knows, ours first."""
+# cupyflash's float32 modes, timed as extra columns of the fp32 rows:
+# name -> (backend, precision)
+FP32_MODES = {
+    f"{OURS}-fp32split": ("wgmma", "highest"),  # fp16 hi + lo on wgmma: fp32 accuracy
+    f"{OURS}-fp32fast": ("auto", "fast"),       # one rescaled fp16 pass: TF32-like error
+}
+
+
+def all_peers(backend: str = "auto", fp32_modes: bool = False):
+    """Every implementation the benchmark knows, ours first (and, with
+    ``fp32_modes``, our float32 modes next)."""
     peers = [CupyflashPeer(backend)]
+    if fp32_modes:
+        peers += [CupyflashPeer(be, name, prec, fp32_only=True) for name, (be, prec) in FP32_MODES.items()]
     peers += [TorchSDPAPeer(n, b) for n, b in TORCH_BACKENDS.items()]
     peers += [JaxPeer(n, i) for n, i in JAX_IMPLS.items()]
     return peers
 
 
-PEER_NAMES = [OURS, *TORCH_BACKENDS, *JAX_IMPLS]
+PEER_NAMES = [OURS, *FP32_MODES, *TORCH_BACKENDS, *JAX_IMPLS]
 
 
-def select_peers(names=None, backend: str = "auto"):
-    """cupyflash (with ``backend``) plus the named peers (all when ``names`` is empty)."""
+def select_peers(names=None, backend: str = "auto", fp32_modes: bool = False):
+    """cupyflash (with ``backend``) plus the named peers (all when ``names`` is
+    empty; our float32 modes then only with ``fp32_modes``)."""
     if not names:
-        return all_peers(backend)
+        return all_peers(backend, fp32_modes)
     unknown = sorted(set(names) - set(PEER_NAMES))
     if unknown:
         raise ValueError(f"unknown peer(s) {unknown}; choose from {PEER_NAMES}")
     wanted = set(names) | {OURS}
-    return [p for p in all_peers(backend) if p.name in wanted]
+    return [p for p in all_peers(backend, fp32_modes=True) if p.name in wanted]

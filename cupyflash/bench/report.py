@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from .flops import config_flops, config_kv_bytes, mean_attended_length
-from .results import OURS
+from .results import OURS, is_ours
 
 SCHEMA_VERSION = 1
 
@@ -20,7 +20,7 @@ def impl_order(rows) -> list[str]:
         for name in row.impls:
             if name not in names:
                 names.append(name)
-    return sorted(names, key=lambda n: n != OURS)
+    return sorted(names, key=lambda n: (not is_ours(n), n != OURS))  # ours, our modes, then peers
 
 
 def _ratio_cell(row) -> str:

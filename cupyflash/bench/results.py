@@ -10,6 +10,12 @@ from dataclasses import asdict, dataclass, field
 
 OURS = "cupyflash"
 
+
+def is_ours(name: str) -> bool:
+    """cupyflash itself or one of its extra modes (e.g. "cupyflash-fp32fast"):
+    never counted as a peer."""
+    return name == OURS or name.startswith(OURS + "-")
+
 # ImplResult.status values.
 OK = "ok"
 REJECTED = "rejected"            # the implementation refused this config
@@ -64,7 +70,7 @@ class RowResult:
     impls: dict[str, ImplResult]
 
     def best_peer(self) -> ImplResult | None:
-        peers = [r for name, r in self.impls.items() if name != OURS and r.ok]
+        peers = [r for name, r in self.impls.items() if not is_ours(name) and r.ok]
         return max(peers, key=lambda r: r.value) if peers else None
 
     def ratio(self) -> float | None:

@@ -29,7 +29,7 @@ def make_inputs(cfg, seed: int):
     import torch
 
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16,
-             "fp32": torch.float32}[cfg.dtype]
+             "fp32": torch.float32, "fp64": torch.float64}[cfg.dtype]
     gen = torch.Generator(device="cuda")
     gen.manual_seed(seed)
 

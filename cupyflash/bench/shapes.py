@@ -18,7 +18,7 @@ from dataclasses import dataclass
 TOKENS = 16384
 WIDTH = 2048
 
-ITEMSIZE = {"fp16": 2, "bf16": 2, "fp32": 4}
+ITEMSIZE = {"fp16": 2, "bf16": 2, "fp32": 4, "fp64": 8}
 HALF_DTYPES = ("fp16", "bf16")
 
 PREFILL = "prefill"
@@ -127,6 +127,16 @@ def fp32(dtypes=None):
             for s in (1024, 2048, 4096, 8192, 16384)]
 
 
+def fp64(dtypes=None):
+    """float64 rows, small enough for torch's math backend (its score matrix
+    stays under MAX_SCORE_BYTES): 2 x 8 heads, seqlen 512 to 2048."""
+    del dtypes
+    return [AttnConfig("fp64", 2, s, s, 8, 8, d, d, c, "fp64")
+            for d in (64, 128)
+            for c in (False, True)
+            for s in (512, 1024, 2048)]
+
+
 def decode(dtypes=None):
     """One query token against a long KV cache. Not causal: with bottom-right
     alignment a single query row attends to every key anyway."""
@@ -163,6 +173,7 @@ SETS = {
     "standard": standard,
     "gqa": gqa,
     "fp32": fp32,
+    "fp64": fp64,
     "decode": decode,
     "odd": odd,
     "quick": quick,
