@@ -286,12 +286,17 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // the very end. Hazard: never prime or drain per item: warpgroup 1 could then
   // arrive twice before warpgroup 0 waits, and 256 arrivals from one side would
   // complete the barrier on their own.
-  const int my_turn = kTurnBarrier0 + cwg, other_turn = kTurnBarrier0 + (1 - cwg);
   auto take_turn = [&] {
-    if constexpr (kPingpong) named_barrier_sync(my_turn, kConsumerThreads);
+    if constexpr (kPingpong) {
+      if (cwg == 0) named_barrier_sync<kTurnBarrier0, kConsumerThreads>();
+      else named_barrier_sync<kTurnBarrier0 + 1, kConsumerThreads>();
+    }
   };
   auto pass_turn = [&] {
-    if constexpr (kPingpong) named_barrier_arrive(other_turn, kConsumerThreads);
+    if constexpr (kPingpong) {
+      if (cwg == 0) named_barrier_arrive<kTurnBarrier0 + 1, kConsumerThreads>();
+      else named_barrier_arrive<kTurnBarrier0, kConsumerThreads>();
+    }
   };
 
   // Split: the operands were rescaled by powers of two on the device; the factors
@@ -303,7 +308,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   }
   int use = 0;    // K/V ring uses so far, in step with the producer
   int q_use = 0;  // Q buffer uses so far
-  if (kPingpong && cwg == 1) named_barrier_arrive(kTurnBarrier0, kConsumerThreads);
+  if constexpr (kPingpong) {
+    if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kConsumerThreads>();
+  }
   for (int item = first_item; item < total_items; item += item_stride) {
     const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
     const int n_tiles = w.n_tiles;
