@@ -1,12 +1,12 @@
 // FlashAttention forward on Hopper (sm_90a): TMA loads, wgmma, warp specialisation.
 //
-// One CTA computes a kBlockM = 128-row block of queries for one (batch, head)
-// with three warpgroups:
+// One CTA computes a kBlockM = 64 * kConsumerWGs-row block of queries (128, or
+// 192 for small head dims) for one (batch, head) with 1 + kConsumerWGs warpgroups:
 //   warpgroup 0, the producer: gives up registers (setmaxnreg.dec) and one
 //     thread issues every TMA load: Q once, then K and V tiles into a ring of
 //     kStages shared-memory slots, each slot guarded by a "full" mbarrier (TMA
 //     bytes landed) and an "empty" mbarrier (every consumer warp is done with it);
-//   warpgroups 1 and 2, the consumers: take the registers (setmaxnreg.inc) and
+//   warpgroups 1.., the consumers: take the registers (setmaxnreg.inc) and
 //     each owns 64 query rows. Per key tile j:
 //       S_j  = Q K_j^T        wgmma, Q and K from shared memory (K-major)   } issued
 //       O   += P_{j-1} V_{j-1} wgmma, P from registers, V MN-major         } together
@@ -48,18 +48,22 @@ namespace cupyflash {
 constexpr int kWarpgroupThreads = 128;
 constexpr int kSwizzleRowBytes = 128;           // one row of a 128-byte swizzled box
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
-constexpr int kProducerRegs = 24;               // setmaxnreg targets: 128*24 + 256*240 = 64512 <= 65536
-constexpr int kConsumerRegs = 240;
+constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
 
 // Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1.
 constexpr int kTurnBarrier0 = 1;
-constexpr int kConsumerThreads = 2 * kWarpgroupThreads;
+constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
-template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0>
+template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2>
 struct WgmmaKernelTraits {
   static constexpr bool kSplit = kFp32Terms == 3;  // hi and lo copies of every operand
   static constexpr int kCopies = kSplit ? 2 : 1;
-  static constexpr int kConsumerWarpgroups = 2;
+  // 2 consumer warpgroups (block_m 128) or 3 (block_m 192, for small head dims).
+  static constexpr int kConsumerWarpgroups = kConsumerWGs;
+  // setmaxnreg: the 64K registers of an SM, less the producer's, shared by the
+  // consumers (a multiple of 8): 128*24 + 256*240 = 64512; 128*24 + 384*160 = 64512.
+  static constexpr int kConsumerRegs =
+      ((65536 - kProducerRegs * kWarpgroupThreads) / (kConsumerWGs * kWarpgroupThreads)) / 8 * 8;
   static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
   static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
   static constexpr int kConsumerWarps = kConsumerWarpgroups * 4;
@@ -89,6 +93,7 @@ struct WgmmaKernelTraits {
   static_assert(kBlockN == 64 || kBlockN == 128, "key tile is one wgmma N: 64 or 128");
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
+  static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
   static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !Elem::kIsBf16, "the fp32 kernels take fp16 operands");
@@ -117,10 +122,12 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, int linear, 
   return w;
 }
 
-template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0>
-__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms>::kThreads, 1)
+template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
+          int kConsumerWGs = 2>
+__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms>;
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>;
+  static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kFp32 = kFp32Terms > 0;
   constexpr int kBlockM = Tr::kBlockM;
@@ -213,7 +220,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   }
 
   // -------------------------------------------------------------- consumers
-  setmaxnreg_inc<kConsumerRegs>();
+  setmaxnreg_inc<Tr::kConsumerRegs>();
   const int cwg = warpgroup - 1;  // which 64 rows of the block
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_base = sQ + 64 * cwg * kSwizzleRowBytes;
@@ -288,14 +295,14 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // complete the barrier on their own.
   auto take_turn = [&] {
     if constexpr (kPingpong) {
-      if (cwg == 0) named_barrier_sync<kTurnBarrier0, kConsumerThreads>();
-      else named_barrier_sync<kTurnBarrier0 + 1, kConsumerThreads>();
+      if (cwg == 0) named_barrier_sync<kTurnBarrier0, kPingpongThreads>();
+      else named_barrier_sync<kTurnBarrier0 + 1, kPingpongThreads>();
     }
   };
   auto pass_turn = [&] {
     if constexpr (kPingpong) {
-      if (cwg == 0) named_barrier_arrive<kTurnBarrier0 + 1, kConsumerThreads>();
-      else named_barrier_arrive<kTurnBarrier0, kConsumerThreads>();
+      if (cwg == 0) named_barrier_arrive<kTurnBarrier0 + 1, kPingpongThreads>();
+      else named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
     }
   };
 
@@ -309,7 +316,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   int use = 0;    // K/V ring uses so far, in step with the producer
   int q_use = 0;  // Q buffer uses so far
   if constexpr (kPingpong) {
-    if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kConsumerThreads>();
+    if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
   }
   for (int item = first_item; item < total_items; item += item_stride) {
     const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);

@@ -66,27 +66,32 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
 }
 
 # wgmma path: head-dim width (a multiple of the 64-column TMA box) ->
-# (block_n, stages, pingpong, persistent)
-WGMMA_BLOCK_M = 128
-WGMMA_THREADS = 384  # producer warpgroup + 2 consumer warpgroups
+# (block_m, block_n, stages, pingpong, persistent). block_m is 64 query rows per
+# consumer warpgroup: 128 (two) or 192 (three, small head dims: FA3's choice at 64);
+# the CTA adds one producer warpgroup.
+WGMMA_ROWS_PER_WARPGROUP = 64
 WGMMA_BOX_COLS = 64
 WGMMA_WIDTHS: tuple[int, ...] = (64, 128, 192, 256)
 # pingpong and persistent are off until a device run measures them
 # (bench/tune_wgmma.py): v2, the measured configuration, has neither.
-WGMMA_TILES: dict[int, tuple[int, int, bool, bool]] = {
-    64: (128, 2, False, False),
-    128: (128, 2, False, False),
-    192: (64, 2, False, False),
-    256: (64, 2, False, False),
+WgmmaTiles = tuple[int, int, int, bool, bool]
+WGMMA_TILES: dict[int, WgmmaTiles] = {
+    64: (128, 128, 2, False, False),
+    128: (128, 128, 2, False, False),
+    192: (128, 64, 2, False, False),
+    256: (128, 64, 2, False, False),
 }
 # What bench/tune_wgmma.py times per width (the table's entry among them); the
 # offline test compiles every one, so a sweep never meets a compile error.
-WGMMA_CANDIDATES: dict[int, tuple[tuple[int, int, bool, bool], ...]] = {
-    64: ((128, 2, False, False), (128, 2, True, False), (128, 2, False, True), (128, 2, True, True),
-         (128, 3, True, True)),
-    128: ((128, 2, False, False), (128, 2, True, False), (128, 2, False, True), (128, 2, True, True)),
-    192: ((64, 2, False, False), (64, 2, True, True)),
-    256: ((64, 2, False, False), (64, 2, True, False), (64, 2, False, True), (64, 2, True, True)),
+WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
+         (128, 128, 2, True, True), (128, 128, 3, True, True), (192, 128, 2, False, False),
+         (192, 128, 2, False, True)),
+    128: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
+          (128, 128, 2, True, True)),
+    192: ((128, 64, 2, False, False), (128, 64, 2, True, True)),
+    256: ((128, 64, 2, False, False), (128, 64, 2, True, False), (128, 64, 2, False, True),
+          (128, 64, 2, True, True)),
 }
 # Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
 WGMMA_CTAS_PER_SM = 1
@@ -94,9 +99,9 @@ WGMMA_CTAS_PER_SM = 1
 # cores"): every operand tile is stored twice, so the tiles shrink to fit
 # 227 KB: width 128 takes 64-key tiles (64 KB Q + 2 stages x 64 KB K/V). Widths
 # above 128 would not fit two stages and are served by the exact SIMT kernel.
-WGMMA_SPLIT_TILES: dict[int, tuple[int, int, bool, bool]] = {
-    64: (128, 2, False, False),
-    128: (64, 2, False, False),
+WGMMA_SPLIT_TILES: dict[int, WgmmaTiles] = {
+    64: (128, 128, 2, False, False),
+    128: (128, 64, 2, False, False),
 }
 WGMMA_ARCH = 90
 
@@ -153,6 +158,11 @@ class KernelSpec:
     fp32_terms: int = 0
 
     @property
+    def consumer_warpgroups(self) -> int:
+        """wgmma: warpgroups that own query rows (the CTA adds one producer)."""
+        return self.block_m // WGMMA_ROWS_PER_WARPGROUP
+
+    @property
     def split(self) -> bool:
         """Operands arrive as hi and lo fp16 copies (fp32_terms == 3)."""
         return self.fp32_terms == 3
@@ -183,7 +193,7 @@ class KernelSpec:
             elem = _ELEM_TAG["float16" if self.fp32_terms else self.dtype]
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
-                    f"{str(self.persistent).lower()}, {self.fp32_terms}>")
+                    f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -210,7 +220,7 @@ class KernelSpec:
             copies = 2 if self.split else 1  # hi and lo
             tiles = copies * boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
             barriers = 256  # Q full/empty + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
-            scratch = 8 * 2 * 128  # 8 bytes per consumer thread (kScratchBytes)
+            scratch = 8 * self.consumer_warpgroups * 128  # 8 bytes per consumer thread (kScratchBytes)
             return tiles + barriers + scratch + 1024  # + slack to align the base to 1024 bytes
         if self.family == "mma":
             pitch = self.head_dim + SMEM_PAD_ELEMS
@@ -227,20 +237,22 @@ def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = N
     return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles)
 
 
-def wgmma_spec(dtype: str, width: int, tiles: tuple[int, int, bool, bool] | None = None) -> KernelSpec:
+def _wgmma(dtype: str, width: int, tiles: WgmmaTiles, fp32_terms: int = 0) -> KernelSpec:
+    block_m, block_n, stages, pingpong, persistent = tiles
+    warps = 4 * (block_m // WGMMA_ROWS_PER_WARPGROUP + 1)  # consumers + the producer warpgroup
+    return KernelSpec("wgmma", dtype, width, block_m, block_n, warps, 16, stages, pingpong, persistent, fp32_terms)
+
+
+def wgmma_spec(dtype: str, width: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
     """The wgmma variant for ``width`` (a multiple of 64): from the table, or
-    ``tiles`` = (block_n, stages, pingpong, persistent) (for tuning)."""
-    block_n, stages, pingpong, persistent = tiles or WGMMA_TILES[width]
-    return KernelSpec("wgmma", dtype, width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages,
-                      pingpong, persistent)
+    ``tiles`` = (block_m, block_n, stages, pingpong, persistent) (for tuning)."""
+    return _wgmma(dtype, width, tiles or WGMMA_TILES[width])
 
 
-def wgmma_fp32_spec(width: int, terms: int, tiles: tuple[int, int, bool, bool] | None = None) -> KernelSpec:
+def wgmma_fp32_spec(width: int, terms: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
     """The float32 wgmma variant for ``width``: ``terms`` 3 (hi + lo, widths 64 and
     128) or 1 (one rescaled fp16 copy, every width, the fp16 kernel's tiles)."""
-    block_n, stages, pingpong, persistent = tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width]
-    return KernelSpec("wgmma", "float32", width, WGMMA_BLOCK_M, block_n, WGMMA_THREADS // WARP_SIZE, 16, stages,
-                      pingpong, persistent, terms)
+    return _wgmma("float32", width, tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width], terms)
 
 
 def candidate_specs() -> list[KernelSpec]:

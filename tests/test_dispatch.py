@@ -82,7 +82,7 @@ def test_float32_on_wgmma_is_the_split_kernel(d, width):
     q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
     plan = cupyflash.explain(q, k, v, arch=90, backend="wgmma")
     assert plan.spec.split and plan.spec.dtype == "float32" and plan.spec.head_dim == width
-    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith(", 3>")
+    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith(", 3, 2>")
     assert "hi + lo" in str(plan) and plan.spec.smem_bytes <= 227 * 1024
     assert set(plan.staged) <= {"out"} and (("out" in plan.staged) == bool(d % 8))
     assert cupyflash.explain(q, k, v, arch=90).spec.family == "simt"  # auto stays exact until measured
@@ -112,9 +112,9 @@ def test_persistent_variant_plans_one_cta_per_sm():
 
     q, k, v = qkv(np.random.default_rng(0), 4, 1000, 1000, 6, 2, 128, 128, "bfloat16")
     problem = cupyflash.api._validate(q, k, v, True, "bottom_right", None, "bshd")[1]
-    spec = wgmma_spec("bfloat16", 128, (128, 2, True, True))
+    spec = wgmma_spec("bfloat16", 128, (128, 128, 2, True, True))
     assert spec.persistent and spec.variant_name.endswith("_pp_persist")
-    assert "true, true, 0>" in spec.name_expression
+    assert "true, true, 0, 2>" in spec.name_expression
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=132)
     assert plan.grid == (132, 1, 1) and "persistent: 132 CTAs walk 192 query blocks" in str(plan)
     small = cupyflash.api._validate(*qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, 128, 128, "bfloat16"),
@@ -145,7 +145,7 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width):
     q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
     plan = cupyflash.explain(q, k, v, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and plan.spec.head_dim == width
-    assert plan.spec.name_expression.endswith(", 1>") and "TF32-like" in str(plan)
+    assert plan.spec.name_expression.endswith(", 1, 2>") and "TF32-like" in str(plan)
     assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
     with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, precision="fast")
