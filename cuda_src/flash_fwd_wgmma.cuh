@@ -182,9 +182,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       const TmaDesc* v_map[2] = {&tma.v, &tma.v_lo};
       int use = 0;    // K/V ring uses so far
       int q_use = 0;  // Q buffer uses so far (items with at least one key tile)
-      for (int item = first_item; item < total_items; item += item_stride) {
+      auto produce = [&](const int item) {
         const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
-        if (w.n_tiles == 0) continue;  // the consumers write zeros without Q
+        if (w.n_tiles == 0) return;  // the consumers write zeros without Q
         mbar_wait(empty_q, (q_use & 1) ^ 1);  // the previous item's last Q.K^T is done
         mbar_arrive_expect_tx(full_q, Tr::kQBytes);
 #pragma unroll
@@ -214,6 +214,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
               tma_load_4d(slot_v(s) + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, v_map[c], full_v(s),
                           b * kTmaBoxCols, n0, w.kv_head, w.batch);
         }
+      };
+      if constexpr (kPersistent) {
+        for (int item = first_item; item < total_items; item += item_stride) produce(item);
+      } else {
+        produce(first_item);  // one CTA per item
       }
     }
     return;
@@ -226,6 +231,12 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   const u32 q_base = sQ + 64 * cwg * kSwizzleRowBytes;
   const u32 scratch = smem + Tr::kOffScratch + 8 * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
+  // Split: each tile's P.V lands in its own zeroed accumulator and is added to O
+  // with an ordinary (round-to-nearest) fp32 add. Hazard: the tensor cores'
+  // fp32 accumulation is reported to round toward zero (Fasi et al., V100/A100);
+  // over thousands of keys x three products that bias alone would cost ~2e-5
+  // relative error (a simulation), beyond the 1e-5 that the split exists for.
+  float acc_pv[kSplit ? Tr::kOTiles : 1][4];
   RowState st;
 
   // Issue S = Q K^T for the tile in slot s: kD/16 k-steps; a k-step is 32 bytes
@@ -256,8 +267,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
 #pragma unroll
       for (int c = 0; c < kD / Tr::kOChunk; ++c) {
         const u32 addr = slot_v(s) + (c * Tr::kOChunk / kTmaBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
-        auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&acc_o[c * Tr::kOChunk / 8]);
-        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
+        float(*target)[4] = kSplit ? &acc_pv[0] : &acc_o[0];
+        auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&target[c * Tr::kOChunk / 8]);
+        // scale_d 0 on the first product of a split tile: acc_pv starts from zero.
+        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes),
+                                     kSplit ? kk > 0 : 1);
         if constexpr (kSplit) {  // + p_hi v_lo + p_lo v_hi
           Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk],
                                        make_smem_desc(addr + Tr::kKVCopyBytes, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
@@ -280,6 +294,16 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
           pf[1][kk][r] = pack2<Elem>(pair[0] - hi.x, pair[1] - hi.y);
         }
       }
+    }
+  };
+  // Split: O += this tile's P.V (acc_pv), after its wgmmas completed.
+  auto add_pv = [&] {
+    if constexpr (kSplit) {
+      fence_acc(acc_pv);
+#pragma unroll
+      for (int j = 0; j < Tr::kOTiles; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) acc_o[j][e] += acc_pv[j][e];
     }
   };
   auto release = [&](u32 bar) {
@@ -318,7 +342,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   if constexpr (kPingpong) {
     if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
   }
-  for (int item = first_item; item < total_items; item += item_stride) {
+  // One work item, start to finish. Without kPersistent the grid has exactly
+  // one CTA per item and the item loop below is not even emitted: its counters
+  // would otherwise hold registers the split fp32 variant needs.
+  auto consume = [&](const int item) {
     const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
     const int n_tiles = w.n_tiles;
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
@@ -374,6 +401,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       fence_acc(acc_o);
       fence_frag(pf);
       release(empty_v(slot(u - 1)));
+      add_pv();
       rescale_o(acc_o, corr);
       pack_p(pf, sc);
     }
@@ -392,6 +420,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       fence_acc(acc_o);
       fence_frag(pf);
       release(empty_v(slot(u)));
+      add_pv();
       use += n_tiles;
       ++q_use;
     }
@@ -421,6 +450,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
       }
     }
+  };
+  if constexpr (kPersistent) {
+    for (int item = first_item; item < total_items; item += item_stride) consume(item);
+  } else {
+    consume(first_item);
   }
   if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
 }

@@ -100,7 +100,7 @@ WGMMA_CTAS_PER_SM = 1
 # 227 KB: width 128 takes 64-key tiles (64 KB Q + 2 stages x 64 KB K/V). Widths
 # above 128 would not fit two stages and are served by the exact SIMT kernel.
 WGMMA_SPLIT_TILES: dict[int, WgmmaTiles] = {
-    64: (128, 128, 2, False, False),
+    64: (128, 64, 2, False, False),  # 128-key tiles spill: S, P hi+lo, O and the per-tile P.V
     128: (128, 64, 2, False, False),
 }
 WGMMA_ARCH = 90
