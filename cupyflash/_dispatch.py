@@ -15,6 +15,9 @@ BACKENDS = ("auto", "wgmma", "mma", "simt")
 # wgmma when forced); "fast" runs one rescaled fp16 pass on wgmma (TF32-like error).
 PRECISIONS = ("highest", "fast")
 MMA_MIN_ARCH = 80
+# Output elements each kernel family stores at once (16-byte chunks of 16-bit
+# values; pairs; scalars): the output's strides must be multiples of it.
+OUT_STORE_ELEMS = {"mma": 8, "wgmma": 2, "simt": 1}
 # The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
 MMA_ALIGN_ELEMS = 8
 MMA_ALIGN_BYTES = 16

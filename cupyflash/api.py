@@ -53,7 +53,9 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         shape (batch, heads_q, seqlen_q).
     out : array, optional
         Write the result here (same library, shape, dtype and device as the
-        result would have): no allocation, safe inside CUDA-graph capture.
+        result would have): no allocation, safe inside CUDA-graph capture,
+        except for float32 on wgmma (``backend="wgmma"`` or ``precision="fast"``),
+        whose device-side pre-pass allocates its fp16 copies on every call.
     stream : optional
         A CuPy stream, a torch.cuda.Stream or a raw ``cudaStream_t`` int. By
         default the caller's current stream: torch's for torch tensors, CuPy's
@@ -268,6 +270,15 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
                                     dtype=np_dtype(o.dtype))
             ptrs["o"] = staged_out.data.ptr
             strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
+    # The kernels store the output a vector at a time: a caller's out= whose
+    # strides are not multiples of that width is written through a staging buffer
+    # too (a misaligned vector store would be a sticky CUDA error).
+    if staged_out is None and any(st % _dispatch.OUT_STORE_ELEMS[plan.spec.family] for st in strides["o"]):
+        import cupy
+
+        staged_out = cupy.empty((problem.batch, problem.seqlen_q, problem.heads_q, head_dim_v), dtype=np_dtype(o.dtype))
+        ptrs["o"] = staged_out.data.ptr
+        strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
     params = make_params(
         q=ptrs["q"], k=ptrs["k"], v=ptrs["v"], o=ptrs["o"], lse=0 if lse is None else lse.ptr, scales=scales_ptr,

@@ -433,3 +433,18 @@ def test_float32_precision_fast(causal, alignment, d, sq, sk):
     fin = cp.isfinite(ref_lse)
     assert bool((cp.isneginf(lse) == cp.isneginf(ref_lse)).all())
     assert float(cp.abs(lse[fin] - ref_lse[fin]).max()) <= 1e-2 * (1 + float(cp.abs(ref_lse[fin]).max()))
+
+
+@pytest.mark.parametrize("dtype,backend", [("bfloat16", "mma"), ("bfloat16", "wgmma"), ("float32", "wgmma")])
+def test_out_view_with_odd_strides(dtype, backend):
+    """out= may be any view with a contiguous last axis: one whose strides do not
+    fit the kernel's vector stores is written through a staging buffer."""
+    import cupy as cp
+
+    require_backend(backend)
+    q, k, v = (gpu_randn((2, 90, 3, 64), dtype, 31 + i) for i in range(3))
+    big = poisoned((2, 90, 3, 65), dtype)
+    out = big[..., :64]  # row stride 195 elements: odd
+    res = cupyflash.attention(q, k, v, causal=True, out=out, backend=backend)
+    assert res is out and bool(cp.isnan(big[..., 64]).all())  # nothing written outside the view
+    check(out, None, q, k, v, causal=True, alignment="bottom_right", dtype=dtype)
