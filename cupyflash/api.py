@@ -273,7 +273,9 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     # The kernels store the output a vector at a time: a caller's out= whose
     # strides are not multiples of that width is written through a staging buffer
     # too (a misaligned vector store would be a sticky CUDA error).
-    if staged_out is None and any(st % _dispatch.OUT_STORE_ELEMS[plan.spec.family] for st in strides["o"]):
+    out_sizes = (problem.batch, problem.seqlen_q, problem.heads_q)  # a size-1 axis is never stepped
+    if staged_out is None and any(st % _dispatch.OUT_STORE_ELEMS[plan.spec.family]
+                                  for st, n in zip(strides["o"], out_sizes) if n > 1):
         import cupy
 
         staged_out = cupy.empty((problem.batch, problem.seqlen_q, problem.heads_q, head_dim_v), dtype=np_dtype(o.dtype))
