@@ -182,6 +182,18 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       const TmaDesc* v_map[2] = {&tma.v, &tma.v_lo};
       int use = 0;    // K/V ring uses so far
       int q_use = 0;  // Q buffer uses so far (items with at least one key tile)
+      // One K or V tile (all its copies and boxes) into a ring slot, once the slot is empty.
+      auto load_kv = [&](u32 dst, u32 empty, u32 full, const TmaDesc* const (&maps)[2], int use_no, int n0,
+                         const WorkItem& w) {
+        mbar_wait(empty, phase(use_no) ^ 1);
+        mbar_arrive_expect_tx(full, Tr::kKVBytes);
+#pragma unroll
+        for (int c = 0; c < Tr::kCopies; ++c)
+#pragma unroll
+          for (int b = 0; b < Tr::kBoxes; ++b)
+            tma_load_4d(dst + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, maps[c], full, b * kTmaBoxCols, n0,
+                        w.kv_head, w.batch);
+      };
       auto produce = [&](const int item) {
         const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
         if (w.n_tiles == 0) return;  // the consumers write zeros without Q
@@ -197,22 +209,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
           const int n0 = (w.n_tiles - 1 - i) * kBlockN;
           const int s = slot(use);
-          mbar_wait(empty_k(s), phase(use) ^ 1);
-          mbar_arrive_expect_tx(full_k(s), Tr::kKVBytes);
-#pragma unroll
-          for (int c = 0; c < Tr::kCopies; ++c)
-#pragma unroll
-            for (int b = 0; b < Tr::kBoxes; ++b)
-              tma_load_4d(slot_k(s) + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, k_map[c], full_k(s),
-                          b * kTmaBoxCols, n0, w.kv_head, w.batch);
-          mbar_wait(empty_v(s), phase(use) ^ 1);
-          mbar_arrive_expect_tx(full_v(s), Tr::kKVBytes);
-#pragma unroll
-          for (int c = 0; c < Tr::kCopies; ++c)
-#pragma unroll
-            for (int b = 0; b < Tr::kBoxes; ++b)
-              tma_load_4d(slot_v(s) + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, v_map[c], full_v(s),
-                          b * kTmaBoxCols, n0, w.kv_head, w.batch);
+          load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w);  // K first: Q.K^T needs it first
+          load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w);
         }
       };
       if constexpr (kPersistent) {
