@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 
-import cupy as cp
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
@@ -20,6 +19,7 @@ from cupyflash import _dispatch, api
 from cupyflash._spec import MMA_TILES, mma_spec
 
 import floor  # bench/ is on sys.path when this runs as a script
+from floor import sweep_inputs
 
 CANDIDATES = {
     64: [(128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)],
@@ -42,14 +42,11 @@ def main():
     results = []
     for d in map(int, args.dims.split(",")):
         for s in map(int, args.seqlens.split(",")):
-            b, h = 16384 // s, 2048 // d
-            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=tdt) for _ in range(3))
-            cq, ck, cv = (cp.from_dlpack(x) for x in (q, k, v))
-            out = cp.empty_like(cq)
-            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            # (DeviceBuffers: _run takes element strides, not CuPy's byte strides)
+            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, tdt, {"bf16": "bfloat16", "fp16": "float16"}[args.dtype])
             for causal in (False, True):
                 flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
-                _, problem = api._validate(cq, ck, cv, causal, "bottom_right", None, "bshd")
+                _, problem = api._validate(*(x.owner for x in bufs[:3]), causal, "bottom_right", None, "bshd")
                 qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
                 with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
                     fa2 = flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
@@ -58,7 +55,7 @@ def main():
                 for tiles in CANDIDATES[d]:
                     spec = mma_spec(problem.dtype, d, tiles)
                     plan = _dispatch.plan_for_spec(problem, spec, 90)
-                    ms = time_ms(lambda: api._run(plan, problem, cq, ck, cv, out, None, stream, 0))
+                    ms = time_ms(lambda: api._run(plan, problem, *bufs, None, stream, 0))
                     row[str(tiles)] = round(flops / ms / 1e9, 1)
                 results.append(row)
                 best = max((k_ for k_ in row if k_.startswith("(")), key=lambda k_: row[k_])

@@ -19,13 +19,8 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._arrays import DeviceBuffer
 from cupyflash._spec import WGMMA_CANDIDATES, WGMMA_TILES, wgmma_spec
-from floor import time_ms  # bench/ is on sys.path when this runs as a script
-
-
-def buffer(x: cp.ndarray, dtype: str) -> DeviceBuffer:
-    return DeviceBuffer(x.data.ptr, x.shape, tuple(s // x.itemsize for s in x.strides), dtype, x)
+from floor import sweep_inputs, time_ms  # bench/ is on sys.path when this runs as a script
 
 
 def main():
@@ -40,15 +35,10 @@ def main():
     sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
     for d in map(int, args.dims.split(",")):
         for s in map(int, args.seqlens.split(",")):
-            b, h = 16384 // s, 2048 // d
-            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=tdt) for _ in range(3))
-            cq, ck, cv = (cp.from_dlpack(x) for x in (q, k, v))
-            out = cp.empty_like(cq)
-            bufs = [buffer(x, dtype) for x in (cq, ck, cv, out)]
-            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, tdt, dtype)
             for causal in (False, True):
                 flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
-                _, problem = api._validate(cq, ck, cv, causal, "bottom_right", None, "bshd")
+                _, problem = api._validate(*(x.owner for x in bufs[:3]), causal, "bottom_right", None, "bshd")
                 qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
                 row = {"d": d, "s": s, "causal": causal}
                 for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
