@@ -90,7 +90,7 @@ struct WgmmaKernelTraits {
   static constexpr int kSmemBytes = kOffScratch + kScratchBytes + kSwizzleAtomBytes;
 
   static_assert(kD % kTmaBoxCols == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
-  static_assert(kBlockN == 64 || kBlockN == 128, "key tile is one wgmma N: 64 or 128");
+  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 176, "key tile is one wgmma N: 64, 128 or 176");
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
   static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");

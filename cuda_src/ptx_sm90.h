@@ -137,6 +137,13 @@ __device__ __forceinline__ void fence_frag(u32 (&a)[kCopies][kK16][4]) {
   "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "   \
   "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
+#define CF_D88 CF_D64, CF_D4(16), CF_D4(17), CF_D4(18), CF_D4(19), CF_D4(20), CF_D4(21)
+#define CF_R88 \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
+  "%22, %23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, " \
+  "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63, %64, %65, " \
+  "%66, %67, %68, %69, %70, %71, %72, %73, %74, %75, %76, %77, %78, %79, %80, %81, %82, %83, %84, %85, %86, %87}"
+
 // The scale-d operand: 0 overwrites the accumulator (first k step), 1 adds to it.
 #define CF_SCALE_D(n) ".reg .pred p;\nsetp.ne.b32 p, %" #n ", 0;\n"
 
@@ -180,10 +187,22 @@ struct Wgmma<Elem, 128> {
   }
 };
 
+// N = 176: the key tile FlashAttention-3 uses at head dim 128 without a causal
+// mask (fewer tiles, so fewer barriers and row reductions per key). Q.K^T only.
+template <class Elem>
+struct Wgmma<Elem, 176> {
+  static __device__ __forceinline__ void ss(float (&d)[22][4], u64 desc_a, u64 desc_b, int scale_d) {
+    if constexpr (Elem::kIsBf16) CF_WGMMA_SS(176, "bf16", CF_R88, CF_D88, 88, 89, 90);
+    else CF_WGMMA_SS(176, "f16", CF_R88, CF_D88, 88, 89, 90);
+  }
+};
+
 #undef CF_WGMMA_RS
 #undef CF_WGMMA_SS
 #undef CF_SCALE_D
 #undef CF_R64
+#undef CF_R88
+#undef CF_D88
 #undef CF_R32
 #undef CF_D64
 #undef CF_D32

@@ -88,7 +88,8 @@ WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
          (128, 128, 2, True, True), (128, 128, 3, True, True), (192, 128, 2, False, False),
          (192, 128, 2, False, True)),
     128: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
-          (128, 128, 2, True, True)),
+          (128, 128, 2, True, True), (128, 176, 2, False, False), (128, 176, 2, True, False),
+          (128, 176, 2, True, True)),  # 176: FA3's non-causal key tile at this width
     192: ((128, 64, 2, False, False), (128, 64, 2, True, True)),
     256: ((128, 64, 2, False, False), (128, 64, 2, True, False), (128, 64, 2, False, True),
           (128, 64, 2, True, True)),
