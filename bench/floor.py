@@ -32,20 +32,35 @@ def time_ms(fn, warmup=5, repeats=30, inner=10):
     return statistics.median(times)
 
 
-def sweep_inputs(d, s, torch_dtype, dtype_name):
+SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "float16")}
+
+
+def sweep_args(doc: str):
+    """The sweeps' shared command line: --seqlens, --dtype, --dims."""
+    ap = argparse.ArgumentParser(description=doc)
+    ap.add_argument("--seqlens", default="1024,4096")
+    ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
+    ap.add_argument("--dims", default="64,128,256")
+    args = ap.parse_args()
+    args.seqlens = [int(x) for x in args.seqlens.split(",")]
+    args.dims = [int(x) for x in args.dims.split(",")]
+    args.torch_dtype, args.dtype_name = SWEEP_DTYPES[args.dtype]
+    return args
+
+
+def sweep_inputs(d, s, torch_dtype):
     """The FlashAttention papers' shape for (head dim d, seqlen s): batch = 16384 / s,
     heads = 2048 / d. Returns (b, h, (q, k, v) torch tensors, [q, k, v, out] as
     cupyflash DeviceBuffers over the same memory, torch's current stream for CuPy)."""
     import cupy as cp
 
-    from cupyflash._arrays import DeviceBuffer
+    from cupyflash._arrays import _cupy_buffer
 
     b, h = max(16384 // s, 1), 2048 // d
     q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch_dtype) for _ in range(3))
     arrays = [cp.from_dlpack(x) for x in (q, k, v)]
     arrays.append(cp.empty_like(arrays[0]))
-    bufs = [DeviceBuffer(x.data.ptr, x.shape, tuple(st // x.itemsize for st in x.strides), dtype_name, x)
-            for x in arrays]
+    bufs = [_cupy_buffer(x) for x in arrays]
     stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
     return b, h, (q, k, v), bufs, stream
 

@@ -8,7 +8,6 @@ Results feed the MMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -19,7 +18,7 @@ from cupyflash import _dispatch, api
 from cupyflash._spec import MMA_TILES, mma_spec
 
 import floor  # bench/ is on sys.path when this runs as a script
-from floor import sweep_inputs
+from floor import sweep_args, sweep_inputs
 
 CANDIDATES = {
     64: [(128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)],
@@ -33,17 +32,12 @@ def time_ms(fn):
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seqlens", default="1024,4096")
-    ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--dims", default="64,128,256")
-    args = ap.parse_args()
-    tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
+    args = sweep_args(__doc__)
     results = []
-    for d in map(int, args.dims.split(",")):
-        for s in map(int, args.seqlens.split(",")):
+    for d in args.dims:
+        for s in args.seqlens:
             # (DeviceBuffers: _run takes element strides, not CuPy's byte strides)
-            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, tdt, {"bf16": "bfloat16", "fp16": "float16"}[args.dtype])
+            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, args.torch_dtype)
             for causal in (False, True):
                 flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
                 _, problem = api._validate(*(x.owner for x in bufs[:3]), causal, "bottom_right", None, "bshd")

@@ -10,7 +10,6 @@ Each sample times 10 back-to-back calls (floor.time_ms), so host launch cost ove
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 
@@ -20,22 +19,16 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
 from cupyflash._spec import WGMMA_CANDIDATES, WGMMA_TILES, wgmma_spec
-from floor import sweep_inputs, time_ms  # bench/ is on sys.path when this runs as a script
+from floor import sweep_args, sweep_inputs, time_ms  # bench/ is on sys.path when this runs as a script
 
 
 def main():
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--seqlens", default="1024,4096")
-    ap.add_argument("--dtype", default="bf16")
-    ap.add_argument("--dims", default="64,128,256")
-    args = ap.parse_args()
-    tdt = {"bf16": torch.bfloat16, "fp16": torch.float16}[args.dtype]
-    dtype = {"bf16": "bfloat16", "fp16": "float16"}[args.dtype]
+    args = sweep_args(__doc__)
     results = []
     sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
-    for d in map(int, args.dims.split(",")):
-        for s in map(int, args.seqlens.split(",")):
-            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, tdt, dtype)
+    for d in args.dims:
+        for s in args.seqlens:
+            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, args.torch_dtype)
             for causal in (False, True):
                 flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
                 _, problem = api._validate(*(x.owner for x in bufs[:3]), causal, "bottom_right", None, "bshd")
@@ -46,7 +39,7 @@ def main():
                         row[name] = round(flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
                             qt, kt, vt, is_causal=causal), warmup=3, repeats=15) / 1e9, 1)
                 for tiles in WGMMA_CANDIDATES[d]:
-                    plan = _dispatch.plan_for_spec(problem, wgmma_spec(dtype, d, tiles), 90, sm_count=sm_count)
+                    plan = _dispatch.plan_for_spec(problem, wgmma_spec(args.dtype_name, d, tiles), 90, sm_count=sm_count)
                     row[str(tiles)] = round(flops / time_ms(
                         lambda: api._run(plan, problem, *bufs, None, stream, 0), warmup=3, repeats=15) / 1e9, 1)
                 results.append(row)

@@ -51,6 +51,12 @@ class Plan:
     __str__ = describe
 
 
+def _require_hopper(arch: int, what: str, instead: str) -> None:
+    if arch != WGMMA_ARCH:
+        raise DeviceError(f"{what} needs a Hopper GPU (compute capability 9.0: wgmma, TMA); this one is "
+                          f"{arch // 10}.{arch % 10}. Use {instead}")
+
+
 def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "highest") -> tuple[KernelSpec, list[str]]:
     if backend not in BACKENDS:
         raise ArgumentError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
@@ -66,9 +72,7 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
             raise ArgumentError(f"backend='simt' serves {', '.join(SIMT_DTYPES)}; {problem.dtype} runs on "
                                 "backend 'auto', 'wgmma' (sm_90) or 'mma'")
         if backend == "wgmma" or (backend == "auto" and arch == WGMMA_ARCH):
-            if arch != WGMMA_ARCH:
-                raise DeviceError(f"backend='wgmma' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); "
-                                  f"this one is {arch // 10}.{arch % 10}. Use backend 'auto' or 'mma'")
+            _require_hopper(arch, "backend='wgmma'", "backend 'auto' or 'mma'")
             width = wgmma_width(problem.head_dim, problem.head_dim_v)
             reasons[0] = (f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width} "
                           "(a multiple of the 64-column TMA box)")
@@ -84,18 +88,14 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
     if precision == "fast":
         if backend not in ("auto", "wgmma"):
             raise ArgumentError(f"precision='fast' runs on backend 'auto' or 'wgmma'; got {backend!r}")
-        if arch != WGMMA_ARCH:
-            raise DeviceError(f"precision='fast' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); this one "
-                              f"is {arch // 10}.{arch % 10}. Use precision 'highest'")
+        _require_hopper(arch, "precision='fast'", "precision 'highest'")
         width = wgmma_width(problem.head_dim, problem.head_dim_v)
         reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
         reasons.append("float32, precision='fast': q, k, v rescaled by powers of two on the device and rounded to "
                        "fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and output")
         return wgmma_fp32_spec(width, 1), reasons
     if backend == "wgmma" and problem.dtype == "float32":
-        if arch != WGMMA_ARCH:
-            raise DeviceError(f"backend='wgmma' needs a Hopper GPU (compute capability 9.0: wgmma, TMA); "
-                              f"this one is {arch // 10}.{arch % 10}. Use backend 'auto' or 'simt'")
+        _require_hopper(arch, "backend='wgmma'", "backend 'auto' or 'simt'")
         width = wgmma_width(problem.head_dim, problem.head_dim_v)
         if width not in WGMMA_SPLIT_TILES:
             raise ArgumentError(f"backend='wgmma' with float32 serves head_dim and head_dim_v up to "

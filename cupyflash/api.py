@@ -265,17 +265,12 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         # Padded columns are zeros, so the kernel may treat them as real ones.
         head_dim = max(keep[n].shape[3] if n in keep else head_dim for n in ("q", "k"))
         head_dim_v = keep["v"].shape[3] if "v" in keep else head_dim_v
-        if "out" in plan.staged:
-            staged_out = cupy.empty((problem.batch, problem.seqlen_q, problem.heads_q, head_dim_v),
-                                    dtype=np_dtype(o.dtype))
-            ptrs["o"] = staged_out.data.ptr
-            strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
     # The kernels store the output a vector at a time: a caller's out= whose
     # strides are not multiples of that width is written through a staging buffer
     # too (a misaligned vector store would be a sticky CUDA error).
     out_sizes = (problem.batch, problem.seqlen_q, problem.heads_q)  # a size-1 axis is never stepped
-    if staged_out is None and any(st % _dispatch.OUT_STORE_ELEMS[plan.spec.family]
-                                  for st, n in zip(strides["o"], out_sizes) if n > 1):
+    if "out" in plan.staged or any(st % _dispatch.OUT_STORE_ELEMS[plan.spec.family]
+                                   for st, n in zip(strides["o"], out_sizes) if n > 1):
         import cupy
 
         staged_out = cupy.empty((problem.batch, problem.seqlen_q, problem.heads_q, head_dim_v), dtype=np_dtype(o.dtype))

@@ -320,17 +320,13 @@ def _run_variant(spec, q, k, v, out, lse, causal, alignment):
     import cupy as cp
 
     from cupyflash import _dispatch, api
-    from cupyflash._arrays import DeviceBuffer
-
-    def buf(x):
-        return DeviceBuffer(x.data.ptr, x.shape, tuple(s // x.itemsize for s in x.strides), spec.dtype, x)
+    from cupyflash._arrays import _cupy_buffer
 
     _, problem = api._validate(q, k, v, causal, alignment, None, "bshd")
     sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sm_count)
     assert not plan.staged
-    lse_buf = DeviceBuffer(lse.data.ptr, lse.shape, tuple(s // 4 for s in lse.strides), "float32", lse)
-    api._run(plan, problem, buf(q), buf(k), buf(v), buf(out), lse_buf, cp.cuda.get_current_stream(), 0)
+    api._run(plan, problem, *map(_cupy_buffer, (q, k, v, out, lse)), cp.cuda.get_current_stream(), 0)
     return plan
 
 
