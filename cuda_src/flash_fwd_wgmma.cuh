@@ -18,7 +18,8 @@
 //   wgmmas (two named barriers), so that one's softmax runs while the other's
 //   GEMMs occupy the tensor cores, instead of both computing exponentials at once.
 //   With kPersistent the grid has one CTA per SM and each CTA walks work items
-//   (query blocks) with a stride of the grid size; the producer loads the next
+//   (query blocks; under a causal mask, pairs of a long and a short block, so
+//   that every CTA gets the same work: block_order.h); the producer loads the next
 //   item's Q (once the consumers release it) and K/V while the consumers finish
 //   the current one, so a CTA's start-up and epilogue hide behind other work.
 //   Otherwise each CTA runs exactly one item (the same loop, one trip).
@@ -109,8 +110,7 @@ struct WorkItem {
 };
 
 template <int kBlockM, int kBlockN>
-__device__ __forceinline__ WorkItem work_item(const FlashParams& p, int linear, int m_blocks) {
-  const BlockCoord bc = block_coord(p, sizeof(u16), linear, m_blocks);  // longest first, L2-sized head groups
+__device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockCoord& bc) {
   WorkItem w;
   w.m0 = bc.m_block * kBlockM;
   w.head = bc.head;
@@ -151,9 +151,6 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
   const int warpgroup = tid / kWarpgroupThreads;
   const int m_blocks = ceil_div(p.seqlen_q, kBlockM);
-  const int total_items = m_blocks * p.heads_q * p.batch;
-  const int first_item = kPersistent ? static_cast<int>(blockIdx.x) : grid_linear_index();
-  const int item_stride = kPersistent ? static_cast<int>(gridDim.x) : total_items;
 
   if (tid == 0) {
     mbar_init(full_q, 1);
@@ -194,8 +191,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
             tma_load_4d(dst + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, maps[c], full, b * kTmaBoxCols, n0,
                         w.kv_head, w.batch);
       };
-      auto produce = [&](const int item) {
-        const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
+      for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
+        const WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
         if (w.n_tiles == 0) return;  // the consumers write zeros without Q
         mbar_wait(empty_q, (q_use & 1) ^ 1);  // the previous item's last Q.K^T is done
         mbar_arrive_expect_tx(full_q, Tr::kQBytes);
@@ -212,12 +209,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
           load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w);  // K first: Q.K^T needs it first
           load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w);
         }
-      };
-      if constexpr (kPersistent) {
-        for (int item = first_item; item < total_items; item += item_stride) produce(item);
-      } else {
-        produce(first_item);  // one CTA per item
-      }
+      });
     }
     return;
   }
@@ -343,8 +335,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // One work item, start to finish. Without kPersistent the grid has exactly
   // one CTA per item and the item loop below is not even emitted: its counters
   // would otherwise hold registers the split fp32 variant needs.
-  auto consume = [&](const int item) {
-    const WorkItem w = work_item<kBlockM, kBlockN>(p, item, m_blocks);
+  for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
+    const WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
     const int n_tiles = w.n_tiles;
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
 #pragma unroll
@@ -448,12 +440,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
       }
     }
-  };
-  if constexpr (kPersistent) {
-    for (int item = first_item; item < total_items; item += item_stride) consume(item);
-  } else {
-    consume(first_item);
-  }
+  });
   if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
 }
 

@@ -338,11 +338,13 @@ def _candidate_ids():
 
 @pytest.mark.parametrize("width,tiles", _candidate_ids(), ids=lambda x: str(x).replace(" ", ""))
 @pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
-@pytest.mark.parametrize("sq,sk,hq,hkv,batch", [(1000, 1000, 14, 2, 2), (129, 333, 4, 1, 1), (300, 77, 2, 2, 1)],
+@pytest.mark.parametrize("sq,sk,hq,hkv,batch", [(1000, 1000, 14, 2, 4), (129, 333, 4, 1, 1), (300, 77, 2, 2, 1)],
                          ids=["many_blocks_gqa7", "odd", "sq_gt_sk"])
 def test_wgmma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batch):
     """Every variant bench/tune_wgmma.py may pick (pingpong, persistent, stages) is
-    correct: 'many_blocks' gives a persistent CTA several query blocks to walk."""
+    correct: 'many_blocks' gives a persistent CTA several query blocks (causal: several
+    folded block pairs) to walk; 'odd' and 'sq_gt_sk' have an odd number of query
+    blocks, so a causal fold has a middle block without a partner."""
     import cupy as cp
 
     from cupyflash._spec import wgmma_spec
