@@ -24,3 +24,12 @@ def qkv(rng, batch, sq, sk, hq, hkv, d, dv, dtype, layout="bshd"):
 
     return (randn(rng, shape(sq, hq, d), dtype), randn(rng, shape(sk, hkv, d), dtype),
             randn(rng, shape(sk, hkv, dv), dtype))
+
+
+def expected_grid(plan, seqlen_q: int, heads_q: int, batch: int) -> tuple[int, int, int]:
+    """The launch grid a plan should have: one CTA per (query block, head, batch), or
+    for a persistent variant one CTA per SM (at most one per query block)."""
+    m_blocks = -(-seqlen_q // plan.spec.block_m)
+    if plan.spec.persistent:
+        return (min(m_blocks * heads_q * batch, plan.sm_count), 1, 1)
+    return (m_blocks, heads_q, batch)
