@@ -50,6 +50,7 @@ constexpr int kWarpgroupThreads = 128;
 constexpr int kSwizzleRowBytes = 128;           // one row of a 128-byte swizzled box
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
 constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
+constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
 
 // Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1.
 constexpr int kTurnBarrier0 = 1;
@@ -78,16 +79,22 @@ struct WgmmaKernelTraits {
   static constexpr int kNTiles = kBlockN / 8;  // n8 tiles of S per thread's rows
   static constexpr int kOTiles = kD / 8;       // n8 tiles of O
   static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
+  static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
+  // 8 bytes per consumer thread for order_before_wait's store.
+  static constexpr int kScratchBytes = 8 * kConsumerWarpgroups * kWarpgroupThreads;
+  // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
+  static constexpr int kFixedBytes = 2 * kStages * kKVBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
+  // Two Q buffers where they fit: a persistent CTA's producer then loads the next
+  // item's Q while the current item still reads its own, so the next item's first
+  // Q.K^T (issued with this item's last P.V) need not wait for it.
+  static constexpr int kQStages = kFixedBytes + 2 * kQBytes <= kMaxSmemBytes ? 2 : 1;
   // Byte offsets into (1024-aligned) dynamic shared memory.
-  static constexpr int kOffK = kQBytes;
+  static constexpr int kOffK = kQStages * kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
   static constexpr int kOffBar = kOffV + kStages * kKVBytes;
-  static constexpr int kBarriers = 2 + 4 * kStages;  // Q full/empty, then full/empty for K and V per stage
-  static constexpr int kBarrierBytes = 256;          // room for the barriers (8 bytes each)
-  // 8 bytes per consumer thread for order_before_wait's store.
+  // Q full/empty per Q buffer, then full/empty for K and V per stage.
+  static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
   static constexpr int kOffScratch = kOffBar + kBarrierBytes;
-  static constexpr int kScratchBytes = 8 * kConsumerWarpgroups * kWarpgroupThreads;
-  // + slack to align the dynamic shared memory base up to 1024 bytes.
   static constexpr int kSmemBytes = kOffScratch + kScratchBytes + kSwizzleAtomBytes;
 
   static_assert(kD % kTmaBoxCols == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
@@ -95,7 +102,7 @@ struct WgmmaKernelTraits {
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
   static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
-  static_assert(kSmemBytes <= 227 * 1024, "shared memory per CTA on sm_90 is 227 KB");
+  static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !Elem::kIsBf16, "the fp32 kernels take fp16 operands");
 };
@@ -122,6 +129,41 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
   return w;
 }
 
+// Epilogue of one work item, whose P.V have all landed in o_acc and whose softmax
+// state is rs: normalise, write O straight from registers, write LSE. row_off is
+// the first row of this thread's warp within the query block. kZeros: an item
+// whose every row is masked (zeros, LSE -inf), without reading o_acc.
+template <class Elem, bool kFp32, int kOTiles, bool kZeros = false>
+__device__ __forceinline__ void store_o(const FlashParams& p, const WorkItem& w, const RowState& rs,
+                                        const float (&o_acc)[kOTiles][4], int row_off, int lane, float scale_log2,
+                                        float out_scale) {
+  using OutT = typename Conditional<kFp32, float, u16>::type;  // fp32 input: fp32 output
+  const int g = lane / 4, t = lane % 4;  // this thread's rows (g, g + 8) and column pair in a fragment
+  OutT* o = static_cast<OutT*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const float sum = quad_sum(rs.sum[half]);
+    // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
+    const float inv_sum = sum > 0.f ? out_scale / sum : 0.f;
+    const int row = w.m0 + row_off + g + 8 * half;
+    if (row >= p.seqlen_q) continue;
+    if (p.lse != nullptr && t == 0) {
+      const float lse = sum > 0.f ? (rs.max[half] * scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
+      p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
+    }
+    OutT* o_row = o + row * p.o_row_stride;
+#pragma unroll
+    for (int j = 0; j < kOTiles; ++j) {
+      const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
+      if (col >= p.head_dim_v) continue;
+      const float x = kZeros ? 0.f : o_acc[j][2 * half] * inv_sum;
+      const float y = kZeros ? 0.f : o_acc[j][2 * half + 1] * inv_sum;
+      if constexpr (kFp32) *reinterpret_cast<float2*>(o_row + col) = make_float2(x, y);
+      else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
+    }
+  }
+}
+
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
           int kConsumerWGs = 2>
 __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>::kThreads, 1)
@@ -134,27 +176,34 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
   const u32 smem = (smem_addr(smem_raw) + kSwizzleAtomBytes - 1) & ~u32(kSwizzleAtomBytes - 1);
-  const u32 sQ = smem;
-  const u32 full_q = smem + Tr::kOffBar;
-  const u32 empty_q = full_q + 8;
-  auto full_k = [&](int s) { return full_q + 8 * (2 + s); };
-  auto full_v = [&](int s) { return full_q + 8 * (2 + kStages + s); };
-  auto empty_k = [&](int s) { return full_q + 8 * (2 + 2 * kStages + s); };
-  auto empty_v = [&](int s) { return full_q + 8 * (2 + 3 * kStages + s); };
+  constexpr int kQS = Tr::kQStages;
+  const u32 bar = smem + Tr::kOffBar;
+  auto slot_q = [&](int s) { return smem + s * Tr::kQBytes; };
+  auto full_q = [&](int s) { return bar + 8 * s; };
+  auto empty_q = [&](int s) { return bar + 8 * (kQS + s); };
+  auto full_k = [&](int s) { return bar + 8 * (2 * kQS + s); };
+  auto full_v = [&](int s) { return bar + 8 * (2 * kQS + kStages + s); };
+  auto empty_k = [&](int s) { return bar + 8 * (2 * kQS + 2 * kStages + s); };
+  auto empty_v = [&](int s) { return bar + 8 * (2 * kQS + 3 * kStages + s); };
   auto slot_k = [&](int s) { return smem + Tr::kOffK + s * Tr::kKVBytes; };
   auto slot_v = [&](int s) { return smem + Tr::kOffV + s * Tr::kKVBytes; };
-  // The K/V ring and the Q buffer are used in one sequence across all of this
+  // The K/V ring and the Q buffers are used in one sequence across all of this
   // CTA's work items: use number u sits in slot u % kStages, in phase (u / kStages) & 1.
   auto slot = [](int u) { return u % kStages; };
   auto phase = [](int u) { return static_cast<u32>((u / kStages) & 1); };
+  auto q_slot = [](int u) { return u % kQS; };
+  auto q_phase = [](int u) { return static_cast<u32>((u / kQS) & 1); };
 
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
   const int warpgroup = tid / kWarpgroupThreads;
   const int m_blocks = ceil_div(p.seqlen_q, kBlockM);
 
   if (tid == 0) {
-    mbar_init(full_q, 1);
-    mbar_init(empty_q, Tr::kConsumerWarps);
+#pragma unroll
+    for (int s = 0; s < kQS; ++s) {
+      mbar_init(full_q(s), 1);
+      mbar_init(empty_q(s), Tr::kConsumerWarps);
+    }
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
       mbar_init(full_k(s), 1);
@@ -194,13 +243,14 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
         const WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
         if (w.n_tiles == 0) return;  // the consumers write zeros without Q
-        mbar_wait(empty_q, (q_use & 1) ^ 1);  // the previous item's last Q.K^T is done
-        mbar_arrive_expect_tx(full_q, Tr::kQBytes);
+        const int qs = q_slot(q_use);
+        mbar_wait(empty_q(qs), q_phase(q_use) ^ 1);  // every Q.K^T of that buffer's last item is done
+        mbar_arrive_expect_tx(full_q(qs), Tr::kQBytes);
 #pragma unroll
         for (int c = 0; c < Tr::kCopies; ++c)
 #pragma unroll
           for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(sQ + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q, b * kTmaBoxCols, w.m0,
+            tma_load_4d(slot_q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q(qs), b * kTmaBoxCols, w.m0,
                         w.head, w.batch);
         ++q_use;
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
@@ -218,7 +268,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   setmaxnreg_inc<Tr::kConsumerRegs>();
   const int cwg = warpgroup - 1;  // which 64 rows of the block
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
-  const u32 q_base = sQ + 64 * cwg * kSwizzleRowBytes;
+  const u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer
   const u32 scratch = smem + Tr::kOffScratch + 8 * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
   // Split: each tile's P.V lands in its own zeroed accumulator and is added to O
@@ -229,13 +279,13 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   float acc_pv[kSplit ? Tr::kOTiles : 1][4];
   RowState st;
 
-  // Issue S = Q K^T for the tile in slot s: kD/16 k-steps; a k-step is 32 bytes
+  // Issue S = Q K^T for the K tile in slot s and the Q buffer qs: kD/16 k-steps; a k-step is 32 bytes
   // along a swizzled row, and every 4 steps move to the next 64-column box.
-  auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s) {
+  auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const u32 col_bytes = (kk % 4) * 32;
-      const u32 qa = q_base + (kk / 4) * Tr::kQBoxBytes + col_bytes;
+      const u32 qa = slot_q(qs) + q_rows + (kk / 4) * Tr::kQBoxBytes + col_bytes;
       const u32 ka = slot_k(s) + (kk / 4) * Tr::kKVBoxBytes + col_bytes;
       Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes), make_smem_desc(ka, 16, kSwizzleAtomBytes),
                                kk > 0);
@@ -301,8 +351,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     if (lane == 0) mbar_arrive(bar);  // this warp no longer reads that buffer
   };
   // Pingpong: wait for this warpgroup's turn to issue, and hand the turn over
-  // after issuing. Both warpgroups issue the same number of times (n_tiles + 1
-  // per work item), so the turns alternate across items too. Warpgroup 1 primes
+  // after issuing. Both warpgroups walk the same items and issue the same number
+  // of times (one group per key tile, plus one per finish()), so the turns
+  // alternate across items too. Warpgroup 1 primes
   // warpgroup 0's barrier once at the start and warpgroup 0 waits once more at
   // the very end. Hazard: never prime or drain per item: warpgroup 1 could then
   // arrive twice before warpgroup 0 waits, and 256 arrivals from one side would
@@ -332,16 +383,60 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   if constexpr (kPingpong) {
     if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
   }
-  // One work item, start to finish. Without kPersistent the grid has exactly
-  // one CTA per item and the item loop below is not even emitted: its counters
-  // would otherwise hold registers the split fp32 variant needs.
+  auto zero_o = [&] {
+#pragma unroll
+    for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
+  };
+  // Epilogue of item w (a function: lambdas called from several places may be
+  // left un-inlined, and then spill).
+  auto write_out = [&](const WorkItem& w, const RowState& rs) {
+    store_o<Elem, kFp32, Tr::kOTiles>(p, w, rs, acc_o, 64 * cwg + 16 * (warp % 4), lane, scale_log2, out_scale);
+  };
+
+  u32 pf[Tr::kCopies][kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
+  // The last item whose last P.V has not been issued yet (persistent CTAs only:
+  // that P.V goes out together with the next item's first Q.K^T, so the tensor
+  // cores have work while the next item's first softmax runs).
+  // Only where S, P, O and the finished item's row state fit in registers at
+  // once: ptxas spilled with 3 consumer warpgroups (160 registers each), head
+  // dims above 128 (O alone is 128 registers at 256), 176-key tiles and the split.
+  constexpr bool kCrossItem = kPersistent && kConsumerWGs == 2 && kD <= 128 && kBlockN <= 128 && !kSplit;
+  WorkItem pending;
+  bool has_pending = false;
+  // The last tile's P.V of item w on its own, then its epilogue.
+  auto finish = [&](const WorkItem& w) {
+    const int u = use - 1;
+    mbar_wait(full_v(slot(u)), phase(u));
+    take_turn();
+    wgmma_fence();
+    issue_pv(pf, slot(u));
+    wgmma_commit();
+    pass_turn();
+    wgmma_wait<0>();
+    fence_acc(acc_o);
+    fence_frag(pf);
+    release(empty_v(slot(u)));
+    add_pv();
+    write_out(w, st);
+  };
+
+  // One work item. Without kPersistent the grid has exactly one CTA per item and
+  // no item loop is emitted: its counters would otherwise hold registers the
+  // split fp32 variant needs.
   for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
     const WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
     const int n_tiles = w.n_tiles;
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
-#pragma unroll
-    for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
-    st.init();
+    if (n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile
+      if (has_pending) finish(pending);
+      has_pending = false;
+      RowState none;
+      none.init();
+      store_o<Elem, kFp32, Tr::kOTiles, true>(p, w, none, acc_o, 64 * cwg + 16 * (warp % 4), lane, scale_log2,
+                                              out_scale);
+      return;
+    }
+    const int qs = q_slot(q_use);
     // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
     // and softmax. Returns how O must be rescaled before this tile's P.V.
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i) {
@@ -350,24 +445,54 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       return softmax_update(sc, st, scale_log2);
     };
 
-    // The first tile runs on its own (no P.V in flight yet). ptxas tracks which
-    // wgmma may still be running per control-flow path, so the steady-state loop
-    // below must not branch on the iteration: a path that merely looks possible
-    // makes it insert waits and serialise every wgmma (warning C7514).
-    u32 pf[Tr::kCopies][kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
-    if (n_tiles > 0) {
+    // The first tile. ptxas tracks which wgmma may still be running per
+    // control-flow path, so no wgmma is in flight where paths join: each branch
+    // below, and each trip of the steady-state loop, ends with wgmma_wait<0>.
+    // A path that merely looks possible otherwise makes ptxas insert waits and
+    // serialise every wgmma (warning C7514).
+    {
       float sc[Tr::kNTiles][4];
-      mbar_wait(full_q, q_use & 1);
+      mbar_wait(full_q(qs), q_phase(q_use));
       mbar_wait(full_k(slot(use)), phase(use));
-      take_turn();
-      wgmma_fence();
-      issue_qk(sc, slot(use));
-      wgmma_commit();
-      pass_turn();
-      wgmma_wait<0>();
-      fence_acc(sc);
-      release(empty_k(slot(use)));
-      scores_to_p(sc, 0);  // O is still zero: nothing to rescale
+      if (kCrossItem && has_pending) {
+        // Item boundary: this item's first Q.K^T and the pending item's last P.V
+        // go out together, then that item's epilogue runs after this softmax.
+        const int u = use - 1;
+        mbar_wait(full_v(slot(u)), phase(u));
+        take_turn();
+        wgmma_fence();
+        issue_qk(sc, slot(use), qs);
+        wgmma_commit();
+        issue_pv(pf, slot(u));
+        wgmma_commit();
+        pass_turn();
+        wgmma_wait<1>();  // S is ready; the pending P.V may still run
+        fence_acc(sc);
+        release(empty_k(slot(use)));
+        const RowState done = st;
+        st.init();
+        scores_to_p(sc, 0);  // O restarts from zero: nothing to rescale
+        order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
+        wgmma_wait<0>();
+        fence_acc(acc_o);
+        fence_frag(pf);
+        release(empty_v(slot(u)));
+        add_pv();
+        write_out(pending, done);
+        zero_o();
+      } else {
+        zero_o();
+        st.init();
+        take_turn();
+        wgmma_fence();
+        issue_qk(sc, slot(use), qs);
+        wgmma_commit();
+        pass_turn();
+        wgmma_wait<0>();
+        fence_acc(sc);
+        release(empty_k(slot(use)));
+        scores_to_p(sc, 0);  // O is still zero: nothing to rescale
+      }
       pack_p(pf, sc);
     }
     for (int i = 1; i < n_tiles; ++i) {
@@ -377,7 +502,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       mbar_wait(full_v(slot(u - 1)), phase(u - 1));
       take_turn();
       wgmma_fence();
-      issue_qk(sc, slot(u));
+      issue_qk(sc, slot(u), qs);
       wgmma_commit();
       issue_pv(pf, slot(u - 1));
       wgmma_commit();
@@ -395,52 +520,20 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       rescale_o(acc_o, corr);
       pack_p(pf, sc);
     }
-    if (n_tiles > 0) {  // the last tile's P.V
-      // Every Q.K^T of this item has completed: a persistent CTA's producer may
-      // load the next item's Q while this P.V and the epilogue run.
-      release(empty_q);
-      const int u = use + n_tiles - 1;
-      mbar_wait(full_v(slot(u)), phase(u));
-      take_turn();
-      wgmma_fence();
-      issue_pv(pf, slot(u));
-      wgmma_commit();
-      pass_turn();
-      wgmma_wait<0>();
-      fence_acc(acc_o);
-      fence_frag(pf);
-      release(empty_v(slot(u)));
-      add_pv();
-      use += n_tiles;
-      ++q_use;
-    }
-
-    // ---- epilogue: normalise, write O straight from registers, write LSE ----
-    const int g = lane / 4, t = lane % 4;
-    using OutT = typename Conditional<kFp32, float, u16>::type;  // fp32 input: fp32 output
-    OutT* o = static_cast<OutT*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
-#pragma unroll
-    for (int half = 0; half < 2; ++half) {
-      const float sum = quad_sum(st.sum[half]);
-      // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
-      const float inv_sum = sum > 0.f ? out_scale / sum : 0.f;
-      const int row = warp_row0 + g + 8 * half;
-      if (row >= p.seqlen_q) continue;
-      if (p.lse != nullptr && t == 0) {
-        const float lse = sum > 0.f ? (st.max[half] * scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
-        p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
-      }
-      OutT* o_row = o + row * p.o_row_stride;
-#pragma unroll
-      for (int j = 0; j < Tr::kOTiles; ++j) {
-        const int col = 8 * j + 2 * t;  // head_dim_v is a multiple of 8 here (padded on the host)
-        if (col >= p.head_dim_v) continue;
-        const float x = acc_o[j][2 * half] * inv_sum, y = acc_o[j][2 * half + 1] * inv_sum;
-        if constexpr (kFp32) *reinterpret_cast<float2*>(o_row + col) = make_float2(x, y);
-        else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
-      }
+    // Every Q.K^T of this item has completed: the producer may refill this Q buffer.
+    release(empty_q(qs));
+    use += n_tiles;
+    ++q_use;
+    if constexpr (kCrossItem) {
+      pending = w;
+      has_pending = true;
+    } else {
+      finish(w);
     }
   });
+  if constexpr (kCrossItem) {
+    if (has_pending) finish(pending);
+  }
   if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
 }
 

@@ -106,6 +106,7 @@ WGMMA_SPLIT_TILES: dict[int, WgmmaTiles] = {
     128: (128, 64, 2, False, False),
 }
 WGMMA_ARCH = 90
+WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
 
 # dtype -> (warps, rows_per_warp) for the SIMT kernel
 SIMT_TILES: dict[str, tuple[int, int]] = {
@@ -217,19 +218,32 @@ class KernelSpec:
     def smem_bytes(self) -> int:
         """Dynamic shared memory; mirrors kSmemBytes in the kernel traits."""
         if self.family == "wgmma":
-            boxes = self.head_dim // WGMMA_BOX_COLS
-            row_bytes = WGMMA_BOX_COLS * 2  # 16-bit operands (the split kernel's too)
-            copies = 2 if self.split else 1  # hi and lo
-            tiles = copies * boxes * row_bytes * (self.block_m + 2 * self.stages * self.block_n)
-            barriers = 256  # Q full/empty + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
-            scratch = 8 * self.consumer_warpgroups * 128  # 8 bytes per consumer thread (kScratchBytes)
-            return tiles + barriers + scratch + 1024  # + slack to align the base to 1024 bytes
+            fixed, q_bytes = self._wgmma_smem_parts()
+            return fixed + self.q_buffers * q_bytes
         if self.family == "mma":
             pitch = self.head_dim + SMEM_PAD_ELEMS
             return (self.block_m + 2 * self.block_n) * pitch * ITEMSIZE[self.dtype]
         d = self.head_dim
         return (self.block_m * d + self.block_n * (d + 1) + self.block_n * d) * ITEMSIZE[self.dtype]
 
+    @property
+    def q_buffers(self) -> int:
+        """wgmma: Q buffers (kQStages): two where they fit, so that a persistent CTA
+        loads the next item's Q while the current one still runs."""
+        if self.family != "wgmma":
+            return 1
+        fixed, q_bytes = self._wgmma_smem_parts()
+        return 2 if fixed + 2 * q_bytes <= WGMMA_MAX_SMEM_BYTES else 1
+
+    def _wgmma_smem_parts(self) -> tuple[int, int]:
+        """(bytes other than Q, bytes of one Q buffer); mirrors the kernel traits."""
+        # one row of a tile: 64-column boxes of 16-bit operands (the split kernel's
+        # too), stored twice (hi, lo) when split
+        row_bytes = (2 if self.split else 1) * (self.head_dim // WGMMA_BOX_COLS) * WGMMA_BOX_COLS * 2
+        barriers = 256  # Q full/empty per Q buffer + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
+        scratch = 8 * self.consumer_warpgroups * 128  # 8 bytes per consumer thread (kScratchBytes)
+        align = 1024  # slack to align the base to 1024 bytes
+        return row_bytes * 2 * self.stages * self.block_n + barriers + scratch + align, row_bytes * self.block_m
 
 def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = None) -> KernelSpec:
     """The mma.sync variant for ``width``: from the tile table, or ``tiles`` (for tuning)."""

@@ -17,12 +17,15 @@ pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) no
 
 @pytest.mark.parametrize("arch", TARGET_ARCHS)
 def test_every_variant_compiles_without_spills(arch):
-    groups = specs_by_unit(arch)
+    # Each variant in its own program, as cupy.RawModule builds it at run time: the
+    # other instantiations of a shared program change NVVM's output, and with it
+    # ptxas' spills (seen: 12 bytes in a program of every variant, 0 alone).
     reports = []
-    for specs in groups:
-        got, cubin = compile_specs(specs, arch)
-        assert len(got) == len(specs) and len(cubin) > 0
-        reports += got
+    for specs in specs_by_unit(arch):
+        for spec in specs:
+            got, cubin = compile_specs([spec], arch)
+            assert len(got) == 1 and len(cubin) > 0
+            reports += got
     assert {r.variant for r in reports} == {s.variant_name for s in shipped_specs() if arch in s.archs}
     print(f"\n{'variant':44s} {'arch':7s} regs stack spill_st spill_ld")
     for r in reports:
@@ -38,7 +41,7 @@ def test_every_tuning_candidate_compiles_unserialised():
     """What bench/tune_wgmma.py will time on the device compiles here, spill-free and unserialised."""
     extra = [s for s in candidate_specs() if s not in shipped_specs()]
     assert extra and all(s.family == "wgmma" for s in extra)
-    reports, _ = compile_specs(extra, "sm_90a")
+    reports = [r for spec in extra for r in compile_specs([spec], "sm_90a")[0]]  # alone, as at run time
     bad = [r.variant for r in reports if r.spills or r.wgmma_serialized]
     assert not bad, f"candidates that spill or serialise: {bad}"
 
