@@ -11,8 +11,9 @@ from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, WGMM
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
-# float32 only: "highest" keeps fp32 accuracy (exact CUDA cores, or fp16 hi + lo on
-# wgmma when forced); "fast" runs one rescaled fp16 pass on wgmma (TF32-like error).
+# float32 only: "highest" keeps fp32 accuracy (fp16 hi + lo on wgmma: auto on sm_90
+# up to head dim 128; exact CUDA cores otherwise, or with backend="simt"); "fast"
+# runs one rescaled fp16 pass on wgmma (TF32-like error).
 PRECISIONS = ("highest", "fast")
 MMA_MIN_ARCH = 80
 # Output elements each kernel family stores at once (16-byte chunks of 16-bit
@@ -94,7 +95,12 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         reasons.append("float32, precision='fast': q, k, v rescaled by powers of two on the device and rounded to "
                        "fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and output")
         return wgmma_fp32_spec(width, 1), reasons
-    if backend == "wgmma" and problem.dtype == "float32":
+    # auto on sm_90, float32, head dims <= 128: the split kernel (fp32 accuracy on
+    # random inputs: the GPU suite checks <= 1e-5; 4-12x the exact SIMT kernel,
+    # bench/NOTES.md "fp32 on wgmma, measured"). Wider heads stay exact on SIMT.
+    split_auto = (backend == "auto" and problem.dtype == "float32" and arch == WGMMA_ARCH
+                  and max(problem.head_dim, problem.head_dim_v) <= max(WGMMA_SPLIT_TILES))
+    if split_auto or (backend == "wgmma" and problem.dtype == "float32"):
         _require_hopper(arch, "backend='wgmma'", "backend 'auto' or 'simt'")
         width = wgmma_width(problem.head_dim, problem.head_dim_v)
         if width not in WGMMA_SPLIT_TILES:
@@ -102,8 +108,9 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                                 f"{max(WGMMA_SPLIT_TILES)}; got {max(problem.head_dim, problem.head_dim_v)}. "
                                 "Use backend 'auto' or 'simt' (exact fp32)")
         reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
-        reasons.append("float32 on wgmma [forced]: q, k, v rescaled by powers of two on the device and split into "
-                       "fp16 hi + lo; three products per k-step (hi*hi + hi*lo + lo*hi), fp32 accumulation")
+        reasons.append(f"float32 on wgmma {'[auto]' if split_auto else '[forced]'}: q, k, v rescaled by powers of "
+                       "two on the device and split into fp16 hi + lo; three products per k-step "
+                       "(hi*hi + hi*lo + lo*hi), fp32 accumulation (backend='simt': exact fp32 on CUDA cores)")
         return wgmma_fp32_spec(width, 3), reasons
     if backend in ("mma", "wgmma"):
         raise ArgumentError(f"backend={backend!r} serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "

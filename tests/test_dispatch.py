@@ -30,7 +30,8 @@ def test_tile_table_covers_every_bucket_and_fits_shared_memory():
 
 @pytest.mark.parametrize("dtype,arch,family", [("float16", 90, "wgmma"), ("bfloat16", 90, "wgmma"),
                                                ("float16", 80, "mma"), ("bfloat16", 89, "mma"),
-                                               ("float32", 90, "simt"), ("float64", 80, "simt")])
+                                               ("float32", 90, "wgmma"), ("float32", 80, "simt"),
+                                               ("float64", 90, "simt")])
 def test_family_by_dtype_and_arch(dtype, arch, family):
     q, k, v = qkv(np.random.default_rng(0), 3, 300, 77, 14, 2, 80, 80, dtype)
     plan = cupyflash.explain(q, k, v, causal=True, arch=arch)
@@ -88,7 +89,9 @@ def test_float32_on_wgmma_is_the_split_kernel(d, width):
     assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith(", 3, 2>")
     assert "hi + lo" in str(plan) and plan.spec.smem_bytes <= 227 * 1024
     assert set(plan.staged) <= {"out"} and (("out" in plan.staged) == bool(d % 8))
-    assert cupyflash.explain(q, k, v, arch=90).spec.family == "simt"  # auto stays exact until measured
+    auto = cupyflash.explain(q, k, v, arch=90)  # auto on sm_90: the same split kernel
+    assert auto.spec == plan.spec and "[auto]" in str(auto)
+    assert cupyflash.explain(q, k, v, arch=90, backend="simt").spec.family == "simt"  # exact, on request
     with pytest.raises(cupyflash.DeviceError, match="needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, backend="wgmma")
 
@@ -97,6 +100,7 @@ def test_float32_on_wgmma_rejects_wide_heads():
     q, k, v = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 160, 160, "float32")
     with pytest.raises(cupyflash.ArgumentError, match="head_dim and head_dim_v up to 128"):
         cupyflash.explain(q, k, v, arch=90, backend="wgmma")
+    assert cupyflash.explain(q, k, v, arch=90).spec.family == "simt"  # auto: exact SIMT above 128
 
 
 @pytest.mark.parametrize("d,dv,width", [(8, 8, 64), (64, 64, 64), (72, 72, 128), (100, 100, 128), (160, 160, 192),
