@@ -124,22 +124,22 @@ _SHORT = {"float16": "fp16", "bfloat16": "bf16", "float32": "fp32", "float64": "
 ITEMSIZE = {"float16": 2, "bfloat16": 2, "float32": 4, "float64": 8}
 
 
-def head_dim_bucket(head_dim: int, head_dim_v: int) -> int:
-    """The kernel width that serves (head_dim, head_dim_v)."""
+def _smallest_width(widths: tuple[int, ...], head_dim: int, head_dim_v: int) -> int:
     need = max(head_dim, head_dim_v)
-    for width in HEAD_DIM_BUCKETS:
+    for width in widths:
         if width >= need:
             return width
     raise ValueError(f"head dim {need} exceeds the maximum {MAX_HEAD_DIM}")
+
+
+def head_dim_bucket(head_dim: int, head_dim_v: int) -> int:
+    """The kernel width that serves (head_dim, head_dim_v)."""
+    return _smallest_width(HEAD_DIM_BUCKETS, head_dim, head_dim_v)
 
 
 def wgmma_width(head_dim: int, head_dim_v: int) -> int:
     """The wgmma kernel width that serves (head_dim, head_dim_v): a multiple of 64."""
-    need = max(head_dim, head_dim_v)
-    for width in WGMMA_WIDTHS:
-        if width >= need:
-            return width
-    raise ValueError(f"head dim {need} exceeds the maximum {MAX_HEAD_DIM}")
+    return _smallest_width(WGMMA_WIDTHS, head_dim, head_dim_v)
 
 
 @dataclass(frozen=True)
