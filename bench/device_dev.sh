@@ -5,6 +5,8 @@
 #   smoke    bench/smoke.py: a few shapes per width against float64; stops the run if one fails
 #   floor    bench/floor.py at seqlen 4096 (d 64/128/256), 1024 (fp16 d 128) and 16384 (d 128)
 #   tune     bench/tune_wgmma.py: every candidate variant against cuDNN and FA2, same run
+#   tunemma  bench/tune_mma.py (TUNE_DIMS, TUNE_SEQLENS): mma.sync candidates against FA2, same run
+#   fp64     the float64 GPU tests, then bench/tune_dmma.py: DMMA candidates against torch math fp64
 #   suite    the whole pytest suite, 4 xdist workers (8 exhaust an 80 GB card's memory)
 #   sanitize compute-sanitizer racecheck + memcheck on one small call per head-dim width
 set -uo pipefail
@@ -29,6 +31,14 @@ floor)
   done | tee "$OUT/floor.txt";;
 tune)
   timeout 280 python3 bench/tune_wgmma.py --seqlens "${TUNE_SEQLENS:-1024,4096,16384}" 2>&1 | tee "$OUT/tune.txt";;
+tunemma)
+  timeout 280 python3 bench/tune_mma.py --dims "${TUNE_DIMS:-256}" --seqlens "${TUNE_SEQLENS:-1024,4096}" 2>&1 \
+    | tee "$OUT/tune_mma.txt";;
+fp64)
+  timeout 200 python3 -m pytest tests -q -n 4 -p no:cacheprovider -k float64 > "$OUT/pytest_fp64.txt" 2>&1
+  echo "pytest (float64) exit: $?"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_fp64.txt" | head -20
+  tail -1 "$OUT/pytest_fp64.txt"
+  timeout 240 python3 bench/tune_dmma.py 2>&1 | tee "$OUT/tune_dmma.txt";;
 suite)
   timeout "${SUITE_TIMEOUT:-240}" python3 -m pytest tests -q -n 4 -p no:cacheprovider ${2:+-k "$2"} > "$OUT/pytest.txt" 2>&1
   echo "pytest exit: $?"; grep -E "^(FAILED|ERROR)" "$OUT/pytest.txt" | head -20; tail -1 "$OUT/pytest.txt";;

@@ -35,5 +35,8 @@ struct Conditional<false, T, F> { using type = F; };
 
 __device__ __forceinline__ float neg_inf_f32() { return __int_as_float(0xff800000); }
 __device__ __forceinline__ double neg_inf_f64() { return __longlong_as_double(0xfff0000000000000ll); }
+// -inf of the score type T (float or double), for code written once for both.
+__device__ __forceinline__ float neg_inf_of(float) { return neg_inf_f32(); }
+__device__ __forceinline__ double neg_inf_of(double) { return neg_inf_f64(); }
 
 }  // namespace cupyflash

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, WGMMA_SPLIT_TILES, KernelSpec,
-                    head_dim_bucket, mma_spec, simt_spec, wgmma_fp32_spec, wgmma_spec, wgmma_width)
+                    dmma_spec, head_dim_bucket, mma_spec, simt_spec, wgmma_fp32_spec, wgmma_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -18,7 +18,7 @@ PRECISIONS = ("highest", "fast")
 MMA_MIN_ARCH = 80
 # Output elements each kernel family stores at once (16-byte chunks of 16-bit
 # values; pairs; scalars): the output's strides must be multiples of it.
-OUT_STORE_ELEMS = {"mma": 8, "wgmma": 2, "simt": 1}
+OUT_STORE_ELEMS = {"mma": 8, "wgmma": 2, "dmma": 1, "simt": 1}
 # The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
 MMA_ALIGN_ELEMS = 8
 MMA_ALIGN_BYTES = 16
@@ -112,8 +112,19 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                        "two on the device and split into fp16 hi + lo; three products per k-step "
                        "(hi*hi + hi*lo + lo*hi), fp32 accumulation (backend='simt': exact fp32 on CUDA cores)")
         return wgmma_fp32_spec(width, 3), reasons
+    # float64: the fp64 tensor cores (DMMA) on sm_80+, auto or backend="mma". Each
+    # product and sum is an IEEE fp64 FMA, as on the CUDA cores, so nothing is
+    # traded for the speed; backend="simt" keeps the CUDA-core kernel selectable.
+    if problem.dtype == "float64" and (backend == "mma" or (backend == "auto" and arch >= MMA_MIN_ARCH)):
+        if arch < MMA_MIN_ARCH:
+            raise DeviceError(f"backend='mma' with float64 needs a GPU of compute capability 8.0 or newer "
+                              f"(mma.sync f64); this one is {arch // 10}.{arch % 10}. Use backend 'auto' or 'simt'")
+        reasons.append("float64: fp64 tensor cores through mma.sync m8n8k4 (DMMA), IEEE fp64 products and sums"
+                       + (" [auto]" if backend == "auto" else " [forced]") + " (backend='simt': CUDA cores)")
+        return dmma_spec(width), reasons
     if backend in ("mma", "wgmma"):
-        raise ArgumentError(f"backend={backend!r} serves {', '.join(MMA_DTYPES)}; {problem.dtype} runs on backend "
+        serves = ", ".join(MMA_DTYPES) + (", float64" if backend == "mma" else ", float32")
+        raise ArgumentError(f"backend={backend!r} serves {serves}; {problem.dtype} runs on backend "
                             "'auto' or 'simt'")
     reasons.append(f"{problem.dtype}: exact {problem.dtype} arithmetic on CUDA cores (no TF32)")
     return simt_spec(problem.dtype, width), reasons

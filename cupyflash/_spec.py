@@ -34,6 +34,17 @@ Measured on H100 against cuDNN in the same run (bench/NOTES.md, wgmma v2):
 0.89-0.92 x at seqlen 4096 (d 64/128/256), 0.97 / 1.03 at 16384 (d 128),
 0.70-0.73 at 1024, where one CTA per SM exposes each CTA's prologue.
 
+DMMA path (fp64 on the fp64 tensor cores, mma.sync m8n8k4, sm_80+): each warp
+owns 8 * m_tiles query rows. Registers hold the O accumulator (m_tiles *
+head_dim / 4 doubles per thread) and one score tile (m_tiles * block_n / 4);
+shared memory holds Q and one K and one V tile at 8 bytes per element:
+  head dim <= 128: 64 x 32, 4 warps of 16 rows (m_tiles = 2): each K/V fragment
+                   feeds two DMMA (the fp64 tensor cores need one 256-byte
+                   operand per 2 clocks per SM, the banks give 128 bytes a clock).
+  head dim > 128:  32 x 32 (224: 32 x 16), 4 warps of 8 rows: O alone is 64
+                   doubles at 256.
+First choice from the register budget; bench/NOTES.md "fp64 on DMMA" has the sweep.
+
 SIMT path (fp32/fp64 exact): 8 warps, each owning rows_per_warp query rows;
 keys stream 32 at a time (one per lane).
 """
@@ -108,6 +119,31 @@ WGMMA_SPLIT_TILES: dict[int, WgmmaTiles] = {
 WGMMA_ARCH = 90
 WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
 
+# head-dim width -> (block_m, block_n, warps, m_tiles) for the fp64 DMMA kernel;
+# each warp owns 8 * m_tiles query rows, so block_m = 8 * m_tiles * warps.
+DMMA_ROWS_PER_M_TILE = 8
+DMMA_TILES: dict[int, tuple[int, int, int, int]] = {
+    32: (64, 64, 4, 2),
+    64: (64, 64, 4, 2),
+    96: (64, 32, 4, 2),
+    128: (64, 32, 4, 2),
+    160: (32, 32, 4, 1),
+    192: (32, 32, 4, 1),
+    224: (32, 16, 4, 1),  # 32-key tiles spill 8 bytes under NVRTC 13.0 (168 registers)
+    256: (32, 32, 4, 1),
+}
+# What a DMMA tuning sweep times per width (the table's entry among them); the
+# offline test compiles every one.
+DMMA_CANDIDATES: dict[int, tuple[tuple[int, int, int, int], ...]] = {
+    64: ((64, 64, 4, 2), (64, 32, 4, 2), (64, 32, 8, 1), (128, 32, 8, 2)),
+    128: ((64, 32, 4, 2), (64, 32, 8, 1), (32, 32, 4, 1), (128, 32, 8, 2)),
+    256: ((32, 32, 4, 1), (32, 16, 4, 1), (64, 16, 8, 1)),
+}
+# Shared-memory row padding of the DMMA kernel, in doubles (kDmmaPadQK, kDmmaPadV
+# in cuda_src/flash_fwd_dmma.cuh: conflict-free fragment reads).
+DMMA_PAD_QK = 4
+DMMA_PAD_V = 2
+
 # dtype -> (warps, rows_per_warp) for the SIMT kernel
 SIMT_TILES: dict[str, tuple[int, int]] = {
     "float32": (8, 4),
@@ -146,7 +182,8 @@ def wgmma_width(head_dim: int, head_dim_v: int) -> int:
 class KernelSpec:
     """One compiled kernel instantiation."""
 
-    family: str  # "wgmma" (sm_90a), "mma" (tensor cores, sm_80+), "simt" (CUDA cores, fp32/fp64)
+    family: str  # "wgmma" (sm_90a), "mma" (tensor cores, sm_80+), "dmma" (fp64 tensor cores, sm_80+),
+    #              "simt" (CUDA cores, fp32/fp64)
     dtype: str
     head_dim: int  # template width (a bucket), not the problem's head_dim
     block_m: int
@@ -200,6 +237,9 @@ class KernelSpec:
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
+        if self.family == "dmma":
+            return (f"cupyflash::flash_fwd_dmma<{self.head_dim}, {self.block_m}, {self.block_n}, {self.warps}, "
+                    f"{self.rows_per_warp // DMMA_ROWS_PER_M_TILE}>")
         return (f"cupyflash::flash_fwd_simt<{_C_TYPE[self.dtype]}, {self.head_dim}, "
                 f"{self.warps}, {self.rows_per_warp}>")
 
@@ -224,6 +264,8 @@ class KernelSpec:
             pitch = self.head_dim + SMEM_PAD_ELEMS
             return (self.block_m + 2 * self.block_n) * pitch * ITEMSIZE[self.dtype]
         d = self.head_dim
+        if self.family == "dmma":
+            return ((self.block_m + self.block_n) * (d + DMMA_PAD_QK) + self.block_n * (d + DMMA_PAD_V)) * 8
         return (self.block_m * d + self.block_n * (d + 1) + self.block_n * d) * ITEMSIZE[self.dtype]
 
     @property
@@ -276,7 +318,16 @@ def candidate_specs() -> list[KernelSpec]:
     specs = shipped_specs()
     specs += [wgmma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in WGMMA_CANDIDATES.items() for t in ts
               if wgmma_spec(dt, w, t) not in specs]
+    specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
     return specs
+
+
+def dmma_spec(width: int, tiles: tuple[int, int, int, int] | None = None) -> KernelSpec:
+    """The fp64 DMMA variant for ``width``: from the tile table, or ``tiles`` (for tuning)."""
+    block_m, block_n, warps, m_tiles = tiles or DMMA_TILES[width]
+    if block_m != DMMA_ROWS_PER_M_TILE * m_tiles * warps:
+        raise ValueError(f"block_m {block_m} != 8 * m_tiles {m_tiles} * warps {warps}")
+    return KernelSpec("dmma", "float64", width, block_m, block_n, warps, DMMA_ROWS_PER_M_TILE * m_tiles)
 
 
 def simt_spec(dtype: str, width: int) -> KernelSpec:
@@ -290,5 +341,6 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
+    specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs

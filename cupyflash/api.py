@@ -65,10 +65,14 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         handshake. No call synchronises the device.
     backend : {"auto", "wgmma", "mma", "simt"}
         "wgmma": Hopper tensor cores via wgmma and TMA (fp16/bf16, sm_90 only);
-        "mma": tensor cores via mma.sync (fp16/bf16, sm_80+, Hopper included);
-        "simt": exact fp32/fp64 on CUDA cores. "auto" picks wgmma for fp16/bf16
-        on sm_90, mma on other GPUs; for float32 wgmma on sm_90 with head dims
-        up to 128, simt otherwise; simt for float64; see :func:`explain`.
+        "mma": tensor cores via mma.sync (fp16/bf16, and float64 on the fp64
+        tensor cores (DMMA); sm_80+, Hopper included); "simt": exact fp32/fp64
+        on CUDA cores. "auto" picks wgmma for fp16/bf16 on sm_90, mma on other
+        GPUs; for float32 wgmma on sm_90 with head dims up to 128, simt
+        otherwise; for float64 mma (DMMA) on sm_80+, simt on older GPUs; see
+        :func:`explain`. float64 is exact on both: every product and sum is an
+        IEEE fp64 fused multiply-add (relative error ~1e-15 against a float64
+        reference computed in another order).
         float32 on wgmma runs on the tensor cores at fp32 accuracy (measured
         ~1e-6 relative error up to seqlen 16384): q, k and v are rescaled by
         one power of two per tensor on the device and split into fp16 hi + lo,

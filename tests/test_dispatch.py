@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import cupyflash
-from cupyflash._spec import HEAD_DIM_BUCKETS, MMA_TILES, head_dim_bucket, shipped_specs
+from cupyflash._spec import (DMMA_CANDIDATES, DMMA_TILES, HEAD_DIM_BUCKETS, MMA_TILES, dmma_spec, head_dim_bucket,
+                             shipped_specs)
 
 from helpers import expected_grid, qkv
 
@@ -31,7 +32,8 @@ def test_tile_table_covers_every_bucket_and_fits_shared_memory():
 @pytest.mark.parametrize("dtype,arch,family", [("float16", 90, "wgmma"), ("bfloat16", 90, "wgmma"),
                                                ("float16", 80, "mma"), ("bfloat16", 89, "mma"),
                                                ("float32", 90, "wgmma"), ("float32", 80, "simt"),
-                                               ("float64", 90, "simt")])
+                                               ("float64", 90, "dmma"), ("float64", 80, "dmma"),
+                                               ("float64", 75, "simt")])
 def test_family_by_dtype_and_arch(dtype, arch, family):
     q, k, v = qkv(np.random.default_rng(0), 3, 300, 77, 14, 2, 80, 80, dtype)
     plan = cupyflash.explain(q, k, v, causal=True, arch=arch)
@@ -61,7 +63,8 @@ def test_bhsd_layout_grid():
 def test_variant_names_are_unique_and_readable():
     names = [s.variant_name for s in shipped_specs()]
     assert len(set(names)) == len(names)
-    assert all(n.startswith(("flash_fwd_wgmma_", "flash_fwd_mma_", "flash_fwd_simt_")) and "_hdim" in n
+    assert all(n.startswith(("flash_fwd_wgmma_", "flash_fwd_mma_", "flash_fwd_dmma_", "flash_fwd_simt_"))
+               and "_hdim" in n
                for n in names)
 
 
@@ -70,6 +73,30 @@ def test_mma_path_stays_selectable_on_hopper():
     plan = cupyflash.explain(q, k, v, arch=90, backend="mma")
     assert plan.spec.family == "mma" and "[forced]" in str(plan)
     assert cupyflash.explain(q, k, v, arch=90).spec.family == "wgmma"
+
+
+def test_float64_runs_on_dmma_and_simt_stays_selectable():
+    q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, 200, 72, "float64")
+    plan = cupyflash.explain(q, k, v, arch=90)
+    assert plan.spec.family == "dmma" and plan.spec.head_dim == 224 and "DMMA" in str(plan) and "[auto]" in str(plan)
+    assert plan.spec.name_expression == "cupyflash::flash_fwd_dmma<224, 32, 16, 4, 1>" and not plan.staged
+    forced = cupyflash.explain(q, k, v, arch=80, backend="mma")
+    assert forced.spec == plan.spec and "[forced]" in str(forced)
+    assert cupyflash.explain(q, k, v, arch=90, backend="simt").spec.family == "simt"
+    with pytest.raises(cupyflash.DeviceError, match="backend='mma' with float64 needs .* 8.0"):
+        cupyflash.explain(q, k, v, arch=75, backend="mma")
+    q, k, v = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 64, 64, "float32")
+    with pytest.raises(cupyflash.ArgumentError, match="backend='mma' serves float16, bfloat16, float64"):
+        cupyflash.explain(q, k, v, arch=80, backend="mma")
+
+
+def test_dmma_tiles_match_the_kernel_rules():
+    for width, (bm, bn, warps, m_tiles) in DMMA_TILES.items():
+        assert bm == 8 * m_tiles * warps and bn % 8 == 0 and width % 16 == 0
+    for width, candidates in DMMA_CANDIDATES.items():
+        assert DMMA_TILES[width] in candidates
+        for tiles in candidates:
+            assert dmma_spec(width, tiles).smem_bytes <= 227 * 1024, (width, tiles)
 
 
 def test_wgmma_needs_hopper():

@@ -22,7 +22,7 @@ DTYPES = ["float16", "bfloat16", "float32"]
 # Every kernel family a dtype can run on: on Hopper both tensor-core paths are
 # tested (wgmma is auto's choice there, mma stays selectable).
 DTYPE_BACKENDS = [("float16", "wgmma"), ("float16", "mma"), ("bfloat16", "wgmma"), ("bfloat16", "mma"),
-                  ("float32", "simt")]
+                  ("float32", "simt"), ("float64", "mma")]
 CAUSAL = [(False, "bottom_right"), (True, "bottom_right"), (True, "top_left")]
 HEADS = {"mha": (4, 4), "gqa4": (8, 2), "gqa7": (14, 2), "mqa": (5, 1)}
 HEAD_DIMS = [32, 64, 72, 80, 96, 100, 128, 160, 256]
@@ -166,9 +166,12 @@ def test_fully_masked_rows_give_zero_and_neg_inf(dtype):
     check(out, lse, q, k, v, causal=True, alignment="bottom_right", dtype=dtype)
 
 
-def test_float64():
-    run_case("float64", True, "bottom_right", 4, 2, 64, 64, 333, 517, 2, seed=11)
-    run_case("float64", False, "bottom_right", 2, 2, 256, 256, 64, 100, 1, seed=12)
+@pytest.mark.parametrize("backend", ["auto", "simt"])
+def test_float64(backend):
+    """auto is the DMMA kernel (the matrix covers it as backend 'mma'); simt the CUDA-core one."""
+    run_case("float64", True, "bottom_right", 4, 2, 64, 64, 333, 517, 2, seed=11, backend=backend)
+    run_case("float64", False, "bottom_right", 2, 2, 256, 256, 64, 100, 1, seed=12, backend=backend)
+    run_case("float64", True, "top_left", 3, 1, 100, 72, 129, 1000, 2, seed=13, backend=backend)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

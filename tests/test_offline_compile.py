@@ -4,13 +4,14 @@ with no register spills; the compile cache key covers every cuda_src file."""
 from __future__ import annotations
 
 import functools
+import re
 import shutil
 
 import pytest
 
 from cupyflash import _compile
 from cupyflash._offline import TARGET_ARCHS, compile_specs, specs_by_unit
-from cupyflash._spec import candidate_specs, shipped_specs
+from cupyflash._spec import candidate_specs, dmma_spec, shipped_specs
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
 
@@ -70,24 +71,21 @@ def _find_tool(name):
 
 def test_wgmma_variants_issue_hgmma():
     """The Hopper kernel must reach the wgmma units: HGMMA in its SASS, no HMMA-only fallback."""
-    import os
-    import subprocess
-
-    cuobjdump = _find_tool("cuobjdump")
-    nvdisasm = _find_tool("nvdisasm")
-    if cuobjdump is None or nvdisasm is None:
-        pytest.skip("cuobjdump/nvdisasm not found (test extra: nvidia-cuda-cuobjdump, nvidia-cuda-nvdisasm)")
-    env = dict(os.environ, PATH=f"{os.path.dirname(nvdisasm)}{os.pathsep}{os.environ.get('PATH', '')}")
     (group,) = [g for g in specs_by_unit("sm_90a") if g[0].family == "wgmma"]
-    _, cubin = compile_specs(group[:1], "sm_90a")
-    import tempfile
-
-    with tempfile.NamedTemporaryFile(suffix=".cubin") as f:
-        f.write(cubin)
-        f.flush()
-        sass = subprocess.run([cuobjdump, "-sass", f.name], capture_output=True, text=True, check=True,
-                              env=env).stdout
+    sass = _sass(compile_specs(group[:1], "sm_90a")[1])
     assert "HGMMA" in sass and "UTMALDG" in sass
+
+
+@pytest.mark.parametrize("arch", ["sm_80", "sm_90a"])
+def test_float64_kernel_issues_dmma(arch):
+    """The fp64 kernel must run on the fp64 tensor cores: DMMA in its SASS, one
+    per (m8, n8, k4) step of S and of P.V."""
+    spec = dmma_spec(128)
+    sass = _sass(compile_specs([spec], arch)[1])
+    dmma = len(re.findall(r"\bDMMA\.(?:884|8x8x4)\b", sass))  # cuobjdump spells it per arch
+    tiles = (spec.rows_per_warp // 8) * (spec.head_dim // 4) * (spec.block_n // 8) * 2  # S and P.V
+    assert dmma == tiles, f"{dmma} DMMA in the SASS, expected {tiles}"
+
 
 def test_source_inlines_every_header():
     src = _compile.kernel_source() + _compile.kernel_source("flash_fwd_sm90.cu")
