@@ -28,3 +28,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "gpu" in item.keywords:
             item.add_marker(skip)
+
+
+@pytest.fixture
+def fake_torch(monkeypatch):
+    """The bench tests' fake torch with an exact clock: (clock, module)."""
+    from bench_fakes import install_fake_torch
+
+    return install_fake_torch(monkeypatch)

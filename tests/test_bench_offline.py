@@ -20,12 +20,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bench_fakes import TINY, FakePeer, off_by, right, timed_call, tiny_inputs
 from cupyflash.bench import cli, flops, report, runner, shapes, timing
 from cupyflash.bench.peers import (
     MAX_SCORE_BYTES,
     CupyflashPeer,
     JaxPeer,
-    PeerFailed,
     PeerRejected,
     _check_score_matrix,
     _check_top_left_causal,
@@ -33,9 +33,11 @@ from cupyflash.bench.peers import (
 )
 from cupyflash.bench.results import (
     ERROR,
+    MAX_ABS,
     NOT_INSTALLED,
     OK,
     REJECTED,
+    Accuracy,
     ImplResult,
     RowResult,
     Timing,
@@ -225,58 +227,6 @@ def test_peers_without_torch_say_why():
 
 # ---------------------------------------------------- timing, with fake torch
 
-class FakeClock:
-    def __init__(self):
-        self.now_ms = 0.0
-
-
-def make_fake_torch(clock):
-    class Event:
-        def __init__(self, enable_timing=False):
-            self.t = None
-
-        def record(self):
-            self.t = clock.now_ms
-
-        def synchronize(self):
-            pass
-
-        def elapsed_time(self, other):
-            return other.t - self.t
-
-    cuda = types.SimpleNamespace(
-        Event=Event,
-        synchronize=lambda: None,
-        empty_cache=lambda: None,
-        OutOfMemoryError=type("OutOfMemoryError", (RuntimeError,), {}),
-        reset_peak_memory_stats=lambda: None,
-        memory_allocated=lambda: 1000,
-        max_memory_allocated=lambda: 1064,
-    )
-    return types.SimpleNamespace(cuda=cuda)
-
-
-@pytest.fixture
-def fake_torch(monkeypatch):
-    clock = FakeClock()
-    fake = make_fake_torch(clock)
-    monkeypatch.setitem(sys.modules, "torch", fake)
-    # The memory probes read cupy's and jax's allocators only when loaded;
-    # hide them (another test may have imported cupy without a GPU).
-    monkeypatch.delitem(sys.modules, "cupy", raising=False)
-    monkeypatch.delitem(sys.modules, "jax", raising=False)
-    return clock, fake
-
-
-def timed_call(clock, ms, log=None, tag=None):
-    def call():
-        clock.now_ms += ms
-        if log is not None:
-            log.append(tag)
-        return tag
-    return call
-
-
 def test_measure_median_inner_and_rotation(fake_torch):
     clock, _ = fake_torch
     log = []
@@ -335,55 +285,49 @@ def test_block_waits_on_jax_like_outputs():
     assert waited == [1, 1]
 
 
-class FakePeer:
-    def __init__(self, name, ms=None, avail=(True, ""), reject=None, fail=None):
-        self.name, self.ms, self.avail = name, ms, avail
-        self.reject, self.fail = reject, fail
-        self.clock = None
-
-    def available(self):
-        return self.avail
-
-    def prepare(self, cfg, q, k, v):
-        if self.reject:
-            raise PeerRejected(self.reject)
-        if self.fail:
-            raise PeerFailed(self.fail)
-        return timed_call(self.clock, self.ms)
-
-
 def test_runner_records_every_peer(fake_torch, monkeypatch):
     clock, _ = fake_torch
-    monkeypatch.setattr(runner, "make_inputs", lambda cfg, seed: (seed, seed, seed))
+    monkeypatch.setattr(runner, "make_inputs", tiny_inputs)
     monkeypatch.setattr(runner, "compile_counter", lambda: None)
-    peers = [FakePeer("cupyflash", ms=2.0), FakePeer("torch-flash", ms=4.0),
+    peers = [FakePeer("cupyflash", ms=2.0, output=right), FakePeer("torch-flash", ms=4.0, output=right),
              FakePeer("torch-math", reject="score matrix too big"),
              FakePeer("jax-cudnn", avail=(False, "jax not installed")),
-             FakePeer("torch-cudnn", fail="CompileError: boom")]
+             FakePeer("torch-cudnn", fail="CompileError: boom"),
+             # Faster, but wrong: off by 0.05 in one element of one checked row.
+             FakePeer("torch-efficient", ms=1.0, output=lambda *a: off_by(right(*a), 0.05)),
+             FakePeer("jax-xla", ms=1.0, output=lambda q, k, v: right(q, k, v)[:, :-1])]
     for p in peers:
         p.clock = clock
-    cfg = shapes.quick()[0]
+    cfg = TINY
     progress_out = io.StringIO()
     from cupyflash.bench.progress import Progress
     progress = Progress(len(peers), stream=progress_out)
     rows = runner.run([cfg], peers, repeats=3, warmup=1, progress=progress)
     (row,) = rows
-    assert row.impls["cupyflash"].status == OK
-    assert row.impls["cupyflash"].value == pytest.approx(flops.throughput(cfg, 2e-3))
-    assert row.impls["cupyflash"].memory == {"torch_peak_extra_bytes": 64}
+    ours = row.impls["cupyflash"]
+    assert ours.status == OK and ours.accuracy.passed and ours.accuracy.rows == cfg.seqlen_q
+    assert ours.value == pytest.approx(flops.throughput(cfg, 2e-3))
+    assert ours.memory == {"torch_peak_extra_bytes": 64}
     assert row.impls["torch-math"].status == REJECTED
     assert row.impls["jax-cudnn"].status == NOT_INSTALLED
     assert row.impls["torch-cudnn"].status == ERROR
-    assert row.ratio() == pytest.approx(2.0)
+    wrong = row.impls["torch-efficient"]
+    assert wrong.status == ERROR and wrong.reason.startswith("wrong result: max abs err")
+    assert wrong.value is None and wrong.timing is not None and not wrong.accuracy.passed
+    assert row.impls["jax-xla"].status == ERROR
+    assert "wrong result: output shape (2, 36, 4, 8), expected (2, 37, 4, 8)" in row.impls["jax-xla"].reason
+    assert row.ratio() == pytest.approx(2.0)  # the wrong, faster peers are not the best peer
     assert progress_out.getvalue().count("\n") == len(peers)
-    assert "[5/5]" in progress_out.getvalue()
+    assert "[7/7]" in progress_out.getvalue()
 
 
 # ------------------------------------------------- results, --min-ratio, report
 
-def ok(name, value, ms=1.0):
+def ok(name, value, ms=1.0, error=1e-3):
     t = Timing(ms, ms * 0.9, ms * 1.2, ms * 0.95, ms * 1.05, 30, 4, 3)
-    return ImplResult(name, OK, value=value, timing=t, memory={"torch_peak_extra_bytes": 1 << 20})
+    acc = Accuracy(MAX_ABS, error, 4e-3, 128, naive_error=1e-3)
+    return ImplResult(name, OK, value=value, timing=t, memory={"torch_peak_extra_bytes": 1 << 20},
+                      accuracy=acc)
 
 
 def fake_rows():
@@ -420,6 +364,15 @@ def test_min_ratio_rule():
     assert len(failing_rows(rows[:1], 1.2)) == 1
 
 
+def test_min_ratio_needs_a_checked_cupyflash_output():
+    row = fake_rows()[0]
+    assert row.failure(1.0) is None
+    row.impls["cupyflash"].accuracy = None  # e.g. a record built by hand
+    assert "cupyflash's output is not shown correct (not checked)" in row.failure(1.0)
+    row.impls["cupyflash"].accuracy = Accuracy(MAX_ABS, 0.5, 4e-3, 128, 1e-3)
+    assert "max abs err 5.00e-01 > bound 4.00e-03" in row.failure(1.0)
+
+
 def test_check_min_ratio_exit_status():
     rows = fake_rows()
     out = io.StringIO()
@@ -434,6 +387,9 @@ def test_table_lists_every_impl_and_reason():
     text = report.table(fake_rows())
     header = text.splitlines()[0]
     assert header.index("cupyflash") < header.index("torch-flash") < header.index("ratio")
+    assert header.rstrip(" |").endswith("cupyflash err/bound")
+    assert text.splitlines()[2].rstrip(" |").endswith("0.25")  # 1e-3 / 4e-3
+    assert text.splitlines()[4].rstrip(" |").endswith("n/a")  # cupyflash rejected: no check
     assert "500.0" in text and "1.11" in text and "0.50" in text
     assert "rejected: cuDNN refuses this" in text
     assert "not installed: torch not installed" in text
@@ -453,6 +409,7 @@ def test_json_document(tmp_path):
     path = report.write_json(doc, tmp_path / "sub" / "run.json")
     back = json.loads(path.read_text())
     assert back["complete"] is False and back["env"]["gpu"] == "fake"
+    assert back["schema"] == report.SCHEMA_VERSION == 2
     first = back["rows"][0]
     assert first["name"] == rows[0].config.name and first["metric"] == "TFLOP/s"
     assert first["best_peer"] == "torch-cudnn"
@@ -461,6 +418,9 @@ def test_json_document(tmp_path):
     cf = first["impls"]["cupyflash"]
     assert cf["timing"]["median_ms"] == 1.0 and cf["timing"]["samples"] == 30
     assert cf["memory"]["torch_peak_extra_bytes"] == 1 << 20
+    assert cf["accuracy"] == {"metric": "max_abs", "error": 1e-3, "bound": 4e-3, "rows": 128,
+                              "naive_error": 1e-3, "passed": True}
+    assert back["rows"][2]["impls"]["cupyflash"]["accuracy"] is None
     assert back["rows"][2]["impls"]["cupyflash"]["status"] == REJECTED
     assert back["rows"][2]["ratio"] is None
 

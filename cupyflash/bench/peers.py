@@ -6,6 +6,10 @@ Each peer has a ``name``, ``available() -> (bool, reason)`` and
 without copying (torch SDPA: transposed views; JAX: DLPack). ``prepare`` runs
 the call once (compiling whatever needs compiling), so the callable it returns
 only enqueues work: call it to launch one forward pass; it returns the output.
+``bshd(out)`` turns that output into a torch tensor of shape (batch, seqlen_q,
+heads_q, head_dim_v), for the float64 check that runs after the timing
+(accuracy.py); ``precision`` is the accuracy the peer is held to there
+("highest" for all but cupyflash's ``precision="fast"`` column).
 
 A peer that cannot take a config raises :class:`PeerRejected` with the reason;
 the report shows that reason in the row rather than dropping the peer.
@@ -98,6 +102,10 @@ class CupyflashPeer:
         self.precision = precision
         self.fp32_only = fp32_only
 
+    @staticmethod
+    def bshd(out):
+        return out  # called on torch tensors in bshd, it returns one
+
     def available(self):
         ok, why = _torch_cuda_status()
         if not ok:
@@ -140,9 +148,15 @@ class CupyflashPeer:
 class TorchSDPAPeer:
     """torch.nn.functional.scaled_dot_product_attention, one backend forced."""
 
+    precision = "highest"
+
     def __init__(self, name: str, backend: str):
         self.name = name
         self.backend = backend
+
+    @staticmethod
+    def bshd(out):
+        return out.transpose(1, 2)  # SDPA's (batch, heads, seq, dim)
 
     def available(self):
         ok, why = _torch_cuda_status()
@@ -213,10 +227,20 @@ def _jax():
 class JaxPeer:
     """jax.nn.dot_product_attention, jit-compiled, one implementation forced."""
 
+    precision = "highest"
+
     def __init__(self, name: str, implementation: str):
         self.name = name
         self.implementation = implementation
         self._jitted = {}
+
+    @staticmethod
+    def bshd(out):
+        import torch
+
+        # Zero-copy, ordered after JAX's stream by the DLPack handshake; the
+        # layout is already (batch, seq, heads, dim).
+        return torch.from_dlpack(out)
 
     def available(self):
         ok, why = _torch_cuda_status()

@@ -10,7 +10,9 @@ from pathlib import Path
 from .flops import config_flops, config_kv_bytes, mean_attended_length
 from .results import OURS, is_ours
 
-SCHEMA_VERSION = 1
+# 2: each implementation's record has "accuracy" (error, bound, metric,
+# rows, naive_error, passed), or null when its output was not checked.
+SCHEMA_VERSION = 2
 
 
 def impl_order(rows) -> list[str]:
@@ -31,20 +33,30 @@ def _ratio_cell(row) -> str:
     return "n/a (cupyflash failed)" if ours is None or not ours.ok else "n/a (no peer)"
 
 
+def _accuracy_cell(row) -> str:
+    """cupyflash's error as a fraction of its bound: <= 1 passes. Every number
+    in the table passed its own check; a cell that failed it says so."""
+    ours = row.impls.get(OURS)
+    if ours is None or ours.accuracy is None:
+        return "n/a"
+    return f"{ours.accuracy.error / ours.accuracy.bound:.2f}"
+
+
 def table(rows, cell_width: int = 40, tablefmt: str = "github") -> str:
-    """One line per config: throughput of each implementation and the ratio
-    cupyflash / best peer. Cells without a number say why."""
+    """One line per config: throughput of each implementation (only for
+    outputs that passed the float64 check), the ratio cupyflash / best peer
+    and cupyflash's error / bound. Cells without a number say why."""
     from tabulate import tabulate
 
     names = impl_order(rows)
-    headers = ["config", "unit", *names, "ratio"]
+    headers = ["config", "unit", *names, "ratio", f"{OURS} err/bound"]
     body = []
     for row in rows:
         cfg = row.config
         cells = [row.impls[n].cell(cell_width) if n in row.impls else "not run"
                  for n in names]
         body.append([f"{cfg.set_name}:{cfg.name}", cfg.metric, *cells,
-                     _ratio_cell(row)])
+                     _ratio_cell(row), _accuracy_cell(row)])
     return tabulate(body, headers=headers, tablefmt=tablefmt,
                     disable_numparse=True)
 

@@ -37,6 +37,33 @@ class Timing:
     input_sets: int
 
 
+# Accuracy.metric values.
+MAX_ABS = "max_abs"  # max |out - ref| (fp16/bf16, FlashAttention-3's rule)
+REL_L2 = "rel_l2"    # ||out - ref|| / ||ref|| (fp32, fp64)
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """One output against the float64 reference (bench/accuracy.py), on
+    ``rows`` query rows of the first input set, every batch and head."""
+
+    metric: str
+    error: float
+    bound: float
+    rows: int
+    naive_error: float | None = None  # fp16/bf16: the yardstick the bound is built on
+
+    @property
+    def passed(self) -> bool:
+        return self.error <= self.bound  # False for a NaN error
+
+    def summary(self) -> str:
+        """E.g. "rel err 3.10e-03 > bound 1.00e-05"."""
+        label = "max abs err" if self.metric == MAX_ABS else "rel err"
+        sign = "<=" if self.passed else ">"
+        return f"{label} {self.error:.2e} {sign} bound {self.bound:.2e}"
+
+
 @dataclass
 class ImplResult:
     impl: str
@@ -45,6 +72,9 @@ class ImplResult:
     value: float | None = None  # throughput at the median time, in cfg.metric
     timing: Timing | None = None
     memory: dict = field(default_factory=dict)
+    # The output's check; the runner makes a cell OK only when it passed, and an
+    # ERROR ("wrong result: ...") that keeps the timing when it did not.
+    accuracy: Accuracy | None = None
 
     @property
     def ok(self) -> bool:
@@ -54,6 +84,11 @@ class ImplResult:
         """Table cell: the number, or the status and the reason, shortened."""
         if self.ok:
             return f"{self.value:.1f}"
+        if self.accuracy is not None and not self.accuracy.passed:
+            # Short enough that the numbers survive the cell width; the
+            # full reason is in the JSON.
+            a = self.accuracy
+            return f"WRONG: err {a.error:.1e} > {a.bound:.1e}"
         text = self.status if not self.reason else f"{self.status}: {self.reason}"
         text = " ".join(text.split())
         return text if len(text) <= width else text[: width - 3] + "..."
@@ -61,6 +96,8 @@ class ImplResult:
     def to_json(self) -> dict:
         out = asdict(self)
         out["timing"] = asdict(self.timing) if self.timing else None
+        if self.accuracy is not None:
+            out["accuracy"]["passed"] = self.accuracy.passed
         return out
 
 
@@ -85,12 +122,17 @@ class RowResult:
         """Why this row fails ``--min-ratio``, or None when it passes.
 
         A row without a ratio fails: either cupyflash did not produce a number
-        or no peer did, and then the claim "ratio >= X" is not shown.
+        or no peer did, and then the claim "ratio >= X" is not shown. So does
+        a cupyflash number whose output was not checked against float64 (a
+        wrong output is already an error, not a number).
         """
         ours = self.impls.get(OURS)
         if ours is None or not ours.ok:
             why = ours.cell(80) if ours is not None else "not run"
             return f"cupyflash has no result ({why})"
+        if ours.accuracy is None or not ours.accuracy.passed:
+            why = ours.accuracy.summary() if ours.accuracy is not None else "not checked"
+            return f"cupyflash's output is not shown correct ({why})"
         ratio = self.ratio()
         if ratio is None:
             return "no peer produced a result to compare with"
