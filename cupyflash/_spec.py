@@ -37,13 +37,19 @@ Measured on H100 against cuDNN in the same run (bench/NOTES.md, wgmma v2):
 DMMA path (fp64 on the fp64 tensor cores, mma.sync m8n8k4, sm_80+): each warp
 owns 8 * m_tiles query rows. Registers hold the O accumulator (m_tiles *
 head_dim / 4 doubles per thread) and one score tile (m_tiles * block_n / 4);
-shared memory holds Q and one K and one V tile at 8 bytes per element:
-  head dim <= 128: 64 x 32, 4 warps of 16 rows (m_tiles = 2): each K/V fragment
-                   feeds two DMMA (the fp64 tensor cores need one 256-byte
-                   operand per 2 clocks per SM, the banks give 128 bytes a clock).
-  head dim > 128:  32 x 32 (224: 32 x 16), 4 warps of 8 rows: O alone is 64
-                   doubles at 256.
-First choice from the register budget; bench/NOTES.md "fp64 on DMMA" has the sweep.
+shared memory holds Q and one K and one V tile at 8 bytes per element. Swept on
+an H100 against torch's math backend in fp64 (bench/NOTES.md "fp64 on DMMA"):
+  head dim <= 64:  64 x 64, 4 warps of 16 rows (m_tiles = 2): each K/V fragment
+                   feeds two DMMA (the fp64 tensor cores take a 256-byte operand
+                   every 2 clocks per SM, the banks give 128 bytes a clock).
+                   1.8-5.1 x math, the best or within 5 % of it.
+  head dim 96-128: 128 x 32, 8 warps of 16 rows: the most fragment reuse and two
+                   warps per scheduler; 1.2-2.3 x math (best on full rows, within
+                   20 % of 32 x 32 on causal ones).
+  head dim > 128:  64 x 16, 8 warps of 8 rows: O alone is 64 doubles at 256, so
+                   one m8 tile per warp; 8 warps hide the DMMA latency that 4 do
+                   not. 0.89-0.94 x math on full rows at 256 (cuBLAS's DGEMM at
+                   k = 256 is at its best), 1.4-2.0 x causal.
 
 SIMT path (fp32/fp64 exact): 8 warps, each owning rows_per_warp query rows;
 keys stream 32 at a time (one per lane).
@@ -125,12 +131,12 @@ DMMA_ROWS_PER_M_TILE = 8
 DMMA_TILES: dict[int, tuple[int, int, int, int]] = {
     32: (64, 64, 4, 2),
     64: (64, 64, 4, 2),
-    96: (64, 32, 4, 2),
-    128: (64, 32, 4, 2),
-    160: (32, 32, 4, 1),
-    192: (32, 32, 4, 1),
-    224: (32, 16, 4, 1),  # 32-key tiles spill 8 bytes under NVRTC 13.0 (168 registers)
-    256: (32, 32, 4, 1),
+    96: (128, 32, 8, 2),
+    128: (128, 32, 8, 2),
+    160: (64, 16, 8, 1),
+    192: (64, 16, 8, 1),
+    224: (64, 16, 8, 1),
+    256: (64, 16, 8, 1),
 }
 # What a DMMA tuning sweep times per width (the table's entry among them); the
 # offline test compiles every one.

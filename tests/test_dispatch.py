@@ -79,7 +79,7 @@ def test_float64_runs_on_dmma_and_simt_stays_selectable():
     q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, 200, 72, "float64")
     plan = cupyflash.explain(q, k, v, arch=90)
     assert plan.spec.family == "dmma" and plan.spec.head_dim == 224 and "DMMA" in str(plan) and "[auto]" in str(plan)
-    assert plan.spec.name_expression == "cupyflash::flash_fwd_dmma<224, 32, 16, 4, 1>" and not plan.staged
+    assert plan.spec.name_expression == "cupyflash::flash_fwd_dmma<224, 64, 16, 8, 1>" and not plan.staged
     forced = cupyflash.explain(q, k, v, arch=80, backend="mma")
     assert forced.spec == plan.spec and "[forced]" in str(forced)
     assert cupyflash.explain(q, k, v, arch=90, backend="simt").spec.family == "simt"
