@@ -45,41 +45,61 @@ def _kernels():
     # reaches instead of poisoning every factor (and with it every head).
     absmax = cupy.ReductionKernel("float32 x", "float32 m", "isfinite(x) ? fabsf(x) : 0.0f", "max(a, b)",
                                   "m = a", "0.0f", "cupyflash_finite_absmax")
+    # All three factors and the two undoing multipliers in one launch (the
+    # pre-pass is a fixed cost per call: bench/NOTES.md "fp32 pre-pass").
+    # 2^e with max |x * 2^e| in (2^(T-1), 2^T]; e clipped to +-max_shift; an
+    # all-zero tensor (max 0) takes the largest shift, as 2^-1000 stands in for 0.
+    factors = cupy.ElementwiseKernel(
+        "float32 mq, float32 mk, float32 mv, int32 target, int32 shift_q, int32 shift_k, int32 shift_v",
+        "float32 fq, float32 fk, float32 fv, float32 score_mul, float32 out_mul",
+        """
+        const double eq = cupyflash_shift(mq, target, shift_q);
+        const double ek = cupyflash_shift(mk, target, shift_k);
+        const double ev = cupyflash_shift(mv, target, shift_v);
+        fq = (float)exp2(eq); fk = (float)exp2(ek); fv = (float)exp2(ev);
+        score_mul = (float)exp2(-eq - ek); out_mul = (float)exp2(-ev);
+        """,
+        "cupyflash_split_factors",
+        preamble="""
+        __device__ double cupyflash_shift(float m, int target, int max_shift) {
+          const double tiny = 9.332636185032189e-302;  // 2^-1000
+          const double e = (double)target - ceil(log2(fmax((double)m, tiny)));
+          return fmin(fmax(e, -(double)max_shift), (double)max_shift);
+        }
+        """)
     split = cupy.ElementwiseKernel(
         "float32 x, float32 s", "float16 hi, float16 lo",
         "float y = x * s; hi = (float16)y; lo = (float16)(y - (float)hi);",
         "cupyflash_split_fp16")
     scale = cupy.ElementwiseKernel("float32 x, float32 s", "float16 hi", "hi = (float16)(x * s);",
                                    "cupyflash_scale_fp16")
-    return split, scale, absmax
-
-
-def _factor(cupy, absmax, x, max_shift: int):
-    """2^e with max |x * 2^e| in (2^(T-1), 2^T], as a 0-d float32 device array."""
-    if x.size == 0:
-        return cupy.ones((), dtype=cupy.float32)
-    m = absmax(x).astype(cupy.float64)
-    e = cupy.ceil(cupy.log2(cupy.maximum(m, 2.0 ** -1000)))
-    return cupy.exp2(cupy.clip(TARGET_EXP - e, -max_shift, max_shift)).astype(cupy.float32)
+    return split, scale, absmax, factors
 
 
 def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, with_lo: bool = True) -> SplitOperands:
     """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing factors."""
-    split, scale, absmax = _kernels()
-    hi, lo, factor = {}, {}, {}
+    split, scale, absmax, factors = _kernels()
+    xs = {}
     for name, buf in bufs.items():
         x = buf.as_cupy()
-        if layout == "bhsd":
-            x = x.transpose(0, 2, 1, 3)
+        xs[name] = x.transpose(0, 2, 1, 3) if layout == "bhsd" else x
+    zero = cupy.zeros((), dtype=cupy.float32)
+    maxima = [absmax(x) if x.size else zero for x in xs.values()]
+    f = cupy.empty(5, dtype=cupy.float32)  # fq, fk, fv, score multiplier, output multiplier
+    factors(*maxima, TARGET_EXP, MAX_SHIFT["q"], MAX_SHIFT["k"], MAX_SHIFT["v"], *(f[i] for i in range(5)))
+    hi, lo = {}, {}
+    for i, (name, x) in enumerate(xs.items()):
         dim = x.shape[3]
         padded = dim + (-dim) % PAD_ELEMS
-        hi[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
-        factor[name] = _factor(cupy, absmax, x, MAX_SHIFT[name])
+        parts = [cupy.empty(x.shape[:3] + (padded,), dtype=cupy.float16) for _ in range(2 if with_lo else 1)]
+        for part in parts:
+            if padded != dim:
+                part[..., dim:] = 0  # the kernel reads whole 16-byte rows: padding must be zeros
+        hi[name] = parts[0]
         if with_lo:
-            lo[name] = cupy.zeros(x.shape[:3] + (padded,), dtype=cupy.float16)
-            if x.size:
-                split(x, factor[name], hi[name][..., :dim], lo[name][..., :dim])
-        elif x.size:
-            scale(x, factor[name], hi[name][..., :dim])
-    scales = cupy.stack([1 / (factor["q"] * factor["k"]), 1 / factor["v"]]).astype(cupy.float32)
-    return SplitOperands(hi, lo, scales)
+            lo[name] = parts[1]
+        if not x.size:
+            continue
+        views = [part[..., :dim] if padded != dim else part for part in parts]
+        (split if with_lo else scale)(x, f[i], *views)
+    return SplitOperands(hi, lo, f[3:5])
