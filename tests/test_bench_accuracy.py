@@ -297,12 +297,15 @@ def test_bench_checks_every_peer_on_the_gpu(dtype):
     cfg = shapes.AttnConfig("t", 2, 300, 300, 8, 2, 64, 64, True, dtype)
     peers = [*select_peers(None, fp32_modes=dtype == "fp32"), Wrong(name="cupyflash-wrong")]
     (row,) = runner.run([cfg], peers, repeats=2, warmup=1, target_ms=1.0)
+    # jax-xla computes float32 in TF32 by default (measured on an H100:
+    # 3.6e-4 relative): it fails the fp32 bound, and the bench says so.
+    tf32_by_default = {"jax-xla"} if dtype == "fp32" else set()
     for name, r in row.impls.items():
         if name == "cupyflash-wrong":
             assert r.status == ERROR and r.reason.startswith("wrong result:"), r
         elif r.status == OK:
             assert r.accuracy.passed and r.accuracy.rows == 128, (name, r.accuracy)
-        else:
+        elif name not in tf32_by_default:
             assert "wrong result" not in r.reason, (name, r.reason)
     assert row.impls["cupyflash"].status == OK, row.impls["cupyflash"]
     print({n: (r.status, r.accuracy and r.accuracy.summary(), r.reason) for n, r in row.impls.items()})
