@@ -7,6 +7,7 @@
 #   tune     bench/tune_wgmma.py: every candidate variant against cuDNN and FA2, same run
 #   tunemma  bench/tune_mma.py (TUNE_DIMS, TUNE_SEQLENS): mma.sync candidates against FA2, same run
 #   fp64     the float64 GPU tests, then bench/tune_dmma.py: DMMA candidates against torch math fp64
+#   split    bench/tune_split.py: split-precision fp32 candidates against torch efficient fp32
 #   suite    the whole pytest suite, 4 xdist workers (8 exhaust an 80 GB card's memory)
 #   sanitize compute-sanitizer racecheck + memcheck on one small call per head-dim width
 set -uo pipefail
@@ -39,6 +40,8 @@ fp64)
   echo "pytest (float64) exit: $?"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_fp64.txt" | head -20
   tail -1 "$OUT/pytest_fp64.txt"
   timeout 240 python3 bench/tune_dmma.py 2>&1 | tee "$OUT/tune_dmma.txt";;
+split)
+  timeout 240 python3 bench/tune_split.py 2>&1 | tee "$OUT/tune_split.txt";;
 suite)
   timeout "${SUITE_TIMEOUT:-240}" python3 -m pytest tests -q -n 4 -p no:cacheprovider ${2:+-k "$2"} > "$OUT/pytest.txt" 2>&1
   echo "pytest exit: $?"; grep -E "^(FAILED|ERROR)" "$OUT/pytest.txt" | head -20; tail -1 "$OUT/pytest.txt";;

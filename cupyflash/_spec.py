@@ -122,6 +122,13 @@ WGMMA_SPLIT_TILES: dict[int, WgmmaTiles] = {
     64: (128, 64, 2, False, False),  # 128-key tiles spill: S, P hi+lo, O and the per-tile P.V
     128: (128, 64, 2, False, False),
 }
+# What bench/tune_split.py times per width (the table's entry first); the offline
+# test compiles every one. Persistent at 128 spills 16 bytes (NVRTC 13.0).
+WGMMA_SPLIT_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((128, 64, 2, False, False), (128, 64, 2, False, True), (128, 64, 2, True, False),
+         (128, 64, 3, False, True)),
+    128: ((128, 64, 2, False, False), (128, 64, 2, True, False)),
+}
 WGMMA_ARCH = 90
 WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
 
@@ -324,6 +331,8 @@ def candidate_specs() -> list[KernelSpec]:
     specs = shipped_specs()
     specs += [wgmma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in WGMMA_CANDIDATES.items() for t in ts
               if wgmma_spec(dt, w, t) not in specs]
+    specs += [wgmma_fp32_spec(w, 3, t) for w, ts in WGMMA_SPLIT_CANDIDATES.items() for t in ts
+              if wgmma_fp32_spec(w, 3, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
     return specs
 

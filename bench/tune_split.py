@@ -1,0 +1,78 @@
+"""Tile sweep for the split-precision float32 wgmma kernel (fp16 hi + lo, three
+products): times each candidate of WGMMA_SPLIT_CANDIDATES, pre-pass included (as a
+caller sees it), against torch SDPA's efficient backend in fp32 in the same run,
+on the bench's fp32 shapes (batch x seqlen 16384, heads x head dim 2048), and
+checks each candidate against the exact CUDA-core kernel (relative error).
+
+    python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128]
+
+Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/NOTES.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+import cupy as cp
+import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
+
+from cupyflash import _dispatch, api
+from cupyflash._arrays import _cupy_buffer
+from cupyflash._spec import WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, simt_spec, wgmma_fp32_spec
+
+import floor  # bench/ is on sys.path when this runs as a script
+
+FP32_REL_BOUND = 1e-5  # the issue's bound (and the GPU suite's)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--seqlens", default="1024,2048,4096")
+    ap.add_argument("--dims", default="64,128")
+    args = ap.parse_args()
+    results = []
+    for d in (int(x) for x in args.dims.split(",")):
+        for s in (int(x) for x in args.seqlens.split(",")):
+            b, h = max(16384 // s, 1), 2048 // d
+            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
+            out, exact = (cp.empty((b, s, h, d), dtype=cp.float32) for _ in range(2))
+            ins = [_cupy_buffer(cp.from_dlpack(t)) for t in (q, k, v)]
+            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            for causal in (False, True):
+                flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
+                _, problem = api._validate(*(x.owner for x in ins), causal, "bottom_right", None, "bshd")
+                api._run(_dispatch.plan_for_spec(problem, simt_spec("float32", d), 90), problem, *ins,
+                         _cupy_buffer(exact), None, stream, 0)
+                qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+                with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+                    eff_ms = floor.time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
+                        qt, kt, vt, is_causal=causal), repeats=15, inner=1)
+                row = {"d": d, "s": s, "causal": causal, "efficient": round(flops / eff_ms / 1e9, 1)}
+                for tiles in WGMMA_SPLIT_CANDIDATES[d]:
+                    plan = _dispatch.plan_for_spec(problem, wgmma_fp32_spec(d, 3, tiles), 90,
+                                                   sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
+                    bufs = [*ins, _cupy_buffer(out)]
+                    out.fill(float("nan"))
+                    api._run(plan, problem, *bufs, None, stream, 0)
+                    rel = float(cp.linalg.norm(out - exact) / cp.linalg.norm(exact))
+                    ms = floor.time_ms(lambda: api._run(plan, problem, *bufs, None, stream, 0), repeats=15, inner=1)
+                    row[str(tiles)] = round(flops / ms / 1e9, 1)
+                    row[str(tiles) + "_err"] = rel
+                    if not rel <= FP32_REL_BOUND:
+                        print(f"  WRONG: {plan.spec.variant_name} rel err {rel:.3e} > {FP32_REL_BOUND}", flush=True)
+                results.append(row)
+                cands = [str(t) for t in WGMMA_SPLIT_CANDIDATES[d]]
+                best = max(cands, key=lambda n: row[n])
+                print(f"d={d} s={s} causal={causal!s:5} efficient={row['efficient']:6.1f}  "
+                      + "  ".join(f"{n}={row[n]:6.1f}" for n in cands)
+                      + f"  best={best} vs eff={row[best] / row['efficient']:.2f}  table={WGMMA_SPLIT_TILES[d]}"
+                      + f"  max_err={max(row[n + '_err'] for n in cands):.1e}", flush=True)
+    with open(os.path.join(os.environ.get("OUT", "."), "tune_split.json"), "w") as f:
+        json.dump(results, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
