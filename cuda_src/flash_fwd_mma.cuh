@@ -177,6 +177,15 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
 
   // ---- epilogue: normalise, write O through shared memory, write LSE ----
   const int g = lane / 4, t = lane % 4;
+  // At head dim 64 with 128-key tiles (255 registers) NVRTC 13.0 spilled
+  // warp_row0, live across the key loop, to the stack: there the epilogue
+  // recomputes it from fresh special-register reads. At head dim 128 the same
+  // re-read makes ptxas spill something else, so the others keep warp_row0
+  // (bench/NOTES.md, "mma d64 128 x 128").
+  constexpr bool kRereadRow0 = kD <= 64 && kBlockN == 128;
+  const int out_row0 = kRereadRow0 ? (gridDim.x - 1 - fresh_ctaid_x()) * kBlockM +
+                                         (fresh_tid_x() / kWarpSize) * Tr::kRowsPerWarp
+                                   : warp_row0;
   float inv_sum[kMTiles][2];
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
@@ -185,7 +194,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
       const float sum = quad_sum(st[mt].sum[half]);
       // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
       inv_sum[mt][half] = sum > 0.f ? 1.f / sum : 0.f;
-      const int row = warp_row0 + 16 * mt + g + 8 * half;
+      const int row = out_row0 + 16 * mt + g + 8 * half;
       if (p.lse != nullptr && t == 0 && row < p.seqlen_q) {
         const float lse = sum > 0.f ? (st[mt].max[half] * p.scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
         p.lse[(static_cast<i64>(batch) * p.heads_q + head) * p.seqlen_q + row] = lse;
@@ -217,7 +226,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
 #pragma unroll
   for (int idx = lane; idx < Tr::kRowsPerWarp * kChunksPerRow; idx += kWarpSize) {
     const int r = idx / kChunksPerRow, c = idx % kChunksPerRow;
-    const int row = warp_row0 + r;
+    const int row = out_row0 + r;
     if (row < p.seqlen_q && c < v_chunks) {
       const uint4 val = *reinterpret_cast<const uint4*>(stage + r * Tr::kPitch + c * kElemsPerChunk);
       *reinterpret_cast<uint4*>(o + row * p.o_row_stride + c * kElemsPerChunk) = val;

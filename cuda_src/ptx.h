@@ -9,6 +9,19 @@ __device__ __forceinline__ u32 smem_addr(const void* p) {
   return static_cast<u32>(__cvta_generic_to_shared(p));
 }
 
+// threadIdx.x and blockIdx.x read again (volatile: never merged with an earlier
+// read), for a value the compiler would otherwise keep live, or spill, across a loop.
+__device__ __forceinline__ int fresh_tid_x() {
+  int v;
+  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(v));
+  return v;
+}
+__device__ __forceinline__ int fresh_ctaid_x() {
+  int v;
+  asm volatile("mov.u32 %0, %%ctaid.x;\n" : "=r"(v));
+  return v;
+}
+
 // ---- cp.async: 16-byte global -> shared copies that bypass the registers ----
 // src_bytes = 0 zero-fills the 16 destination bytes without reading global
 // memory: that is how rows past seqlen and columns past head_dim become zeros.

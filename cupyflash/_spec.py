@@ -7,11 +7,13 @@ mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 * m_tiles query rows, so
 block_m = 16 * m_tiles * warps. Registers hold the O accumulator (m_tiles *
 head_dim / 2 floats per thread) and one score tile (m_tiles * block_n / 2).
 Measured on H200 against FlashAttention-2 in the same run (bench/NOTES.md v4):
-  head dim <= 64:  128 x 128 (32) / 128 x 96 (64) tiles, 4 warps of 32 rows
-                   (m_tiles = 2): each K/V fragment read from shared memory feeds
-                   two mma, and long key tiles amortise the two barriers per
-                   tile. 128 x 128 at 64 ran 1.00-1.06 x FA2 but spills 4 bytes
-                   under NVRTC 13.0, so 64 takes 128 x 96.
+  head dim <= 64:  128 x 128 tiles, 4 warps of 32 rows (m_tiles = 2): each K/V
+                   fragment read from shared memory feeds two mma, and long key
+                   tiles amortise the two barriers per tile. 0.97-1.06 x FA2 at
+                   seqlen 512-2048 (128 x 96: 0.88-0.97; a 96-key tile also
+                   computes 576 keys for 512). Its 4-byte spill under NVRTC 13.0
+                   (the epilogue's first row, kept across the key loop) is gone
+                   since the epilogue re-reads it (fresh_tid_x in ptx.h).
   head dim 96:     128 x 32, 4 warps of 32 rows: 12 chunks per row do not divide
                    128 threads, so tile loads take the slower generic path and
                    wider key tiles spill.
@@ -73,7 +75,7 @@ SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 # each warp owns 16 * m_tiles query rows, so block_m = 16 * m_tiles * warps.
 MMA_TILES: dict[int, tuple[int, int, int, int]] = {
     32: (128, 128, 4, 2),
-    64: (128, 96, 4, 2),
+    64: (128, 128, 4, 2),
     96: (128, 32, 4, 2),
     128: (128, 64, 4, 2),
     160: (64, 64, 4, 1),
