@@ -7,6 +7,8 @@ Used by bench/device_run.sh; the full instrument is ``python -m cupyflash.bench`
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
 
 import torch
@@ -35,17 +37,49 @@ def time_ms(fn, warmup=5, repeats=30, inner=10):
 SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "float16")}
 
 
-def sweep_args(doc: str):
-    """The sweeps' shared command line: --seqlens, --dtype, --dims."""
+def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", dtypes: bool = True):
+    """The sweeps' shared command line: --seqlens, --dims and (16-bit sweeps) --dtype."""
     ap = argparse.ArgumentParser(description=doc)
-    ap.add_argument("--seqlens", default="1024,4096")
-    ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
-    ap.add_argument("--dims", default="64,128,256")
+    ap.add_argument("--seqlens", default=seqlens)
+    ap.add_argument("--dims", default=dims)
+    if dtypes:
+        ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()
     args.seqlens = [int(x) for x in args.seqlens.split(",")]
     args.dims = [int(x) for x in args.dims.split(",")]
-    args.torch_dtype, args.dtype_name = SWEEP_DTYPES[args.dtype]
+    if dtypes:
+        args.torch_dtype, args.dtype_name = SWEEP_DTYPES[args.dtype]
     return args
+
+
+def time_and_check(run, out, ref, flops, bound, label, repeats=15):
+    """One call of ``run`` into ``out`` (poisoned with NaN first), its relative L2
+    error against ``ref`` (printed as WRONG past ``bound``), then its median time.
+    Returns (TFLOP/s, relative error)."""
+    import cupy as cp
+
+    out.fill(float("nan"))
+    run()
+    rel = float(cp.linalg.norm(out - ref) / cp.linalg.norm(ref))
+    if not rel <= bound:
+        print(f"  WRONG: {label} rel err {rel:.3e} > {bound}", flush=True)
+    return flops / time_ms(run, repeats=repeats, inner=1) / 1e9, rel
+
+
+def summary_line(row, peer: str, cands, table, extra=()) -> str:
+    """One printed line of a checked sweep: the peer, ``extra`` columns, each
+    candidate, the best one's ratio to the peer, the table's entry, the worst error."""
+    best = max(cands, key=lambda n: row[n])
+    cols = [peer, *extra, *cands]
+    return (f"d={row['d']} s={row['s']} causal={row['causal']!s:5} " + "  ".join(f"{n}={row[n]:6.2f}" for n in cols)
+            + f"  best={best} vs {peer}={row[best] / row[peer]:.2f}  table={table}"
+            + f"  max_err={max(row[n + '_err'] for n in (*extra, *cands)):.1e}")
+
+
+def write_results(results, filename):
+    """A sweep's rows as JSON under $OUT (the device run's folder), else here."""
+    with open(os.path.join(os.environ.get("OUT", "."), filename), "w") as f:
+        json.dump(results, f, indent=1)
 
 
 def sweep_inputs(d, s, torch_dtype):

@@ -10,9 +10,6 @@ Results feed the DMMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 
 import cupy as cp
 import torch
@@ -29,13 +26,10 @@ FP64_REL_BOUND = 1e-12  # the issue's bound (and the GPU suite's)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seqlens", default="512,1024,2048,4096")
-    ap.add_argument("--dims", default="64,128,256")
-    args = ap.parse_args()
+    args = floor.sweep_args(__doc__, "512,1024,2048,4096", "64,128,256", dtypes=False)
     results = []
-    for d in (int(x) for x in args.dims.split(",")):
-        for s in (int(x) for x in args.seqlens.split(",")):
+    for d in args.dims:
+        for s in args.seqlens:
             q, k, v = (torch.randn(BATCH, s, HEADS, d, device="cuda", dtype=torch.float64) for _ in range(3))
             out = cp.empty((BATCH, s, HEADS, d), dtype=cp.float64)
             bufs = [_cupy_buffer(x) for x in (*(cp.from_dlpack(t) for t in (q, k, v)), out)]
@@ -54,24 +48,13 @@ def main():
                 specs.update({str(t): dmma_spec(d, t) for t in DMMA_CANDIDATES.get(d, (DMMA_TILES[d],))})
                 for name, spec in specs.items():
                     plan = _dispatch.plan_for_spec(problem, spec, 90)
-                    out.fill(float("nan"))
-                    api._run(plan, problem, *bufs, None, stream, 0)
-                    rel = float(cp.linalg.norm(out - ref) / cp.linalg.norm(ref))
-                    ms = floor.time_ms(lambda: api._run(plan, problem, *bufs, None, stream, 0), repeats=15, inner=1)
-                    row[name] = round(flops / ms / 1e9, 2)
-                    row[name + "_err"] = rel
-                    if not rel <= FP64_REL_BOUND:
-                        print(f"  WRONG: {spec.variant_name} rel err {rel:.3e} > {FP64_REL_BOUND}", flush=True)
+                    tflops, rel = floor.time_and_check(lambda: api._run(plan, problem, *bufs, None, stream, 0),
+                                                       out, ref, flops, FP64_REL_BOUND, spec.variant_name)
+                    row[name], row[name + "_err"] = round(tflops, 2), rel
                 results.append(row)
                 cands = [n for n in specs if n != "simt"]
-                best = max(cands, key=lambda n: row[n])
-                print(f"d={d} s={s} causal={causal!s:5} math={row['math']:6.2f} simt={row['simt']:6.2f}  "
-                      + "  ".join(f"{n}={row[n]:6.2f}" for n in cands)
-                      + f"  best={best} vs math={row[best] / row['math']:.2f}  table={DMMA_TILES[d]}"
-                      + f"  max_err={max(row[n + '_err'] for n in specs):.1e}", flush=True)
-    with open(os.path.join(os.environ.get("OUT", "."), "tune_dmma.json"), "w") as f:
-        json.dump(results, f, indent=1)
-
+                print(floor.summary_line(row, "math", cands, DMMA_TILES[d], extra=("simt",)), flush=True)
+    floor.write_results(results, "tune_dmma.json")
 
 if __name__ == "__main__":
     main()

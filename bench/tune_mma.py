@@ -8,8 +8,6 @@ Results feed the MMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
 
 from __future__ import annotations
 
-import json
-import os
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
@@ -56,8 +54,7 @@ def main():
                 print(f"d={d} s={s} causal={causal!s:5} fa2={fa2:6.1f}  " +
                       "  ".join(f"{k_}={row[k_]:6.1f}" for k_ in row if k_.startswith("(")) +
                       f"  best={best} ratio={row[best] / fa2:.2f}  table={MMA_TILES[d]}", flush=True)
-    with open(os.path.join(os.environ.get("OUT", "."), "tune_mma.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    floor.write_results(results, "tune_mma.json")
 
 
 if __name__ == "__main__":

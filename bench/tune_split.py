@@ -11,9 +11,6 @@ Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/NOTES.md.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 
 import cupy as cp
 import torch
@@ -29,13 +26,10 @@ FP32_REL_BOUND = 1e-5  # the issue's bound (and the GPU suite's)
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--seqlens", default="1024,2048,4096")
-    ap.add_argument("--dims", default="64,128")
-    args = ap.parse_args()
+    args = floor.sweep_args(__doc__, "1024,2048,4096", "64,128", dtypes=False)
     results = []
-    for d in (int(x) for x in args.dims.split(",")):
-        for s in (int(x) for x in args.seqlens.split(",")):
+    for d in args.dims:
+        for s in args.seqlens:
             b, h = max(16384 // s, 1), 2048 // d
             q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
             out, exact = (cp.empty((b, s, h, d), dtype=cp.float32) for _ in range(2))
@@ -55,24 +49,13 @@ def main():
                     plan = _dispatch.plan_for_spec(problem, wgmma_fp32_spec(d, 3, tiles), 90,
                                                    sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
                     bufs = [*ins, _cupy_buffer(out)]
-                    out.fill(float("nan"))
-                    api._run(plan, problem, *bufs, None, stream, 0)
-                    rel = float(cp.linalg.norm(out - exact) / cp.linalg.norm(exact))
-                    ms = floor.time_ms(lambda: api._run(plan, problem, *bufs, None, stream, 0), repeats=15, inner=1)
-                    row[str(tiles)] = round(flops / ms / 1e9, 1)
-                    row[str(tiles) + "_err"] = rel
-                    if not rel <= FP32_REL_BOUND:
-                        print(f"  WRONG: {plan.spec.variant_name} rel err {rel:.3e} > {FP32_REL_BOUND}", flush=True)
+                    tflops, rel = floor.time_and_check(lambda: api._run(plan, problem, *bufs, None, stream, 0),
+                                                       out, exact, flops, FP32_REL_BOUND, plan.spec.variant_name)
+                    row[str(tiles)], row[str(tiles) + "_err"] = round(tflops, 1), rel
                 results.append(row)
                 cands = [str(t) for t in WGMMA_SPLIT_CANDIDATES[d]]
-                best = max(cands, key=lambda n: row[n])
-                print(f"d={d} s={s} causal={causal!s:5} efficient={row['efficient']:6.1f}  "
-                      + "  ".join(f"{n}={row[n]:6.1f}" for n in cands)
-                      + f"  best={best} vs eff={row[best] / row['efficient']:.2f}  table={WGMMA_SPLIT_TILES[d]}"
-                      + f"  max_err={max(row[n + '_err'] for n in cands):.1e}", flush=True)
-    with open(os.path.join(os.environ.get("OUT", "."), "tune_split.json"), "w") as f:
-        json.dump(results, f, indent=1)
-
+                print(floor.summary_line(row, "efficient", cands, WGMMA_SPLIT_TILES[d]), flush=True)
+    floor.write_results(results, "tune_split.json")
 
 if __name__ == "__main__":
     main()

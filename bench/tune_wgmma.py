@@ -10,8 +10,6 @@ Each sample times 10 back-to-back calls (floor.time_ms), so host launch cost ove
 
 from __future__ import annotations
 
-import json
-import os
 
 import cupy as cp
 import torch
@@ -19,7 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
 from cupyflash._spec import WGMMA_CANDIDATES, WGMMA_TILES, wgmma_spec
-from floor import sweep_args, sweep_inputs, time_ms  # bench/ is on sys.path when this runs as a script
+from floor import sweep_args, sweep_inputs, time_ms, write_results  # bench/ is on sys.path when this runs as a script
 
 
 def main():
@@ -48,8 +46,7 @@ def main():
                 print(f"d={d} s={s} causal={causal!s:5} cudnn={row['cudnn']:6.1f} fa2={row['fa2']:6.1f}  " +
                       "  ".join(f"{k_}={row[k_]:6.1f}" for k_ in cands) +
                       f"  best={best} vs_cudnn={row[best] / row['cudnn']:.2f}  table={WGMMA_TILES[d]}", flush=True)
-    with open(os.path.join(os.environ.get("OUT", "."), "tune_wgmma.json"), "w") as f:
-        json.dump(results, f, indent=1)
+    write_results(results, "tune_wgmma.json")
 
 
 if __name__ == "__main__":

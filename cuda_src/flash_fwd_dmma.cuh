@@ -20,6 +20,7 @@
 #include "mask.h"
 #include "params.h"
 #include "ptx.h"
+#include "softmax.h"
 
 namespace cupyflash {
 
@@ -149,15 +150,6 @@ __device__ __forceinline__ void dmma_pv(double (&acc_o)[kMTiles][Tr::kOTiles][2]
   }
 }
 
-__device__ __forceinline__ double quad_max_f64(double x) {
-  x = fmax(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmax(x, __shfl_xor_sync(0xffffffffu, x, 2));
-}
-__device__ __forceinline__ double quad_sum_f64(double x) {
-  x += __shfl_xor_sync(0xffffffffu, x, 1);
-  return x + __shfl_xor_sync(0xffffffffu, x, 2);
-}
-
 // Running state of the one row (g) a thread holds per m tile. max is in raw
 // score units; sum is this thread's partial sum, reduced over the quad at the end.
 struct RowStateF64 {
@@ -174,7 +166,7 @@ __device__ __forceinline__ void online_softmax_f64(double (&s)[kNTiles][2], doub
   double tile_max = neg_inf_f64();
 #pragma unroll
   for (int j = 0; j < kNTiles; ++j) tile_max = fmax(tile_max, fmax(s[j][0], s[j][1]));
-  const double new_max = fmax(st.max, quad_max_f64(tile_max));
+  const double new_max = fmax(st.max, quad_max(tile_max));
   // No visible key so far: offset 0 keeps exp2(-inf - offset) = 0, not NaN.
   const double offset = new_max == neg_inf_f64() ? 0.0 : new_max * scale_log2;
   if (new_max != st.max) {
@@ -281,7 +273,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt) {
     const int row = warp_row0 + 8 * mt + g;
-    const double sum = quad_sum_f64(st[mt].sum);
+    const double sum = quad_sum(st[mt].sum);
     if (row >= p.seqlen_q) continue;
     // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
     const double inv = sum > 0.0 ? 1.0 / sum : 0.0;

@@ -7,11 +7,18 @@
 
 namespace cupyflash {
 
-__device__ __forceinline__ float quad_max(float x) {
-  x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
-  return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
+__device__ __forceinline__ float max_of(float a, float b) { return fmaxf(a, b); }
+__device__ __forceinline__ double max_of(double a, double b) { return fmax(a, b); }
+
+// Row reductions over the four threads of a quad, for float (fp16/bf16 kernels)
+// and double (the fp64 DMMA kernel) scores.
+template <class T>
+__device__ __forceinline__ T quad_max(T x) {
+  x = max_of(x, __shfl_xor_sync(0xffffffffu, x, 1));
+  return max_of(x, __shfl_xor_sync(0xffffffffu, x, 2));
 }
-__device__ __forceinline__ float quad_sum(float x) {
+template <class T>
+__device__ __forceinline__ T quad_sum(T x) {
   x += __shfl_xor_sync(0xffffffffu, x, 1);
   return x + __shfl_xor_sync(0xffffffffu, x, 2);
 }
