@@ -56,20 +56,6 @@ struct DmmaKernelTraits {
   static_assert(kBlockN % 8 == 0, "key tile must be a multiple of 8 (n8 tiles of S)");
 };
 
-// D = A.B + D on the fp64 tensor cores.
-__device__ __forceinline__ void dmma_884(double (&c)[2], double a, double b) {
-  asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
-               : "+d"(c[0]), "+d"(c[1]) : "d"(a), "d"(b));
-}
-
-// 8-byte global -> shared copy; src_bytes = 0 zero-fills (rows past seqlen,
-// columns past head_dim). 8 bytes needs only the element alignment every
-// float64 array has, so no operand is ever staged.
-__device__ __forceinline__ void cp_async_8(u32 dst, const void* src, bool valid) {
-  const int src_bytes = valid ? 8 : 0;
-  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
-}
-
 // The largest power of two (at most 256) that divides kD: that many threads
 // share a row of a tile, each copying every kLanes-th column.
 template <int kD>

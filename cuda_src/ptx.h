@@ -1,4 +1,4 @@
-// Thin wrappers around the sm_80+ PTX we use: mma.sync, ldmatrix, cp.async,
+// Thin wrappers around the sm_80+ PTX we use: mma.sync (fp16/bf16 and f64), ldmatrix, cp.async,
 // and float -> fp16/bf16 packing. Each wrapper is one instruction.
 #pragma once
 #include "common.h"
@@ -33,6 +33,14 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending)); }
 
+// 8-byte global -> shared copy; src_bytes = 0 zero-fills (rows past seqlen,
+// columns past head_dim). 8 bytes needs only the element alignment every
+// float64 array has, so no operand is ever staged.
+__device__ __forceinline__ void cp_async_8(u32 dst, const void* src, bool valid) {
+  const int src_bytes = valid ? 8 : 0;
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 8, %2;\n" ::"r"(dst), "l"(src), "r"(src_bytes));
+}
+
 // ---- ldmatrix: four 8x8 b16 matrices; lanes 8i..8i+7 give the row addresses of matrix i ----
 __device__ __forceinline__ void ldmatrix_x4(u32 (&r)[4], u32 addr) {
   asm volatile("ldmatrix.sync.aligned.m8n8.x4.shared.b16 {%0, %1, %2, %3}, [%4];\n"
@@ -61,6 +69,13 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const u32 (&a)[4], u32 
         : "+f"(c[0]), "+f"(c[1]), "+f"(c[2]), "+f"(c[3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b0), "r"(b1));
   }
+}
+
+// ---- mma.sync m8n8k4 f64 (DMMA, the fp64 tensor cores): D = A.B + D ----
+// Fragments (g = lane / 4, t = lane % 4): a = (g, t); b = (k t, n g); c0, c1 = (g, 2t), (g, 2t+1).
+__device__ __forceinline__ void dmma_884(double (&c)[2], double a, double b) {
+  asm volatile("mma.sync.aligned.m8n8k4.row.col.f64.f64.f64.f64 {%0,%1}, {%2}, {%3}, {%0,%1};\n"
+               : "+d"(c[0]), "+d"(c[1]) : "d"(a), "d"(b));
 }
 
 // Round two floats to the element type and pack them: lo in bits 0..15, hi in 16..31

@@ -83,8 +83,7 @@ def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, with_lo: bo
     for name, buf in bufs.items():
         x = buf.as_cupy()
         xs[name] = x.transpose(0, 2, 1, 3) if layout == "bhsd" else x
-    zero = cupy.zeros((), dtype=cupy.float32)
-    maxima = [absmax(x) if x.size else zero for x in xs.values()]
+    maxima = [absmax(x) if x.size else cupy.zeros((), dtype=cupy.float32) for x in xs.values()]
     f = cupy.empty(5, dtype=cupy.float32)  # fq, fk, fv, score multiplier, output multiplier
     factors(*maxima, TARGET_EXP, MAX_SHIFT["q"], MAX_SHIFT["k"], MAX_SHIFT["v"], *(f[i] for i in range(5)))
     hi, lo = {}, {}
