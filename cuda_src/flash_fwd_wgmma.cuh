@@ -52,8 +52,10 @@ constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's
 constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
 constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
 
-// Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1.
+// Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1,
+// then each consumer warpgroup's epilogue (its rows of O are in shared memory).
 constexpr int kTurnBarrier0 = 1;
+constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2>
@@ -129,10 +131,32 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
   return w;
 }
 
+// The end of one work item's softmax for this thread's rows (g, g + 8) of its
+// warp (row_off: the warp's first row in the query block): writes LSE and
+// returns each row's output multiplier, out_scale / sum. sum == 0 only for a row
+// that attends no key: multiplier 0 (output 0) and LSE -inf, never NaN.
+__device__ __forceinline__ float2 finish_rows(const FlashParams& p, const WorkItem& w, const RowState& rs, int row_off,
+                                              int lane, float scale_log2, float out_scale) {
+  const int g = lane / 4, t = lane % 4;
+  float inv[2];
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    const float sum = quad_sum(rs.sum[half]);
+    inv[half] = sum > 0.f ? out_scale / sum : 0.f;
+    const int row = w.m0 + row_off + g + 8 * half;
+    if (p.lse != nullptr && t == 0 && row < p.seqlen_q) {
+      const float lse = sum > 0.f ? (rs.max[half] * scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
+      p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
+    }
+  }
+  return make_float2(inv[0], inv[1]);
+}
+
 // Epilogue of one work item, whose P.V have all landed in o_acc and whose softmax
 // state is rs: normalise, write O straight from registers, write LSE. row_off is
 // the first row of this thread's warp within the query block. kZeros: an item
-// whose every row is masked (zeros, LSE -inf), without reading o_acc.
+// whose every row is masked (zeros, LSE -inf), without reading o_acc. The fp32
+// outputs take this path; 16-bit ones go through shared memory (stage_o).
 template <class Elem, bool kFp32, int kOTiles, bool kZeros = false>
 __device__ __forceinline__ void store_o(const FlashParams& p, const WorkItem& w, const RowState& rs,
                                         const float (&o_acc)[kOTiles][4], int row_off, int lane, float scale_log2,
@@ -140,17 +164,12 @@ __device__ __forceinline__ void store_o(const FlashParams& p, const WorkItem& w,
   using OutT = typename Conditional<kFp32, float, u16>::type;  // fp32 input: fp32 output
   const int g = lane / 4, t = lane % 4;  // this thread's rows (g, g + 8) and column pair in a fragment
   OutT* o = static_cast<OutT*>(p.o) + w.batch * p.o_batch_stride + w.head * p.o_head_stride;
+  const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    const float sum = quad_sum(rs.sum[half]);
-    // sum == 0 only for a row that attends no key: output 0 and LSE -inf, never NaN.
-    const float inv_sum = sum > 0.f ? out_scale / sum : 0.f;
+    const float inv_sum = half == 0 ? inv.x : inv.y;
     const int row = w.m0 + row_off + g + 8 * half;
     if (row >= p.seqlen_q) continue;
-    if (p.lse != nullptr && t == 0) {
-      const float lse = sum > 0.f ? (rs.max[half] * scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
-      p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
-    }
     OutT* o_row = o + row * p.o_row_stride;
 #pragma unroll
     for (int j = 0; j < kOTiles; ++j) {
@@ -161,6 +180,39 @@ __device__ __forceinline__ void store_o(const FlashParams& p, const WorkItem& w,
       if constexpr (kFp32) *reinterpret_cast<float2*>(o_row + col) = make_float2(x, y);
       else *reinterpret_cast<u32*>(o_row + col) = pack2<Elem>(x, y);
     }
+  }
+}
+
+// Epilogue of one work item for 16-bit outputs, first half: this warp's 16 rows
+// of O, normalised and rounded, go into its rows of q_buf (a Q buffer that the
+// item no longer reads) in the TMA box layout: kD/64
+// boxes, 128-byte rows, 16-byte chunk c of row r at position c ^ (r % 8). One
+// stmatrix writes four 8 x 8 matrices: n8 tiles 2jp and 2jp + 1, rows g and g + 8.
+// A warp store straight to global memory touches 8 rows per instruction (2 * kD/8
+// such stores per thread); this is kD/16 conflict-free shared stores, and one
+// TMA store per box writes whole rows (stage_o's caller issues it).
+// The consumer's thread index is read afresh (volatile): ptxas otherwise hoists
+// this lane's row address out of the item loop and, in the 3-warpgroup variant
+// (128 registers), spills it.
+template <class Elem, int kOTiles, int kBoxBytes>
+__device__ __forceinline__ void stage_o(u32 q_buf, float2 inv, const float (&o_acc)[kOTiles][4]) {
+  constexpr int kTilesPerBox = kTmaBoxCols / 8;
+  const int tid = fresh_tid_x() - kWarpgroupThreads;  // consumer threads follow the producer warpgroup
+  const int lane = tid % kWarpSize;
+  const int r = lane % 8, matrix = lane / 8;  // the row this lane addresses, of matrix 0..3
+  const int half = matrix % 2, tile_hi = matrix / 2;
+  const int row = 16 * (tid / kWarpSize) + 8 * half + r;  // a warp owns 16 rows of the block
+  const u32 row_addr = q_buf + row * kSwizzleRowBytes;
+  const u32 lane_swizzle = static_cast<u32>(tile_hi ^ r);  // (2jp + tile_hi) ^ r == (2jp % 8) ^ lane_swizzle in a box
+#pragma unroll
+  for (int jp = 0; jp < kOTiles / 2; ++jp) {
+    const int j = 2 * jp;
+    const u32 chunk = static_cast<u32>(j % kTilesPerBox) ^ lane_swizzle;
+    const u32 addr = row_addr + (j / kTilesPerBox) * kBoxBytes + chunk * 16;
+    stmatrix_x4(addr, pack2<Elem>(o_acc[j][0] * inv.x, o_acc[j][1] * inv.x),
+                pack2<Elem>(o_acc[j][2] * inv.y, o_acc[j][3] * inv.y),
+                pack2<Elem>(o_acc[j + 1][0] * inv.x, o_acc[j + 1][1] * inv.x),
+                pack2<Elem>(o_acc[j + 1][2] * inv.y, o_acc[j + 1][3] * inv.y));
   }
 }
 
@@ -387,10 +439,53 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
 #pragma unroll
     for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
   };
-  // Epilogue of item w (a function: lambdas called from several places may be
+  // 16-bit outputs leave through shared memory and TMA: each warpgroup writes its
+  // rows of O into its own rows of the item's Q buffer, free once the item's
+  // last Q.K^T completed. The buffer goes back to the producer (empty_q) only
+  // once the TMA store has read it ("drain"), not right after that Q.K^T.
+  // Hazard: with one Q buffer a persistent CTA would then load the next item's Q
+  // only after this epilogue, and with the cross-item pipeline never (the
+  // epilogue waits for the next item's first softmax): those variants, and the
+  // fp32 outputs (twice the bytes), store straight from registers.
+  constexpr bool kSmemEpilogue = !kFp32 && (kQS == 2 || !kPersistent);
+  // Draining the epilogue's store: every consumer warp arrives on empty_q of the
+  // buffer, and the thread that issued the store first waits until it has read
+  // shared memory. The buffer is always the last finished item's, q_slot(q_use - 1),
+  // and each item drains it once, at its first point where no wgmma is in
+  // flight (a branch with one in flight would make ptxas serialise the wgmmas):
+  // after its second tile's P.V, or after its only tile. By then the epilogue of
+  // the item before has always run (in this item's first tile with the cross-item
+  // pipeline, at its own end otherwise), unless this is the CTA's first item:
+  // hence q_use > 0. The kernel's end drains the last one. (No flag: the
+  // 3-warpgroup variant runs at 128 registers, where one more live value spills.)
+  auto drain_store = [&] {
+    if constexpr (kSmemEpilogue) {
+      if (q_use == 0) return;
+      if (tid % kWarpgroupThreads == 0) bulk_wait_read<0>();
+      release(empty_q(q_slot(q_use - 1)));
+    }
+  };
+  // Epilogue of item w, the last item counted in q_use, so it read Q buffer
+  // q_slot(q_use - 1) (a function: lambdas called from several places may be
   // left un-inlined, and then spill).
   auto write_out = [&](const WorkItem& w, const RowState& rs) {
-    store_o<Elem, kFp32, Tr::kOTiles>(p, w, rs, acc_o, 64 * cwg + 16 * (warp % 4), lane, scale_log2, out_scale);
+    const int row_off = 64 * cwg + 16 * (warp % 4);
+    if constexpr (kSmemEpilogue) {
+      const int qs_w = q_slot(q_use - 1);
+      const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
+      stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(slot_q(qs_w), inv, acc_o);
+      fence_proxy_async_smem();  // the TMA store (async proxy) must see these writes
+      named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 + cwg);
+      if (tid % kWarpgroupThreads == 0) {
+        const u32 rows = slot_q(qs_w) + 64 * cwg * kSwizzleRowBytes;
+#pragma unroll
+        for (int b = 0; b < Tr::kBoxes; ++b)
+          tma_store_4d(&tma.o, rows + b * Tr::kQBoxBytes, b * kTmaBoxCols, w.m0 + 64 * cwg, w.head, w.batch);
+        bulk_commit();
+      }
+    } else {
+      store_o<Elem, kFp32, Tr::kOTiles>(p, w, rs, acc_o, row_off, lane, scale_log2, out_scale);
+    }
   };
 
   u32 pf[Tr::kCopies][kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
@@ -478,6 +573,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         fence_frag(pf);
         release(empty_v(slot(u)));
         add_pv();
+        // P before the epilogue: its fragments take half the registers of the
+        // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
+        pack_p(pf, sc);
         write_out(pending, done);
         zero_o();
       } else {
@@ -492,8 +590,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         fence_acc(sc);
         release(empty_k(slot(use)));
         scores_to_p(sc, 0);  // O is still zero: nothing to rescale
+        pack_p(pf, sc);
       }
-      pack_p(pf, sc);
     }
     for (int i = 1; i < n_tiles; ++i) {
       const int u = use + i;
@@ -516,12 +614,15 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       fence_acc(acc_o);
       fence_frag(pf);
       release(empty_v(slot(u - 1)));
+      if (i == 1) drain_store();  // the last item's O left shared memory a tile ago: hand its Q buffer back
       add_pv();
       rescale_o(acc_o, corr);
       pack_p(pf, sc);
     }
-    // Every Q.K^T of this item has completed: the producer may refill this Q buffer.
-    release(empty_q(qs));
+    if (n_tiles == 1) drain_store();
+    // Every Q.K^T of this item has completed: the producer may refill this Q
+    // buffer, unless the epilogue is to use it first.
+    if constexpr (!kSmemEpilogue) release(empty_q(qs));
     use += n_tiles;
     ++q_use;
     if constexpr (kCrossItem) {
@@ -534,6 +635,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   if constexpr (kCrossItem) {
     if (has_pending) finish(pending);
   }
+  drain_store();  // shared memory must outlive the last TMA store's reads
   if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
 }
 

@@ -51,6 +51,35 @@ __device__ __forceinline__ void tma_load_4d(u32 dst, const void* desc, u32 bar, 
       : "memory");
 }
 
+// 4-D tiled store of one box from shared memory (same coordinates as the load).
+// Elements outside the tensor (rows past seqlen, columns past head_dim) are not
+// written. The store joins this thread's current bulk group.
+__device__ __forceinline__ void tma_store_4d(const void* desc, u32 src, int c0, int c1, int c2, int c3) {
+  asm volatile("cp.async.bulk.tensor.4d.global.shared::cta.bulk_group [%0, {%2, %3, %4, %5}], [%1];\n" ::"l"(
+                   reinterpret_cast<u64>(desc)),
+               "r"(src), "r"(c0), "r"(c1), "r"(c2), "r"(c3)
+               : "memory");
+}
+__device__ __forceinline__ void bulk_commit() { asm volatile("cp.async.bulk.commit_group;\n" ::: "memory"); }
+// Wait until at most kPending of this thread's bulk groups still read shared
+// memory (their global writes may still be in flight): the source may then be reused.
+template <int kPending>
+__device__ __forceinline__ void bulk_wait_read() {
+  asm volatile("cp.async.bulk.wait_group.read %0;\n" ::"n"(kPending) : "memory");
+}
+// Make this thread's ordinary shared-memory writes visible to the async proxy
+// (a TMA store that a barrier later lets read them).
+__device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+
+// Four 8 x 8 matrices of 16-bit values into shared memory: register r of every
+// thread is row lane / 4, columns 2 * (lane % 4) and +1 of matrix r (an mma
+// accumulator fragment's layout); lane i gives the address of row i % 8 of matrix i / 8.
+__device__ __forceinline__ void stmatrix_x4(u32 addr, u32 r0, u32 r1, u32 r2, u32 r3) {
+  asm volatile("stmatrix.sync.aligned.m8n8.x4.shared.b16 [%0], {%1, %2, %3, %4};\n" ::"r"(addr), "r"(r0), "r"(r1),
+               "r"(r2), "r"(r3)
+               : "memory");
+}
+
 // ---------------------------------------------------------------- register budget
 template <int kRegs>
 __device__ __forceinline__ void setmaxnreg_inc() { asm volatile("setmaxnreg.inc.sync.aligned.u32 %0;\n" ::"n"(kRegs)); }
@@ -67,6 +96,13 @@ __device__ __forceinline__ void named_barrier_sync() {
 template <int kId, int kThreads>
 __device__ __forceinline__ void named_barrier_arrive() {
   asm volatile("bar.arrive %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
+}
+
+// The same with the id in a register: ptxas then reserves all 16 barriers, which
+// costs nothing at one CTA per SM.
+template <int kThreads>
+__device__ __forceinline__ void named_barrier_sync(u32 id) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
 }
 
 // ---------------------------------------------------------------- wgmma

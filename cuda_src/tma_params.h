@@ -5,7 +5,7 @@
 // Each map views a tensor as 4-D (head_dim, seqlen, heads, batch), innermost
 // first, with the caller's strides, a box of (64 columns, block rows, 1, 1) and
 // the 128-byte swizzle that wgmma's descriptors expect. Out-of-range elements
-// (rows past seqlen, columns past head_dim) arrive as zeros.
+// (rows past seqlen, columns past head_dim) arrive as zeros, and a store skips them.
 #pragma once
 #include "common.h"
 
@@ -26,6 +26,9 @@ struct TmaParams {
   TmaDesc q_lo;
   TmaDesc k_lo;
   TmaDesc v_lo;
+  // The output, box (64, 64, 1, 1): one consumer warpgroup's rows (16-bit
+  // outputs, stored through shared memory); unused, zero, for fp32 output.
+  TmaDesc o;
 };
 
 }  // namespace cupyflash

@@ -19,6 +19,17 @@ MMA_MIN_ARCH = 80
 # Output elements each kernel family stores at once (16-byte chunks of 16-bit
 # values; pairs; scalars): the output's strides must be multiples of it.
 OUT_STORE_ELEMS = {"mma": 8, "wgmma": 2, "dmma": 1, "simt": 1}
+# The wgmma kernel's 16-bit outputs leave through TMA stores: strides that are
+# positive multiples of 16 bytes (its fp32 outputs are stored in pairs).
+TMA_OUT_STORE_ELEMS = 8
+
+
+def out_needs_staging(spec, strides: tuple[int, ...], sizes: tuple[int, ...]) -> bool:
+    """Whether the output, with these (batch, row, head) strides and sizes, must be
+    written through a staging buffer by this kernel variant (a size-1 axis is never stepped)."""
+    tma = spec.family == "wgmma" and not spec.fp32_terms
+    elems = TMA_OUT_STORE_ELEMS if tma else OUT_STORE_ELEMS[spec.family]
+    return any(st % elems or (tma and st <= 0) for st, n in zip(strides, sizes) if n > 1)
 # The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
 MMA_ALIGN_ELEMS = 8
 MMA_ALIGN_BYTES = 16

@@ -44,10 +44,11 @@ PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
 LOG2E = 1.4426950408889634
 
 # The Hopper kernel's second parameter, ``TmaParams`` (cuda_src/tma_params.h):
-# 128-byte CUtensorMap values encoded by cupyflash._tma: q, k, v, and the split
-# fp32 kernel's lo parts (zeros for the other variants).
+# 128-byte CUtensorMap values encoded by cupyflash._tma: q, k, v, the split
+# fp32 kernel's lo parts (zeros for the other variants), and the output (16-bit
+# outputs only; zeros for fp32).
 TMA_DESC_WORDS = 16
-TMA_PARAMS_FIELDS: tuple[str, ...] = ("q", "k", "v", "q_lo", "k_lo", "v_lo")
+TMA_PARAMS_FIELDS: tuple[str, ...] = ("q", "k", "v", "q_lo", "k_lo", "v_lo", "o")
 TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TMA_PARAMS_FIELDS])
 
 
@@ -65,10 +66,11 @@ def make_params(**fields: object) -> np.void:
 
 
 def make_tma_params(q: bytes, k: bytes, v: bytes, q_lo: bytes | None = None, k_lo: bytes | None = None,
-                    v_lo: bytes | None = None) -> np.void:
-    """Build one ``TmaParams`` value from encoded tensor maps (lo maps: split kernel only)."""
+                    v_lo: bytes | None = None, o: bytes | None = None) -> np.void:
+    """Build one ``TmaParams`` value from encoded tensor maps (lo maps: split kernel
+    only; the output map: 16-bit outputs only)."""
     value = np.zeros((), dtype=TMA_PARAMS_DTYPE)
-    for name, desc in zip(TMA_PARAMS_FIELDS, (q, k, v, q_lo, k_lo, v_lo)):
+    for name, desc in zip(TMA_PARAMS_FIELDS, (q, k, v, q_lo, k_lo, v_lo, o)):
         if desc is not None:
             value[name] = np.frombuffer(desc, dtype=np.uint64)
     return value[()]

@@ -10,6 +10,7 @@ from ._compile import get_function
 from ._dispatch import Plan
 from ._params import LOG2E, make_params, make_tma_params
 from ._problem import Problem, build_problem, check_out, to_bshd
+from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from .errors import ArgumentError, NoGPUError
 
 
@@ -230,6 +231,9 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
     split kernel's lo parts, which share the hi parts' shapes and strides), bshd order."""
     spec, p = plan.spec, problem
     dtype = "float16" if spec.fp32_terms else spec.dtype
+    # 16-bit outputs leave through TMA stores of one consumer warpgroup's rows.
+    o_map = None if spec.fp32_terms else _tma.encode(dtype, ptrs["o"], head_dim_v, p.seqlen_q, p.heads_q, p.batch,
+                                                     strides["o"], WGMMA_ROWS_PER_WARPGROUP)
 
     def maps(pt):
         q_map = _tma.encode(dtype, pt["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
@@ -241,7 +245,8 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
                 _tma.encode(dtype, pt["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
                 _tma.encode(dtype, pt["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
 
-    return make_tma_params(*maps(ptrs), *(maps(lo_ptrs) if lo_ptrs is not None else ()))
+    lo_maps = maps(lo_ptrs) if lo_ptrs is not None else (None, None, None)
+    return make_tma_params(*maps(ptrs), *lo_maps, o_map)
 
 
 def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer,
@@ -278,8 +283,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     # strides are not multiples of that width is written through a staging buffer
     # too (a misaligned vector store would be a sticky CUDA error).
     out_sizes = (problem.batch, problem.seqlen_q, problem.heads_q)  # a size-1 axis is never stepped
-    if "out" in plan.staged or any(st % _dispatch.OUT_STORE_ELEMS[plan.spec.family]
-                                   for st, n in zip(strides["o"], out_sizes) if n > 1):
+    if "out" in plan.staged or _dispatch.out_needs_staging(plan.spec, strides["o"], out_sizes):
         import cupy
 
         staged_out = cupy.empty((problem.batch, problem.seqlen_q, problem.heads_q, head_dim_v), dtype=np_dtype(o.dtype))

@@ -10,7 +10,7 @@ import pytest
 
 import cupyflash
 from cupyflash._spec import (DMMA_CANDIDATES, DMMA_TILES, HEAD_DIM_BUCKETS, MMA_TILES, dmma_spec, head_dim_bucket,
-                             shipped_specs)
+                             mma_spec, shipped_specs)
 
 from helpers import expected_grid, qkv
 
@@ -186,6 +186,22 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width):
         cupyflash.explain(q, k, v, arch=80, precision="fast")
     with pytest.raises(cupyflash.ArgumentError, match="runs on backend 'auto' or 'wgmma'"):
         cupyflash.explain(q, k, v, arch=90, precision="fast", backend="simt")
+
+
+def test_output_staging_follows_the_store_path():
+    """The wgmma kernel's 16-bit outputs leave by TMA (positive strides, multiples
+    of 8 elements); its fp32 outputs and the other families store from registers."""
+    from cupyflash import _dispatch
+    from cupyflash._spec import wgmma_fp32_spec, wgmma_spec
+
+    bf16, fp32 = wgmma_spec("bfloat16", 128), wgmma_fp32_spec(128, 3)
+    sizes = (2, 100, 4)
+    assert not _dispatch.out_needs_staging(bf16, (100 * 4 * 128, 4 * 128, 128), sizes)  # contiguous bshd
+    assert _dispatch.out_needs_staging(bf16, (100 * 4 * 130, 4 * 130, 130), sizes)  # rows of 130: not 16-byte strides
+    assert not _dispatch.out_needs_staging(fp32, (100 * 4 * 130, 4 * 130, 130), sizes)  # pairs of floats are fine
+    assert _dispatch.out_needs_staging(bf16, (100 * 4 * 128, -4 * 128, 128), sizes)  # reversed rows: TMA cannot
+    assert not _dispatch.out_needs_staging(bf16, (0, 4 * 128, 128), (1, 100, 4))  # a size-1 axis is never stepped
+    assert _dispatch.out_needs_staging(mma_spec("float16", 64), (0, 4 * 66, 66), (1, 100, 4))
 
 
 def test_precision_is_checked():
