@@ -1,62 +1,87 @@
-"""Same-run timing of the dispatched (auto) kernel against cuDNN over the bench's
-standard shapes, for comparing two trees of cupyflash in one device call: run it
-once per tree (PYTHONPATH picks the tree) and compare the cupyflash / cuDNN
-ratios, which cancel most of the clock drift between the two runs.
+"""Same-run A/B of the dispatched (auto) kernel of two cupyflash trees, with cuDNN
+alongside, over the bench's standard shapes (batch 16384 / s, heads 2048 / d).
 
-    python bench/ab_auto.py --label new [--seqlens 512,1024,4096] [--dims 64,128,256] [--dtype bf16]
+    python bench/ab_auto.py --old ab_old [--seqlens 512,1024,4096] [--dims 64,128,256] [--dtype bf16]
 
-Every timed output is first checked against cuDNN's (relative L2 error <= 2e-2:
-a wrong kernel is reported, not timed). Writes ab_<label>.json under $OUT.
+``--old DIR`` holds the other tree with its package renamed ``cupyflash_old``
+(next to its own cuda_src/). Both trees are loaded in this one process, and the
+three contenders are timed in interleaved rounds (floor.interleaved_ms): at
+short seqlens one call lasts ~100 us and separate runs drift by more than the
+change being measured. The
+kernels are launched through each tree's internal ``api._run`` with the plan
+made beforehand, as in bench/tune_wgmma.py, so host-side validation is not
+timed. Every output is checked against cuDNN's first (relative L2 <= 2e-2).
+Writes ab_auto.json under $OUT.
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib
+import sys
 
+import cupy as cp
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import cupyflash
-from floor import SWEEP_DTYPES, time_ms, write_results  # bench/ is on sys.path when this runs as a script
+from floor import SWEEP_DTYPES, interleaved_ms, sweep_inputs, write_results  # bench/ is on sys.path as a script
 
 AGREEMENT_BOUND = 2e-2  # 16-bit outputs of two correct kernels differ by ~1e-3
 
 
+def launcher(pkg, q, k, v, bufs, stream, causal):
+    """A no-argument call of pkg's dispatched kernel on these buffers (plan made here)."""
+    adapter, problem = pkg.api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
+    plan = pkg._dispatch.plan(problem, 90, "auto", {n: 0 for n in ("q", "k", "v", "out")}, sm_count)
+    return lambda: pkg.api._run(plan, problem, *bufs, None, stream, 0), plan.spec.variant_name
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--label", default="run")
+    ap.add_argument("--old", required=True)
     ap.add_argument("--seqlens", default="512,1024,4096")
     ap.add_argument("--dims", default="64,128,256")
     ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()
-    label = args.label
-    seqlens = [int(x) for x in args.seqlens.split(",")]
-    dims = [int(x) for x in args.dims.split(",")]
+    sys.path.insert(0, args.old)
+    trees = {"old": importlib.import_module("cupyflash_old"), "new": cupyflash}
     torch_dtype, _ = SWEEP_DTYPES[args.dtype]
     rows = []
-    for d in dims:
-        for s in seqlens:
-            b, h = max(16384 // s, 1), 2048 // d
-            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch_dtype) for _ in range(3))
+    for d in (int(x) for x in args.dims.split(",")):
+        for s in (int(x) for x in args.seqlens.split(",")):
+            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, torch_dtype)
             qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+            out = torch.from_dlpack(bufs[3].owner)
             for causal in (False, True):
                 flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
-                with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
-                    peer = lambda: torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
-                    ref = peer().transpose(1, 2).float()
-                    cudnn = flops / time_ms(peer) / 1e9
-                ours = lambda: cupyflash.attention(q, k, v, causal=causal)
-                err = float((ours().float() - ref).norm() / ref.norm())
-                row = {"d": d, "s": s, "causal": causal, "cudnn": round(cudnn, 1), "err": err}
-                if err <= AGREEMENT_BOUND:
-                    row["cupyflash"] = round(flops / time_ms(ours) / 1e9, 1)
-                    row["ratio"] = round(row["cupyflash"] / cudnn, 3)
+
+                def cudnn():
+                    with sdpa_kernel(SDPBackend.CUDNN_ATTENTION):
+                        return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+
+                ref = cudnn().transpose(1, 2).float()
+                runs = {"cudnn": cudnn}
+                row = {"d": d, "s": s, "causal": causal}
+                for name, pkg in trees.items():
+                    runs[name], row[f"{name}_variant"] = launcher(pkg, q, k, v, bufs, stream, causal)
+                    out.fill_(float("nan"))
+                    runs[name]()
+                    row[f"{name}_err"] = err = float((out.float() - ref).norm() / ref.norm())
+                    if not err <= AGREEMENT_BOUND:
+                        print(f"WRONG: {name} d={d} s={s} causal={causal} err {err:.2e}", flush=True)
+                        runs.pop(name)
+                for n, ms in interleaved_ms(runs).items():
+                    row[n] = round(flops / ms / 1e9, 1)
                 rows.append(row)
-                print(f"{label} d={d} s={s} causal={causal!s:5} cudnn={cudnn:6.1f} "
-                      f"cupyflash={row.get('cupyflash', 'WRONG')} ratio={row.get('ratio', '-')} err={err:.1e}",
+                print(f"d={d} s={s} causal={causal!s:5} cudnn={row['cudnn']:6.1f} "
+                      + " ".join(f"{n}={row.get(n, 'WRONG')} ({row[n] / row['cudnn']:.3f})" if n in row else
+                                 f"{n}=WRONG" for n in trees)
+                      + (f" new/old={row['new'] / row['old']:.3f}" if "old" in row and "new" in row else ""),
                       flush=True)
-            del q, k, v, qt, kt, vt
-    write_results(rows, f"ab_{label}.json")
+            del q, k, v, qt, kt, vt, out, bufs
+    write_results(rows, "ab_auto.json")
 
 
 if __name__ == "__main__":

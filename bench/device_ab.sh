@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A/B of the dispatched kernel on the device, one call: the working tree ("new")
-# against an older commit unpacked into ab_old/ ("old"), each timed against cuDNN
-# in the same run (bench/ab_auto.py), after the new tree's checks.
-#   here:   rm -rf ab_old && mkdir ab_old && git archive REV cupyflash cuda_src bench | tar -x -C ab_old
-#           cp bench/ab_auto.py bench/floor.py ab_old/bench/  (the same instrument for both trees)
+# against an older commit ("old") and cuDNN, interleaved in one process
+# (bench/ab_auto.py), after the new tree's checks.
+#   here:   rm -rf ab_old && mkdir ab_old && git archive REV cupyflash cuda_src | tar -x -C ab_old
+#           mv ab_old/cupyflash ab_old/cupyflash_old
 #           (ab_old/ is in .git/info/exclude; pass it to the device tool's carry)
 #   device: AB_CHECK="smoke suite" AB_SUITE_K=wgmma bash bench/device_ab.sh [ab_auto.py arguments]
 set -uo pipefail
@@ -24,9 +24,4 @@ racecheck)
     > "$OUT/sanitize_racecheck.txt" 2>&1
   echo "racecheck exit $?: $(grep -E "RACECHECK SUMMARY|ERROR SUMMARY" "$OUT/sanitize_racecheck.txt" | tail -1)";;
 esac; done
-for tree in old new; do
-  dir=$PWD; [ $tree = old ] && dir=$PWD/ab_old
-  (cd "$dir" && PYTHONPATH=$dir timeout 200 python3 bench/ab_auto.py --label $tree "$@" > "$OUT/ab_$tree.txt" 2>&1)
-  echo "$tree exit $?"
-done
-paste <(awk '{print $2, $3, $4, $5, $6}' "$OUT/ab_old.txt") <(awk '{print $5, $6}' "$OUT/ab_new.txt") | column -t
+PYTHONPATH=$PWD timeout "${AB_TIMEOUT:-300}" python3 bench/ab_auto.py --old ab_old "$@" 2>&1 | tee "$OUT/ab_auto.txt"

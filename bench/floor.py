@@ -34,6 +34,20 @@ def time_ms(fn, warmup=5, repeats=30, inner=10):
     return statistics.median(times)
 
 
+def interleaved_ms(runs, rounds=7, repeats=10):
+    """Median ms per call of each of ``runs`` (name -> no-argument call), timed in
+    interleaved rounds (a, b, c, a, b, c, ...; ``repeats`` single-call samples per
+    contender per round): clock and power drift over a sweep then moves every
+    contender alike instead of favouring whichever ran first. At seqlen <= 2048 a
+    call lasts ~0.1 ms and back-to-back sweeps differed by up to 20 % per variant
+    (bench/NOTES.md, "wgmma epilogue through shared memory")."""
+    samples = {name: [] for name in runs}
+    for _ in range(rounds):
+        for name, fn in runs.items():
+            samples[name].append(time_ms(fn, warmup=2, repeats=repeats, inner=1))
+    return {name: statistics.median(ts) for name, ts in samples.items()}
+
+
 SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "float16")}
 
 

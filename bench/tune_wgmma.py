@@ -5,7 +5,7 @@ torch SDPA's cuDNN and flash backends in the same run.
     python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256]
 
 Results feed the WGMMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
-Each sample times 10 back-to-back calls (floor.time_ms), so host launch cost overlaps GPU work.
+Every contender is timed in interleaved rounds (floor.interleaved_ms), kernel launches only.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
 from cupyflash._spec import WGMMA_CANDIDATES, WGMMA_TILES, wgmma_spec
-from floor import sweep_args, sweep_inputs, time_ms, write_results  # bench/ is on sys.path when this runs as a script
+from floor import interleaved_ms, sweep_args, sweep_inputs, write_results  # bench/ is on sys.path when this runs as a script
 
 
 def main():
@@ -32,14 +32,17 @@ def main():
                 _, problem = api._validate(*(x.owner for x in bufs[:3]), causal, "bottom_right", None, "bshd")
                 qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
                 row = {"d": d, "s": s, "causal": causal}
+                runs = {}
                 for name, be in (("cudnn", SDPBackend.CUDNN_ATTENTION), ("fa2", SDPBackend.FLASH_ATTENTION)):
-                    with sdpa_kernel(be):
-                        row[name] = round(flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
-                            qt, kt, vt, is_causal=causal), warmup=3, repeats=15) / 1e9, 1)
+                    def peer(be=be, causal=causal):
+                        with sdpa_kernel(be):
+                            return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+                    runs[name] = peer
                 for tiles in WGMMA_CANDIDATES[d]:
                     plan = _dispatch.plan_for_spec(problem, wgmma_spec(args.dtype_name, d, tiles), 90, sm_count=sm_count)
-                    row[str(tiles)] = round(flops / time_ms(
-                        lambda: api._run(plan, problem, *bufs, None, stream, 0), warmup=3, repeats=15) / 1e9, 1)
+                    runs[str(tiles)] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
+                for name, ms in interleaved_ms(runs).items():
+                    row[name] = round(flops / ms / 1e9, 1)
                 results.append(row)
                 cands = [k_ for k_ in row if k_.startswith("(")]
                 best = max(cands, key=lambda k_: row[k_])
