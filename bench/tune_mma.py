@@ -1,8 +1,10 @@
 """Tile sweep for the mma.sync kernel: times candidate (block_m, block_n, warps,
 m_tiles) variants against torch SDPA's flash backend in the same run.
 
-    python bench/tune_mma.py [--seqlens 1024,4096] [--dtype bf16]
+    python bench/tune_mma.py [--seqlens 1024,4096] [--dims 80,96] [--dtype bf16]
 
+Each head dim runs at its mma width (mma_width: 80 has its own) and times that
+width's MMA_CANDIDATES (the table's entry alone where none are listed).
 Results feed the MMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
 """
 
@@ -13,16 +15,10 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._spec import MMA_TILES, mma_spec
+from cupyflash._spec import MMA_CANDIDATES, MMA_TILES, mma_spec, mma_width
 
 import floor  # bench/ is on sys.path when this runs as a script
 from floor import sweep_args, sweep_inputs
-
-CANDIDATES = {
-    64: [(128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)],
-    128: [(128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2)],
-    256: [(64, 64, 4, 1), (64, 32, 4, 1), (128, 32, 8, 1), (128, 64, 8, 1)],  # 128 x 64, 8 warps: FA2's at 256
-}
 
 
 def time_ms(fn):
@@ -33,6 +29,7 @@ def main():
     args = sweep_args(__doc__)
     results = []
     for d in args.dims:
+        width = mma_width(d, d)
         for s in args.seqlens:
             # (DeviceBuffers: _run takes element strides, not CuPy's byte strides)
             b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, args.torch_dtype)
@@ -44,8 +41,8 @@ def main():
                     fa2 = flops / time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
                         qt, kt, vt, is_causal=causal)) / 1e9
                 row = {"d": d, "s": s, "causal": causal, "fa2": round(fa2, 1)}
-                for tiles in CANDIDATES[d]:
-                    spec = mma_spec(problem.dtype, d, tiles)
+                for tiles in MMA_CANDIDATES.get(width, (MMA_TILES[width],)):
+                    spec = mma_spec(problem.dtype, width, tiles)
                     plan = _dispatch.plan_for_spec(problem, spec, 90)
                     ms = time_ms(lambda: api._run(plan, problem, *bufs, None, stream, 0))
                     row[str(tiles)] = round(flops / ms / 1e9, 1)
@@ -53,7 +50,7 @@ def main():
                 best = max((k_ for k_ in row if k_.startswith("(")), key=lambda k_: row[k_])
                 print(f"d={d} s={s} causal={causal!s:5} fa2={fa2:6.1f}  " +
                       "  ".join(f"{k_}={row[k_]:6.1f}" for k_ in row if k_.startswith("(")) +
-                      f"  best={best} ratio={row[best] / fa2:.2f}  table={MMA_TILES[d]}", flush=True)
+                      f"  best={best} ratio={row[best] / fa2:.2f}  table={MMA_TILES[width]}", flush=True)
     floor.write_results(results, "tune_mma.json")
 
 

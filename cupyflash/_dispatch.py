@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, WGMMA_SPLIT_TILES, KernelSpec,
-                    dmma_spec, head_dim_bucket, mma_spec, simt_spec, wgmma_fp32_spec, wgmma_spec, wgmma_width)
+                    dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec, wgmma_spec,
+                    wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -94,6 +95,8 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         if arch < MMA_MIN_ARCH:
             raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "
                               f"(mma.sync bf16/fp16); this one is {arch // 10}.{arch % 10}")
+        width = mma_width(problem.head_dim, problem.head_dim_v)
+        reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
         reasons.append(f"{problem.dtype}: tensor cores through mma.sync (sm_80+ path)"
                        + (" [auto]" if backend == "auto" else " [forced]"))
         return mma_spec(problem.dtype, width), reasons

@@ -14,9 +14,13 @@ Measured on H200 against FlashAttention-2 in the same run (bench/NOTES.md v4):
                    computes 576 keys for 512). Its 4-byte spill under NVRTC 13.0
                    (the epilogue's first row, kept across the key loop) is gone
                    since the epilogue re-reads it (fresh_tid_x in ptx.h).
-  head dim 96:     128 x 32, 4 warps of 32 rows: 12 chunks per row do not divide
-                   128 threads, so tile loads take the slower generic path and
-                   wider key tiles spill.
+  head dim 80, 96: 128 x 64, 4 warps of 32 rows (FA2's tile at 96). Spill-free
+                   (228-249 registers, NVRTC 13.0 and 13.5) since rows of 10 or
+                   12 chunks load with one pointer bump per copy too (120 of 128
+                   threads copy); before that, 96 ran 128 x 32 (0.70-0.77 x FA2
+                   on an H100) and 80 ran padded to 96 (0.74-0.82). 80 is a
+                   width of this family only (MMA_WIDTHS). Not yet timed on a
+                   GPU: bench/tune_mma.py --dims 80,96 times MMA_CANDIDATES.
   head dim 128:    128 x 64, 4 warps of 32 rows: 128 O + 64 S registers, at 255
                    with no spill (NVRTC 13.0 and 13.5) since tile loads bump one
                    pointer per copy. 0.95-1.07 x FA2.
@@ -66,6 +70,11 @@ from dataclasses import dataclass
 HEAD_DIM_BUCKETS: tuple[int, ...] = (32, 64, 96, 128, 160, 192, 224, 256)
 MAX_HEAD_DIM = HEAD_DIM_BUCKETS[-1]
 
+# mma.sync widths: the shared buckets plus 80 (10 chunks of 8 per row, five k16
+# steps), which would otherwise run padded to 96 with 17 % of its products on
+# zeros. The DMMA and SIMT kernels keep HEAD_DIM_BUCKETS, wgmma WGMMA_WIDTHS.
+MMA_WIDTHS: tuple[int, ...] = (32, 64, 80, 96, 128, 160, 192, 224, 256)
+
 WARP_SIZE = 32
 MMA_ROWS_PER_WARP = 16
 SIMT_BLOCK_N = 32
@@ -76,12 +85,27 @@ SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 MMA_TILES: dict[int, tuple[int, int, int, int]] = {
     32: (128, 128, 4, 2),
     64: (128, 128, 4, 2),
-    96: (128, 32, 4, 2),
+    80: (128, 64, 4, 2),
+    96: (128, 64, 4, 2),
     128: (128, 64, 4, 2),
     160: (64, 64, 4, 1),
     192: (64, 32, 4, 1),
     224: (64, 32, 4, 1),
     256: (64, 64, 4, 1),
+}
+# What bench/tune_mma.py times per width (the table's entry among them); the
+# offline test compiles every one, so a sweep never meets a compile error. All
+# are spill-free under NVRTC 13.0 and 13.5 for sm_80 and sm_90a (checked with
+# bench/nvrtc_compat.py); 128 x 80 and 128 x 96 at width 96 sit at 255 registers
+# and need the epilogue's re-read of its first row (kRereadRow0) for that.
+MmaTiles = tuple[int, int, int, int]
+MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
+    64: ((128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)),
+    80: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 96, 4, 2), (64, 64, 4, 1), (64, 128, 4, 1), (128, 128, 8, 1)),
+    96: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 96, 4, 2), (128, 32, 4, 2), (64, 64, 4, 1), (64, 128, 4, 1),
+         (128, 64, 8, 1), (128, 128, 8, 1)),
+    128: ((128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2)),
+    256: ((64, 64, 4, 1), (64, 32, 4, 1), (128, 32, 8, 1), (128, 64, 8, 1)),  # 128 x 64, 8 warps: FA2's at 256
 }
 
 # wgmma path: head-dim width (a multiple of the 64-column TMA box) ->
@@ -188,6 +212,11 @@ def head_dim_bucket(head_dim: int, head_dim_v: int) -> int:
     return _smallest_width(HEAD_DIM_BUCKETS, head_dim, head_dim_v)
 
 
+def mma_width(head_dim: int, head_dim_v: int) -> int:
+    """The mma.sync kernel width that serves (head_dim, head_dim_v)."""
+    return _smallest_width(MMA_WIDTHS, head_dim, head_dim_v)
+
+
 def wgmma_width(head_dim: int, head_dim_v: int) -> int:
     """The wgmma kernel width that serves (head_dim, head_dim_v): a multiple of 64."""
     return _smallest_width(WGMMA_WIDTHS, head_dim, head_dim_v)
@@ -200,7 +229,7 @@ class KernelSpec:
     family: str  # "wgmma" (sm_90a), "mma" (tensor cores, sm_80+), "dmma" (fp64 tensor cores, sm_80+),
     #              "simt" (CUDA cores, fp32/fp64)
     dtype: str
-    head_dim: int  # template width (a bucket), not the problem's head_dim
+    head_dim: int  # template width (a bucket, or one of MMA_WIDTHS / WGMMA_WIDTHS), not the problem's head_dim
     block_m: int
     block_n: int
     warps: int
@@ -335,6 +364,8 @@ def candidate_specs() -> list[KernelSpec]:
               if wgmma_spec(dt, w, t) not in specs]
     specs += [wgmma_fp32_spec(w, 3, t) for w, ts in WGMMA_SPLIT_CANDIDATES.items() for t in ts
               if wgmma_fp32_spec(w, 3, t) not in specs]
+    specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
+              if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
     return specs
 
@@ -357,7 +388,7 @@ def shipped_specs() -> list[KernelSpec]:
     specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
-    specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in HEAD_DIM_BUCKETS]
+    specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs

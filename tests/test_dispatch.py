@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import cupyflash
-from cupyflash._spec import (DMMA_CANDIDATES, DMMA_TILES, HEAD_DIM_BUCKETS, MMA_TILES, dmma_spec, head_dim_bucket,
-                             mma_spec, shipped_specs)
+from cupyflash._spec import (DMMA_CANDIDATES, DMMA_TILES, HEAD_DIM_BUCKETS, MMA_CANDIDATES, MMA_TILES, MMA_WIDTHS,
+                             dmma_spec, head_dim_bucket, mma_spec, mma_width, shipped_specs)
 
 from helpers import expected_grid, qkv
 
@@ -21,12 +21,37 @@ def test_head_dim_bucket(d, dv, width):
     assert head_dim_bucket(d, dv) == width
 
 
+@pytest.mark.parametrize("d,dv,width", [(1, 1, 32), (33, 8, 64), (72, 72, 80), (80, 64, 80), (80, 88, 96),
+                                        (96, 96, 96), (100, 100, 128), (256, 256, 256)])
+def test_mma_width(d, dv, width):
+    assert mma_width(d, dv) == width
+
+
 def test_tile_table_covers_every_bucket_and_fits_shared_memory():
     for spec in shipped_specs():
-        assert spec.head_dim in HEAD_DIM_BUCKETS
+        assert spec.head_dim in (MMA_WIDTHS if spec.family == "mma" else HEAD_DIM_BUCKETS)
         assert spec.smem_bytes <= 227 * 1024, spec.variant_name
+    assert set(MMA_TILES) == set(MMA_WIDTHS) and set(HEAD_DIM_BUCKETS) <= set(MMA_WIDTHS)
     for width, (bm, bn, warps, m_tiles) in MMA_TILES.items():
-        assert bm == 16 * m_tiles * warps and bn % 16 == 0
+        assert bm == 16 * m_tiles * warps and bn % 16 == 0 and width % 16 == 0
+
+
+def test_mma_candidates_match_the_kernel_rules():
+    for width, candidates in MMA_CANDIDATES.items():
+        assert MMA_TILES[width] in candidates
+        for tiles in candidates:
+            assert mma_spec("bfloat16", width, tiles).smem_bytes <= 227 * 1024, (width, tiles)
+            assert tiles[1] % 16 == 0, (width, tiles)
+
+
+@pytest.mark.parametrize("d,width", [(72, 80), (80, 80), (96, 96)])
+def test_head_dim_80_has_its_own_mma_width_only(d, width):
+    q, k, v = qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, d, d, "bfloat16")
+    plan = cupyflash.explain(q, k, v, arch=80)
+    assert plan.spec.family == "mma" and plan.spec.head_dim == width and f"-> kernel width {width}" in str(plan)
+    assert cupyflash.explain(q, k, v, arch=90).spec.head_dim == 128  # wgmma: 64-column boxes
+    q, k, v = qkv(np.random.default_rng(0), 1, 100, 100, 2, 2, d, d, "float64")
+    assert cupyflash.explain(q, k, v, arch=80).spec.head_dim == 96  # DMMA keeps the shared buckets
 
 
 @pytest.mark.parametrize("dtype,arch,family", [("float16", 90, "wgmma"), ("bfloat16", 90, "wgmma"),

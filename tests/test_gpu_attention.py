@@ -339,6 +339,35 @@ def _candidate_ids():
     return [(w, t) for w, ts in WGMMA_CANDIDATES.items() for t in ts]
 
 
+def _mma_candidate_ids():
+    from cupyflash._spec import MMA_CANDIDATES
+
+    return [(w, t) for w, ts in MMA_CANDIDATES.items() for t in ts]
+
+
+@pytest.mark.parametrize("width,tiles", _mma_candidate_ids(), ids=lambda x: str(x).replace(" ", ""))
+@pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
+@pytest.mark.parametrize("sq,sk,hq,hkv,batch", [(1000, 1000, 14, 2, 2), (129, 333, 4, 1, 1), (300, 77, 2, 2, 1)],
+                         ids=["many_blocks_gqa7", "odd", "sq_gt_sk"])
+def test_mma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batch):
+    """Every variant bench/tune_mma.py may pick is correct, with a head dim below
+    its width (zero-filled columns) and row counts that leave partial tiles, so the
+    loader's idle threads and tail pass (widths 80, 96: 10 or 12 chunks per row)
+    are exercised on Q, K and V."""
+    import cupy as cp
+
+    from cupyflash._spec import mma_spec
+
+    d = width - 8  # a multiple of 8 inside the width: the last chunk column is zero-filled
+    seed = zlib.crc32(repr(("mma", width, tiles, causal, alignment, sq, sk)).encode()) % 2**31
+    q, k, v = (gpu_randn((batch, s, h, d), "bfloat16", seed + i) for i, (s, h) in
+               enumerate(((sq, hq), (sk, hkv), (sk, hkv))))
+    out = poisoned((batch, sq, hq, d), "bfloat16")
+    lse = cp.full((batch, hq, sq), cp.nan, dtype=cp.float32)
+    _run_variant(mma_spec("bfloat16", width, tiles), q, k, v, out, lse, causal, alignment)
+    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="bfloat16")
+
+
 @pytest.mark.parametrize("width,tiles", _candidate_ids(), ids=lambda x: str(x).replace(" ", ""))
 @pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
 @pytest.mark.parametrize("sq,sk,hq,hkv,batch", [(1000, 1000, 14, 2, 4), (129, 333, 4, 1, 1), (300, 77, 2, 2, 1)],

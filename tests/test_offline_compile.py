@@ -39,10 +39,10 @@ def test_every_variant_compiles_without_spills(arch):
 
 
 def test_every_tuning_candidate_compiles_unserialised():
-    """What the tuning sweeps (tune_wgmma, tune_split, tune_dmma) will time on the device compiles
-    here, spill-free and unserialised, for every arch the variant is built for."""
+    """What the tuning sweeps (tune_wgmma, tune_split, tune_dmma, tune_mma) will time on the device
+    compiles here, spill-free and unserialised, for every arch the variant is built for."""
     extra = [s for s in candidate_specs() if s not in shipped_specs()]
-    assert {s.family for s in extra} == {"wgmma", "dmma"}
+    assert {s.family for s in extra} == {"wgmma", "dmma", "mma"}
     reports = [r for spec in extra for arch in spec.archs
                for r in compile_specs([spec], arch)[0]]  # alone, as at run time
     bad = [r.variant for r in reports if r.spills or r.wgmma_serialized]
