@@ -125,6 +125,18 @@ WGMMA_TILES: dict[int, WgmmaTiles] = {
     192: (128, 64, 2, False, False),
     256: (128, 64, 2, False, False),
 }
+# Short problems, where a query block has at most 8 key tiles (max(seqlen_q,
+# seqlen_k) <= WGMMA_SHORT_SEQLEN): (width, causal) -> tiles. From the interleaved
+# sweep at seqlen 512/1024/2048 (bench/NOTES.md, "wgmma tiles for short
+# sequences"): at width 64 under a causal mask 128-row blocks with 3 stages and
+# pingpong beat the table's 192-row blocks by 7-8 % (192 rows pad 1024 queries to
+# 1152); at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at 2048.
+WGMMA_SHORT_SEQLEN = 1024
+WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
+    (64, True): (128, 128, 3, True, True),
+    (128, False): (128, 128, 2, True, True),
+    (128, True): (128, 128, 2, True, True),
+}
 # What bench/tune_wgmma.py times per width (the table's entry among them); the
 # offline test compiles every one, so a sweep never meets a compile error.
 WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
@@ -386,6 +398,10 @@ def simt_spec(dtype: str, width: int) -> KernelSpec:
 def shipped_specs() -> list[KernelSpec]:
     """Every variant dispatch can choose: CI compiles each one offline."""
     specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
+    for dt in MMA_DTYPES:
+        for (w, _), t in WGMMA_SHORT_TILES.items():
+            if wgmma_spec(dt, w, t) not in specs:
+                specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
