@@ -36,9 +36,12 @@ N (64 or 128); K/V stages are limited by the 227 KB of shared memory:
   head dim <= 128: 128 x 128, 2 stages (128: 32 KB Q + 4 x 32 KB K/V).
   head dim 192, 256: 128 x 64, 2 stages (256: 64 KB Q + 4 x 32 KB K/V); a 128-key
                    tile would need 64 + 128 O/S registers per thread plus P.
-Measured on H100 against cuDNN in the same run (bench/NOTES.md, wgmma v2):
-0.89-0.92 x at seqlen 4096 (d 64/128/256), 0.97 / 1.03 at 16384 (d 128),
-0.70-0.73 at 1024, where one CTA per SM exposes each CTA's prologue.
+The table's entries are persistent at widths 64 (192 rows) and 128; up to 1024
+queries and keys, WGMMA_SHORT_TILES replaces them (128 rows with pingpong). 16-bit
+outputs leave through shared memory and TMA stores (the item's Q buffer holds O).
+Measured on H100 against cuDNN in the same run (bench/NOTES.md, "Full bench v3.2"):
+0.93-1.06 x at seqlen 4096 and 0.97-1.14 x at 16384 (d 64/128/256, fp16); 0.73-0.93 x
+at 1024, where the per-item start and end are a larger share of each block's work.
 
 DMMA path (fp64 on the fp64 tensor cores, mma.sync m8n8k4, sm_80+): each warp
 owns 8 * m_tiles query rows. Registers hold the O accumulator (m_tiles *

@@ -339,6 +339,19 @@ def _candidate_ids():
     return [(w, t) for w, ts in WGMMA_CANDIDATES.items() for t in ts]
 
 
+def _check_variant(spec, d, causal, alignment, sq, sk, hq, hkv, batch):
+    """One bf16 call of a given kernel variant on random data, checked against float64."""
+    import cupy as cp
+
+    seed = zlib.crc32(repr((spec.variant_name, causal, alignment, sq, sk)).encode()) % 2**31
+    q, k, v = (gpu_randn((batch, s, h, d), "bfloat16", seed + i) for i, (s, h) in
+               enumerate(((sq, hq), (sk, hkv), (sk, hkv))))
+    out = poisoned((batch, sq, hq, d), "bfloat16")
+    lse = cp.full((batch, hq, sq), cp.nan, dtype=cp.float32)
+    _run_variant(spec, q, k, v, out, lse, causal, alignment)
+    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="bfloat16")
+
+
 def _mma_candidate_ids():
     from cupyflash._spec import MMA_CANDIDATES
 
@@ -354,18 +367,10 @@ def test_mma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batch)
     its width (zero-filled columns) and row counts that leave partial tiles, so the
     loader's idle threads and tail pass (widths 80, 96: 10 or 12 chunks per row)
     are exercised on Q, K and V."""
-    import cupy as cp
-
     from cupyflash._spec import mma_spec
 
     d = width - 8  # a multiple of 8 inside the width: the last chunk column is zero-filled
-    seed = zlib.crc32(repr(("mma", width, tiles, causal, alignment, sq, sk)).encode()) % 2**31
-    q, k, v = (gpu_randn((batch, s, h, d), "bfloat16", seed + i) for i, (s, h) in
-               enumerate(((sq, hq), (sk, hkv), (sk, hkv))))
-    out = poisoned((batch, sq, hq, d), "bfloat16")
-    lse = cp.full((batch, hq, sq), cp.nan, dtype=cp.float32)
-    _run_variant(mma_spec("bfloat16", width, tiles), q, k, v, out, lse, causal, alignment)
-    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="bfloat16")
+    _check_variant(mma_spec("bfloat16", width, tiles), d, causal, alignment, sq, sk, hq, hkv, batch)
 
 
 @pytest.mark.parametrize("width,tiles", _candidate_ids(), ids=lambda x: str(x).replace(" ", ""))
@@ -377,19 +382,11 @@ def test_wgmma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batc
     correct: 'many_blocks' gives a persistent CTA several query blocks (causal: several
     folded block pairs) to walk; 'odd' and 'sq_gt_sk' have an odd number of query
     blocks, so a causal fold has a middle block without a partner."""
-    import cupy as cp
-
     from cupyflash._spec import wgmma_spec
 
     require_backend("wgmma")
     d = {64: 40, 128: 104, 192: 160, 256: 256}[width]  # multiples of 8 inside the width
-    seed = zlib.crc32(repr((width, tiles, causal, alignment, sq, sk)).encode()) % 2**31
-    q, k, v = (gpu_randn((batch, s, h, d), "bfloat16", seed + i) for i, (s, h) in
-               enumerate(((sq, hq), (sk, hkv), (sk, hkv))))
-    out = poisoned((batch, sq, hq, d), "bfloat16")
-    lse = cp.full((batch, hq, sq), cp.nan, dtype=cp.float32)
-    _run_variant(wgmma_spec("bfloat16", width, tiles), q, k, v, out, lse, causal, alignment)
-    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="bfloat16")
+    _check_variant(wgmma_spec("bfloat16", width, tiles), d, causal, alignment, sq, sk, hq, hkv, batch)
 
 
 SPLIT_SEQLENS = [(1, 1), (1, 513), (113, 203), (239, 1), (1023, 1024), (4096, 4096)]
