@@ -1,11 +1,11 @@
 """Same-run A/B of the dispatched (auto) kernel of two cupyflash trees, with cuDNN
 alongside, over the bench's standard shapes (batch 16384 / s, heads 2048 / d).
 
-    python bench/ab_auto.py --old ab_old [--seqlens 512,1024,4096] [--dims 64,128,256] [--dtype bf16]
+    python bench/ab_auto.py --old ab_old [--old ab_x ...] [--seqlens 512,1024,4096] [--dims 64,128,256]
 
-``--old DIR`` holds the other tree with its package renamed ``cupyflash_old``
-(next to its own cuda_src/). Both trees are loaded in this one process, and the
-three contenders are timed in interleaved rounds (floor.interleaved_ms): at
+Each ``--old ab_NAME`` holds another tree with its package renamed
+``cupyflash_NAME`` (next to its own cuda_src/). Every tree is loaded in this one
+process, and the contenders are timed in interleaved rounds (floor.interleaved_ms): at
 short seqlens one call lasts ~100 us and separate runs drift by more than the
 change being measured. The
 kernels are launched through each tree's internal ``api._run`` with the plan
@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from pathlib import Path
 
 import cupy as cp
 import torch
@@ -40,13 +41,18 @@ def launcher(pkg, q, k, v, bufs, stream, causal):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--old", required=True)
+    ap.add_argument("--old", required=True, action="append",
+                    help="a directory ab_NAME holding package cupyflash_NAME (repeatable)")
     ap.add_argument("--seqlens", default="512,1024,4096")
     ap.add_argument("--dims", default="64,128,256")
     ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()
-    sys.path.insert(0, args.old)
-    trees = {"old": importlib.import_module("cupyflash_old"), "new": cupyflash}
+    trees = {}
+    for path in args.old:
+        name = Path(path).name.removeprefix("ab_")
+        sys.path.insert(0, path)
+        trees[name] = importlib.import_module(f"cupyflash_{name}")
+    trees["new"] = cupyflash
     torch_dtype, _ = SWEEP_DTYPES[args.dtype]
     rows = []
     for d in (int(x) for x in args.dims.split(",")):

@@ -44,10 +44,17 @@ struct RowState {
 template <int kNTiles>
 __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
                                               bool& any_moved) {
-  float tile_max = neg_inf_f32();
+  // The row max is a tree, not a chain: it stands between the scores and the
+  // first exponential, and the compiler keeps fmaxf's order as written (a chain
+  // of kNTiles dependent FMNMX, ~4 cycles each; the tree is log2(kNTiles) deep).
+  float part[kNTiles];
 #pragma unroll
-  for (int j = 0; j < kNTiles; ++j) tile_max = fmaxf(tile_max, fmaxf(s[j][2 * half], s[j][2 * half + 1]));
-  tile_max = quad_max(tile_max);
+  for (int j = 0; j < kNTiles; ++j) part[j] = fmaxf(s[j][2 * half], s[j][2 * half + 1]);
+#pragma unroll
+  for (int w = 1; w < kNTiles; w *= 2)
+#pragma unroll
+    for (int j = 0; j + w < kNTiles; j += 2 * w) part[j] = fmaxf(part[j], part[j + w]);
+  const float tile_max = quad_max(part[0]);
   const float new_max = fmaxf(st.max[half], tile_max);
   // A row with no unmasked key so far has max = -inf: use 0 as the offset so
   // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
