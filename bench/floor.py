@@ -40,7 +40,7 @@ def interleaved_ms(runs, rounds=7, repeats=10):
     contender per round): clock and power drift over a sweep then moves every
     contender alike instead of favouring whichever ran first. At seqlen <= 2048 a
     call lasts ~0.1 ms and back-to-back sweeps differed by up to 20 % per variant
-    (bench/NOTES.md, "wgmma epilogue through shared memory")."""
+    (bench/notes/wgmma.md, "wgmma epilogue through shared memory")."""
     samples = {name: [] for name in runs}
     for _ in range(rounds):
         for name, fn in runs.items():

@@ -5,7 +5,8 @@ heads), and checks every candidate's output against torch's (relative error).
 
     python bench/tune_dmma.py [--seqlens 512,1024,2048,4096] [--dims 64,128,256]
 
-Results feed the DMMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
+Results feed the DMMA_TILES table in cupyflash/_spec.py and bench/notes/fp32_fp64.md
+("fp64 on DMMA").
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ m_tiles) variants against torch SDPA's flash backend in the same run.
 
 Each head dim runs at its mma width (mma_width: 80 has its own) and times that
 width's MMA_CANDIDATES (the table's entry alone where none are listed).
-Results feed the MMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
+Results feed the MMA_TILES table in cupyflash/_spec.py and bench/notes/mma.md
+(from "v2 — 32 query rows per warp" on).
 """
 
 from __future__ import annotations

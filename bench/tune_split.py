@@ -6,7 +6,8 @@ checks each candidate against the exact CUDA-core kernel (relative error).
 
     python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128]
 
-Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/NOTES.md.
+Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md
+("fp32 pre-pass in fewer launches; full bench v3.1").
 """
 
 from __future__ import annotations
