@@ -40,7 +40,7 @@ def interleaved_ms(runs, rounds=7, repeats=10):
     contender per round): clock and power drift over a sweep then moves every
     contender alike instead of favouring whichever ran first. At seqlen <= 2048 a
     call lasts ~0.1 ms and back-to-back sweeps differed by up to 20 % per variant
-    (bench/NOTES.md, "wgmma epilogue through shared memory")."""
+    (bench/notes/wgmma.md, "wgmma epilogue through shared memory")."""
     samples = {name: [] for name in runs}
     for _ in range(rounds):
         for name, fn in runs.items():
@@ -66,10 +66,10 @@ def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", d
     return args
 
 
-def time_and_check(run, out, ref, flops, bound, label, repeats=15):
-    """One call of ``run`` into ``out`` (poisoned with NaN first), its relative L2
-    error against ``ref`` (printed as WRONG past ``bound``), then its median time.
-    Returns (TFLOP/s, relative error)."""
+def check_output(run, out, ref, bound, label):
+    """One call of ``run`` into ``out`` (poisoned with NaN first) and its relative
+    L2 error against ``ref`` (printed as WRONG past ``bound``). The sweeps check
+    every contender this way first, then time them all with ``interleaved_ms``."""
     import cupy as cp
 
     out.fill(float("nan"))
@@ -77,7 +77,7 @@ def time_and_check(run, out, ref, flops, bound, label, repeats=15):
     rel = float(cp.linalg.norm(out - ref) / cp.linalg.norm(ref))
     if not rel <= bound:
         print(f"  WRONG: {label} rel err {rel:.3e} > {bound}", flush=True)
-    return flops / time_ms(run, repeats=repeats, inner=1) / 1e9, rel
+    return rel
 
 
 def summary_line(row, peer: str, cands, table, extra=()) -> str:

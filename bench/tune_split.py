@@ -6,7 +6,10 @@ checks each candidate against the exact CUDA-core kernel (relative error).
 
     python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128]
 
-Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/NOTES.md.
+Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md
+("fp32 pre-pass in fewer launches; full bench v3.1").
+Each candidate's output is checked first; then torch efficient and every candidate
+are timed in interleaved rounds (floor.interleaved_ms).
 """
 
 from __future__ import annotations
@@ -41,17 +44,20 @@ def main():
                 api._run(_dispatch.plan_for_spec(problem, simt_spec("float32", d), 90), problem, *ins,
                          _cupy_buffer(exact), None, stream, 0)
                 qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
-                with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-                    eff_ms = floor.time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
-                        qt, kt, vt, is_causal=causal), repeats=15, inner=1)
-                row = {"d": d, "s": s, "causal": causal, "efficient": round(flops / eff_ms / 1e9, 1)}
+                runs = {"efficient": lambda causal=causal: torch.nn.functional.scaled_dot_product_attention(
+                    qt, kt, vt, is_causal=causal)}
+                row, errs = {"d": d, "s": s, "causal": causal}, {}
+                bufs = [*ins, _cupy_buffer(out)]
                 for tiles in WGMMA_SPLIT_CANDIDATES[d]:
                     plan = _dispatch.plan_for_spec(problem, wgmma_fp32_spec(d, 3, tiles), 90,
                                                    sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
-                    bufs = [*ins, _cupy_buffer(out)]
-                    tflops, rel = floor.time_and_check(lambda: api._run(plan, problem, *bufs, None, stream, 0),
-                                                       out, exact, flops, FP32_REL_BOUND, plan.spec.variant_name)
-                    row[str(tiles)], row[str(tiles) + "_err"] = round(tflops, 1), rel
+                    runs[str(tiles)] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
+                    errs[str(tiles) + "_err"] = floor.check_output(runs[str(tiles)], out, exact, FP32_REL_BOUND,
+                                                                   plan.spec.variant_name)
+                # torch's backend switch is global state that only the SDPA call reads.
+                with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+                    times = floor.interleaved_ms(runs)
+                row.update({name: round(flops / ms / 1e9, 1) for name, ms in times.items()}, **errs)
                 results.append(row)
                 cands = [str(t) for t in WGMMA_SPLIT_CANDIDATES[d]]
                 print(floor.summary_line(row, "efficient", cands, WGMMA_SPLIT_TILES[d]), flush=True)

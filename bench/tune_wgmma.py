@@ -4,7 +4,8 @@ torch SDPA's cuDNN and flash backends in the same run.
 
     python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256]
 
-Results feed the WGMMA_TILES table in cupyflash/_spec.py and bench/NOTES.md.
+Results feed the WGMMA_TILES table in cupyflash/_spec.py and bench/notes/wgmma.md
+("wgmma v3", "wgmma tiles for short sequences").
 Every contender is timed in interleaved rounds (floor.interleaved_ms), kernel launches only.
 """
 

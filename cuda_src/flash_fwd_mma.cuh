@@ -183,7 +183,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
   // 96-key tiles (255 registers) spilled 4-12 B on sm_90a (13.0 at 80 keys,
   // 13.5 at 96) and is spill-free with the re-read. At head dim 128 the same
   // re-read makes ptxas spill something else, so the others keep warp_row0
-  // (bench/NOTES.md, "mma d64 128 x 128", "mma d80/d96, offline").
+  // (bench/notes/mma.md, "mma d64 128 x 128", "mma d80/d96, offline").
   constexpr bool kRereadRow0 = (kD <= 64 && kBlockN == 128) || (kD == 96 && kBlockN >= 80);
   const int out_row0 = kRereadRow0 ? (gridDim.x - 1 - fresh_ctaid_x()) * kBlockM +
                                          (fresh_tid_x() / kWarpSize) * Tr::kRowsPerWarp

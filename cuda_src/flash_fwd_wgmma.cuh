@@ -29,8 +29,8 @@
 //   tensors (x*2^e = hi + lo) and every product keeps hi*hi + hi*lo + lo*hi
 //   (three wgmmas per k-step, P split in registers the same way): fp32
 //   accuracy. With 1 term only hi exists: fp16's 10-bit mantissa, TF32-like
-//   error, the fp16 kernel's speed. bench/NOTES.md ("fp32 on tensor cores") has
-//   the error study behind the choice of fp16.
+//   error, the fp16 kernel's speed. bench/notes/fp32_fp64.md ("fp32 on tensor
+//   cores") has the error study behind the choice of fp16.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //

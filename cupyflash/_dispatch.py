@@ -118,7 +118,8 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         return wgmma_fp32_spec(width, 1), reasons
     # auto on sm_90, float32, head dims <= 128: the split kernel (fp32 accuracy on
     # random inputs: the GPU suite checks <= 1e-5; 4-12x the exact SIMT kernel,
-    # bench/NOTES.md "fp32 on wgmma, measured"). Wider heads stay exact on SIMT.
+    # bench/notes/fp32_fp64.md, "fp32 and fp64, measured"). Wider heads stay exact
+    # on SIMT.
     split_auto = (backend == "auto" and problem.dtype == "float32" and arch == WGMMA_ARCH
                   and max(problem.head_dim, problem.head_dim_v) <= max(WGMMA_SPLIT_TILES))
     if split_auto or (backend == "wgmma" and problem.dtype == "float32"):

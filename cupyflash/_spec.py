@@ -1,12 +1,14 @@
 """Kernel variants: the frozen spec that names one compiled instantiation, and
 the tile tables that choose it. Pure Python, no GPU needed.
 
-Tile tables (why each entry, measured numbers in bench/NOTES.md):
+Tile tables (why each entry, measured numbers in bench/notes/, indexed by
+bench/NOTES.md):
 
 mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 * m_tiles query rows, so
 block_m = 16 * m_tiles * warps. Registers hold the O accumulator (m_tiles *
 head_dim / 2 floats per thread) and one score tile (m_tiles * block_n / 2).
-Measured on H200 against FlashAttention-2 in the same run (bench/NOTES.md v4):
+Measured on H200 against FlashAttention-2 in the same run (bench/notes/mma.md,
+"v4 — tile loads bump one pointer" and the entries after it):
   head dim <= 64:  128 x 128 tiles, 4 warps of 32 rows (m_tiles = 2): each K/V
                    fragment read from shared memory feeds two mma, and long key
                    tiles amortise the two barriers per tile. 0.97-1.06 x FA2 at
@@ -39,7 +41,8 @@ N (64 or 128); K/V stages are limited by the 227 KB of shared memory:
 The table's entries are persistent at widths 64 (192 rows) and 128; up to 1024
 queries and keys, WGMMA_SHORT_TILES replaces them (128 rows with pingpong). 16-bit
 outputs leave through shared memory and TMA stores (the item's Q buffer holds O).
-Measured on H100 against cuDNN in the same run (bench/NOTES.md, "Full bench v3.2"):
+Measured on H100 against cuDNN in the same run (bench/notes/full_bench.md,
+"Full bench v3.2"):
 0.93-1.06 x at seqlen 4096 and 0.97-1.14 x at 16384 (d 64/128/256, fp16); 0.73-0.93 x
 at 1024, where the per-item start and end are a larger share of each block's work.
 
@@ -47,7 +50,8 @@ DMMA path (fp64 on the fp64 tensor cores, mma.sync m8n8k4, sm_80+): each warp
 owns 8 * m_tiles query rows. Registers hold the O accumulator (m_tiles *
 head_dim / 4 doubles per thread) and one score tile (m_tiles * block_n / 4);
 shared memory holds Q and one K and one V tile at 8 bytes per element. Swept on
-an H100 against torch's math backend in fp64 (bench/NOTES.md "fp64 on DMMA"):
+an H100 against torch's math backend in fp64 (bench/notes/fp32_fp64.md,
+"fp64 on DMMA"):
   head dim <= 64:  64 x 64, 4 warps of 16 rows (m_tiles = 2): each K/V fragment
                    feeds two DMMA (the fp64 tensor cores take a 256-byte operand
                    every 2 clocks per SM, the banks give 128 bytes a clock).
@@ -118,7 +122,7 @@ MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
 WGMMA_ROWS_PER_WARPGROUP = 64
 WGMMA_BOX_COLS = 64
 WGMMA_WIDTHS: tuple[int, ...] = (64, 128, 192, 256)
-# Chosen from bench/tune_wgmma.py on an H100 (bench/NOTES.md, "wgmma v3"): the
+# Chosen from bench/tune_wgmma.py on an H100 (bench/notes/wgmma.md, "wgmma v3"): the
 # best or within noise of the best over seqlen 1024/4096/16384, causal and not.
 # Head dim 192 has not been swept and keeps v2's configuration.
 WgmmaTiles = tuple[int, int, int, bool, bool]
@@ -130,7 +134,7 @@ WGMMA_TILES: dict[int, WgmmaTiles] = {
 }
 # Short problems, where a query block has at most 8 key tiles (max(seqlen_q,
 # seqlen_k) <= WGMMA_SHORT_SEQLEN): (width, causal) -> tiles. From the interleaved
-# sweep at seqlen 512/1024/2048 (bench/NOTES.md, "wgmma tiles for short
+# sweep at seqlen 512/1024/2048 (bench/notes/wgmma.md, "wgmma tiles for short
 # sequences"): at width 64 under a causal mask 128-row blocks with 3 stages and
 # pingpong beat the table's 192-row blocks by 7-8 % (192 rows pad 1024 queries to
 # 1152); at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at 2048.
@@ -155,8 +159,8 @@ WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 }
 # Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
 WGMMA_CTAS_PER_SM = 1
-# Split-precision fp32 (Q, K, V as fp16 hi + lo; bench/NOTES.md "fp32 on tensor
-# cores"): every operand tile is stored twice, so the tiles shrink to fit
+# Split-precision fp32 (Q, K, V as fp16 hi + lo; bench/notes/fp32_fp64.md, "fp32 on
+# tensor cores"): every operand tile is stored twice, so the tiles shrink to fit
 # 227 KB: width 128 takes 64-key tiles (64 KB Q + 2 stages x 64 KB K/V). Widths
 # above 128 would not fit two stages and are served by the exact SIMT kernel.
 WGMMA_SPLIT_TILES: dict[int, WgmmaTiles] = {

@@ -3,8 +3,8 @@
 Each of q, k, v is rescaled by a power of two (exact: no rounding) so that its
 largest magnitude lands in (2^13, 2^14], inside fp16's range with room to spare,
 and written as two contiguous, zero-padded fp16 tensors hi and lo with
-x * 2^e = hi + lo up to fp16 rounding of lo (bench/NOTES.md, "fp32 on tensor
-cores": 3 x FP16 keeps fp32 accuracy). The factors are computed and applied on
+x * 2^e = hi + lo up to fp16 rounding of lo (bench/notes/fp32_fp64.md, "fp32 on
+tensor cores": 3 x FP16 keeps fp32 accuracy). The factors are computed and applied on
 the device, so the call stays free of host synchronisation; the kernel reads
 the two numbers that undo them from ``scales`` = [1 / (s_q * s_k), 1 / s_v].
 With ``with_lo=False`` (precision "fast") only hi is made.
@@ -46,7 +46,8 @@ def _kernels():
     absmax = cupy.ReductionKernel("float32 x", "float32 m", "isfinite(x) ? fabsf(x) : 0.0f", "max(a, b)",
                                   "m = a", "0.0f", "cupyflash_finite_absmax")
     # All three factors and the two undoing multipliers in one launch (the
-    # pre-pass is a fixed cost per call: bench/NOTES.md "fp32 pre-pass").
+    # pre-pass is a fixed cost per call: bench/notes/fp32_fp64.md, "fp32 pre-pass
+    # in fewer launches").
     # 2^e with max |x * 2^e| in (2^(T-1), 2^T]; e clipped to +-max_shift; an
     # all-zero tensor (max 0) takes the largest shift, as 2^-1000 stands in for 0.
     factors = cupy.ElementwiseKernel(
