@@ -8,16 +8,13 @@
 // blocks attend the most keys, and starting them first keeps the tail short.
 // L2 reuse: every query block of a head reads all of that head's K and V, so
 // the CTAs in flight should share few heads. The walk takes (batch, head) pairs
-// in groups whose K and V fit in kL2WorkingSetBytes and, inside a group, runs
-// the query blocks longest first, heads fastest (consecutive query heads share
-// a KV head under GQA).
+// in groups whose K and V fit in L2 (cupyflash._params.walk_group_pairs) and,
+// inside a group, runs the query blocks longest first, heads fastest
+// (consecutive query heads share a KV head under GQA).
 #pragma once
 #include "params.h"
 
 namespace cupyflash {
-
-// About a third of an H100/H200's L2 (50-60 MB, split in two partitions).
-constexpr i64 kL2WorkingSetBytes = 16ll << 20;
 
 struct BlockCoord {
   int m_block;
@@ -26,11 +23,11 @@ struct BlockCoord {
 };
 
 // The work item at position `linear` of the walk (0 .. m_blocks * heads_q * batch - 1).
-__device__ __forceinline__ BlockCoord block_coord(const FlashParams& p, int elem_bytes, int linear, int m_blocks) {
+// p.walk_group_pairs (batch, head) pairs form a group (host-computed: their K
+// and V fit in L2 together).
+__device__ __forceinline__ BlockCoord block_coord(const FlashParams& p, int linear, int m_blocks) {
   const int pairs = p.heads_q * p.batch;
-  // K+V bytes one query head needs; a KV head is shared by `group` query heads.
-  const i64 kv_bytes = max(static_cast<i64>(p.seqlen_k) * (p.head_dim + p.head_dim_v) * elem_bytes / p.group, 1ll);
-  const int group_pairs = static_cast<int>(min(max(kL2WorkingSetBytes / kv_bytes, 1ll), static_cast<i64>(pairs)));
+  const int group_pairs = p.walk_group_pairs;
   const int group = linear / (group_pairs * m_blocks);
   const int first_pair = group * group_pairs;
   const int pairs_here = min(group_pairs, pairs - first_pair);  // the last group may be short
@@ -54,11 +51,10 @@ __device__ __forceinline__ int persistent_items(const FlashParams& p, int m_bloc
   const int mine = c < units ? (units - 1 - c) / G + 1 : 0;
   return p.causal ? 2 * mine : mine;
 }
-__device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int elem_bytes, int m_blocks, int c,
-                                                       int G, int k) {
-  if (!p.causal) return block_coord(p, elem_bytes, c + k * G, m_blocks);
+__device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int m_blocks, int c, int G, int k) {
+  if (!p.causal) return block_coord(p, c + k * G, m_blocks);
   const int folded = (m_blocks + 1) / 2;
-  BlockCoord bc = block_coord(p, elem_bytes, c + (k / 2) * G, folded);
+  BlockCoord bc = block_coord(p, c + (k / 2) * G, folded);
   const int j = folded - 1 - bc.m_block;  // 0 for a group's first unit
   const int long_block = m_blocks - 1 - j;
   bc.m_block = (k % 2 == 0) ? long_block : (j < long_block ? j : -1);
@@ -70,22 +66,42 @@ __device__ __forceinline__ int grid_linear_index() {
   return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
 }
 
-// Calls body(coord) for each of this CTA's work items, in order: one item per CTA
-// in a grid of (m_blocks, heads_q, batch), or a persistent CTA's walk. A template
+// This CTA's work items, one at a time, in order: exactly one in a grid of
+// (m_blocks, heads_q, batch), or a persistent CTA's walk (skipped slots left out).
+// A step-by-step walk, so that the Hopper producer can look one item ahead.
+template <bool kPersistent>
+struct ItemWalk {
+  int k = 0;  // items taken so far
+  int items, m_blocks;
+  __device__ __forceinline__ ItemWalk(const FlashParams& p, int m_blocks_)
+      : items(kPersistent ? persistent_items(p, m_blocks_, blockIdx.x, gridDim.x) : 1), m_blocks(m_blocks_) {}
+  // The next item into bc; false once the walk is over.
+  __device__ __forceinline__ bool next(const FlashParams& p, BlockCoord& bc) {
+    while (k < items) {
+      bc = kPersistent ? persistent_coord(p, m_blocks, blockIdx.x, gridDim.x, k)
+                       : block_coord(p, grid_linear_index(), m_blocks);
+      ++k;
+      if (bc.m_block >= 0) return true;
+    }
+    return false;
+  }
+};
+
+// Calls body(coord) for each of this CTA's work items, in order. A template
 // function, not a generic lambda: NVRTC 13.0 takes a generic lambda for host code.
-// The coordinates' order assumes 2-byte elements (the L2 grouping above).
+// Without kPersistent the body is called once, outside any loop: a loop's
+// counters would hold registers the split fp32 variant needs.
 template <bool kPersistent, class Body>
 __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks, Body&& body) {
-  constexpr int kOrderBytes = 2;
   if constexpr (kPersistent) {
     const int c = blockIdx.x, G = gridDim.x;
     const int items = persistent_items(p, m_blocks, c, G);
     for (int k = 0; k < items; ++k) {
-      const BlockCoord bc = persistent_coord(p, kOrderBytes, m_blocks, c, G, k);
+      const BlockCoord bc = persistent_coord(p, m_blocks, c, G, k);
       if (bc.m_block >= 0) body(bc);
     }
   } else {
-    body(block_coord(p, kOrderBytes, grid_linear_index(), m_blocks));
+    body(block_coord(p, grid_linear_index(), m_blocks));
   }
 }
 

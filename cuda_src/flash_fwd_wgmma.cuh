@@ -49,6 +49,9 @@ namespace cupyflash {
 
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
 constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
+// With two Q buffers the producer loads the next item's Q after this tile of the
+// current item (see the producer): the consumers hand the buffer back in tile 1.
+constexpr int kQPrefetchTile = 1;
 constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
 
 // Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1,
@@ -184,26 +187,52 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
             tma_load_4d(dst + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, maps[c], full, b * kTmaBoxCols, n0,
                         w.kv_head, w.batch);
       };
-      for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
-        const WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
-        if (w.n_tiles == 0) return;  // the consumers write zeros without Q
+      // One item's Q (all its copies and boxes) into the next Q buffer, once that buffer is empty.
+      auto load_q = [&](const WorkItem& w) {
         const int qs = q_slot(q_use);
-        mbar_wait(empty_q(qs), q_phase(q_use) ^ 1);  // every Q.K^T of that buffer's last item is done
+        mbar_wait(empty_q(qs), q_phase(q_use) ^ 1);
         mbar_arrive_expect_tx(full_q(qs), Tr::kQBytes);
 #pragma unroll
         for (int c = 0; c < Tr::kCopies; ++c)
 #pragma unroll
           for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(slot_q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q(qs), b * kTmaBoxCols, w.m0,
-                        w.head, w.batch);
+            tma_load_4d(slot_q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q(qs), b * kTmaBoxCols,
+                        w.m0, w.head, w.batch);
         ++q_use;
+      };
+      // Items without key tiles load nothing: the consumers write their zeros alone.
+      ItemWalk<kPersistent> walk(p, m_blocks);
+      auto next_loaded = [&](WorkItem& w) {
+        BlockCoord bc;
+        while (walk.next(p, bc)) {
+          w = work_item<kBlockM, kBlockN>(p, bc);
+          if (w.n_tiles > 0) return true;
+        }
+        return false;
+      };
+      WorkItem w, next;
+      bool has = next_loaded(w);
+      if (has) load_q(w);
+      while (has) {
+        const bool has_next = next_loaded(next);
+        // The next item's Q goes out with this item's tile q_at. With two buffers
+        // that is tile kQPrefetchTile: the buffer it reuses (the item before this
+        // one) comes back when the consumers drain that item's epilogue store, in
+        // this item's tile 1. Loading it only after this item's last K/V (as with
+        // one buffer, where nothing earlier is free) left the consumers waiting for
+        // Q at every item start: 5 % of the stall samples at seqlen 1024
+        // (bench/notes/wgmma.md, "Where the consumers wait").
+        const int q_at = kQS == 2 ? min(kQPrefetchTile, w.n_tiles - 1) : w.n_tiles - 1;
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
           const int n0 = (w.n_tiles - 1 - i) * kBlockN;
           const int s = slot(use);
           load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w);  // K first: Q.K^T needs it first
           load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w);
+          if (has_next && i == q_at) load_q(next);
         }
-      });
+        w = next;
+        has = has_next;
+      }
     }
     return;
   }

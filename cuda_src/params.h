@@ -41,6 +41,11 @@ struct FlashParams {
   // Causal mask: query row i may attend key j iff j <= i + causal_offset.
   // bottom-right alignment: seqlen_k - seqlen_q; top-left: 0.
   int causal_offset;
+  // Hopper kernel's walk order (block_order.h): how many (batch, head) pairs it
+  // groups so that their K and V stay in L2. Computed once on the host
+  // (cupyflash._params.walk_group_pairs): per item on the device it took a
+  // 64-bit division, and hoisted out of the item loop a register.
+  int walk_group_pairs;
 };
 
 }  // namespace cupyflash

@@ -37,6 +37,7 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("head_dim_v", _I32),
     ("causal", _I32),
     ("causal_offset", _I32),
+    ("walk_group_pairs", _I32),
 )
 
 PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
@@ -50,6 +51,22 @@ LOG2E = 1.4426950408889634
 TMA_DESC_WORDS = 16
 TMA_PARAMS_FIELDS: tuple[str, ...] = ("q", "k", "v", "q_lo", "k_lo", "v_lo", "o")
 TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TMA_PARAMS_FIELDS])
+
+
+# The Hopper walk keeps the K and V of this many bytes' worth of (batch, head)
+# pairs in flight together: about a third of an H100/H200's L2 (50-60 MB, split
+# in two partitions). Mirrors nothing on the device: the kernel reads the result.
+L2_WORKING_SET_BYTES = 16 << 20
+WALK_ORDER_BYTES = 2  # the order assumes 2-byte elements whatever the dtype
+
+
+def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int) -> int:
+    """How many (batch, head) pairs the Hopper kernel's walk groups together
+    (``FlashParams.walk_group_pairs``): as many as have their K and V within
+    ``L2_WORKING_SET_BYTES``, at least 1 and at most ``pairs``. A KV head is
+    shared by ``group`` query heads, so each pair counts for 1/group of one."""
+    kv_bytes = max(seqlen_k * (head_dim + head_dim_v) * WALK_ORDER_BYTES // group, 1)
+    return min(max(L2_WORKING_SET_BYTES // kv_bytes, 1), pairs)
 
 
 def make_params(**fields: object) -> np.void:

@@ -8,7 +8,7 @@ from . import _dispatch, _split, _tma
 from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
-from ._params import LOG2E, make_params, make_tma_params
+from ._params import LOG2E, make_params, make_tma_params, walk_group_pairs
 from ._problem import Problem, build_problem, check_out, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from .errors import ArgumentError, NoGPUError
@@ -299,6 +299,8 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         heads_q=problem.heads_q, heads_kv=problem.heads_kv, group=problem.group,
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
+        walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
+                                          problem.batch * problem.heads_q),
     )
     args = (params,)
     if plan.spec.family == "wgmma":
