@@ -34,17 +34,44 @@ def time_ms(fn, warmup=5, repeats=30, inner=10):
     return statistics.median(times)
 
 
+# GPU cycles of torch.cuda._sleep queued ahead of each single-call sample: ~1 ms,
+# longer than any contender's host path (cupyflash's ~0.12 ms, bench/notes/full_bench.md).
+HOST_SHADOW_CYCLES = 2_000_000
+
+
+def gpu_ms(fn, warmup=2, repeats=10):
+    """Median GPU time of one call of ``fn``, without its host-side cost: each
+    sample queues a sleep kernel first, so the GPU is still busy when the host
+    records the start event and launches the call, and the call starts right
+    after the event. (Timing a single call on an idle GPU counts the host's
+    launch path too: ~0.1 ms on a 0.25 ms kernel at seqlen 1024, and its jitter
+    was most of the +-8 % per-point noise of the first interleaved A/Bs.)"""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        torch.cuda._sleep(HOST_SHADOW_CYCLES)
+        a.record()
+        fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
 def interleaved_ms(runs, rounds=7, repeats=10):
-    """Median ms per call of each of ``runs`` (name -> no-argument call), timed in
-    interleaved rounds (a, b, c, a, b, c, ...; ``repeats`` single-call samples per
-    contender per round): clock and power drift over a sweep then moves every
-    contender alike instead of favouring whichever ran first. At seqlen <= 2048 a
-    call lasts ~0.1 ms and back-to-back sweeps differed by up to 20 % per variant
-    (bench/notes/wgmma.md, "wgmma epilogue through shared memory")."""
+    """Median GPU ms per call of each of ``runs`` (name -> no-argument call), timed
+    in interleaved rounds (a, b, c, a, b, c, ...; ``repeats`` single-call samples
+    per contender per round, host cost excluded: gpu_ms): clock and power drift
+    over a sweep then moves every contender alike instead of favouring whichever
+    ran first. At seqlen <= 2048 a call lasts ~0.1 ms and back-to-back sweeps
+    differed by up to 20 % per variant (bench/notes/wgmma.md, "wgmma epilogue
+    through shared memory")."""
     samples = {name: [] for name in runs}
     for _ in range(rounds):
         for name, fn in runs.items():
-            samples[name].append(time_ms(fn, warmup=2, repeats=repeats, inner=1))
+            samples[name].append(gpu_ms(fn, warmup=2, repeats=repeats))
     return {name: statistics.median(ts) for name, ts in samples.items()}
 
 

@@ -50,8 +50,11 @@ namespace cupyflash {
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
 constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
 // With two Q buffers the producer loads the next item's Q after this tile of the
-// current item (see the producer): the consumers hand the buffer back in tile 1.
-constexpr int kQPrefetchTile = 1;
+// current item (see the producer): the consumers hand the buffer back in tile 1,
+// when they also free the ring slot of tile 2's V. After tile 1 instead, the
+// producer sat on the Q buffer while tile 2's K slot was already free, and K2
+// came late: -3 to -8 % (bench/notes/wgmma.md, "Where the consumers wait").
+constexpr int kQPrefetchTile = 2;
 constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
 
 // Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1,
@@ -218,10 +221,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         // The next item's Q goes out with this item's tile q_at. With two buffers
         // that is tile kQPrefetchTile: the buffer it reuses (the item before this
         // one) comes back when the consumers drain that item's epilogue store, in
-        // this item's tile 1. Loading it only after this item's last K/V (as with
-        // one buffer, where nothing earlier is free) left the consumers waiting for
-        // Q at every item start: 5 % of the stall samples at seqlen 1024
-        // (bench/notes/wgmma.md, "Where the consumers wait").
+        // this item's tile 1 (or after its only tile). Loading it only after this
+        // item's last K/V (as with one buffer, where nothing earlier is free) left
+        // the consumers waiting for Q at every item start: 5 % of the stall
+        // samples at seqlen 1024 (bench/notes/wgmma.md, "Where the consumers wait").
         const int q_at = kQS == 2 ? min(kQPrefetchTile, w.n_tiles - 1) : w.n_tiles - 1;
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
           const int n0 = (w.n_tiles - 1 - i) * kBlockN;
