@@ -162,6 +162,7 @@ def test_alignment_is_judged_per_call(monkeypatch):
         cupyflash.attention(q, FakeTorchTensor(shape, "float16"), FakeTorchTensor(shape, "float16"))
     assert [set(p.staged) for p in plans] == [set(), {"q"}, set()]
     assert "aligned" in plans[1].staged["q"]
+    assert plans[2] is plans[0]  # the aligned key's plan, cached
 
 
 def test_numpy_inputs_run_on_the_current_device(monkeypatch):
