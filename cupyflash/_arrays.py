@@ -2,8 +2,11 @@
 
 No framework is imported here: a torch or jax array can only reach us if the
 caller already imported its library, so we take the module from ``sys.modules``.
-Each adapter reads metadata without touching the data (``describe``), exposes a
-device buffer (pointer + strides) for the kernel, allocates results in the
+Each adapter reads metadata without touching the data: ``signature`` (the raw,
+hashable metadata that validation depends on, the key of the call cache in
+cupyflash._callcache) and ``info`` (that metadata as an ``ArrayInfo``), so
+``describe(x) == info(signature(x))`` by construction. It also exposes a device
+buffer (pointer + strides) for the kernel, allocates results in the
 caller's own library, and hands results back in the caller's array type.
 
 Per-call host cost matters: at seqlen 512 a kernel runs for ~0.2 ms, so the
@@ -17,8 +20,11 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
+
+from ._spec import SUPPORTED_DTYPES
 
 
 @dataclass(frozen=True)
@@ -32,9 +38,9 @@ class ArrayInfo:
     kind: str  # which adapter
 
 
-@dataclass(frozen=True)
-class DeviceBuffer:
-    """A device array as the kernel sees it: address, shape and element strides."""
+class DeviceBuffer(NamedTuple):
+    """A device array as the kernel sees it: address, shape and element strides.
+    (A NamedTuple: built several times per call, at a third of a frozen dataclass's cost.)"""
 
     ptr: int
     shape: tuple[int, ...]
@@ -75,8 +81,24 @@ def _c_strides(shape: tuple[int, ...]) -> tuple[int, ...]:
     return tuple(reversed(strides))
 
 
+# NumPy 2 formats a dtype's name in Python (~2 us); every call names up to five
+# buffers. Only the accepted dtypes are kept, so this stays a handful of entries.
+_dtype_names: dict[np.dtype, str] = {}
+
+
+def dtype_name(dtype: np.dtype) -> str:
+    """``str(dtype)`` of a NumPy (or CuPy) dtype, memoised for the accepted ones."""
+    name = _dtype_names.get(dtype)
+    if name is None:
+        name = str(dtype)
+        if name in SUPPORTED_DTYPES:
+            _dtype_names[dtype] = name
+    return name
+
+
 def _cupy_buffer(a) -> DeviceBuffer:
-    return DeviceBuffer(a.data.ptr, tuple(a.shape), tuple(s // a.itemsize for s in a.strides), str(a.dtype), a)
+    itemsize = a.itemsize
+    return DeviceBuffer(a.data.ptr, tuple(a.shape), tuple([s // itemsize for s in a.strides]), dtype_name(a.dtype), a)
 
 
 def _cupy_empty(shape, dtype: str):
@@ -86,9 +108,8 @@ def _cupy_empty(shape, dtype: str):
     return a, _cupy_buffer(a)
 
 
-def _element_strides(x) -> tuple:
-    itemsize = x.dtype.itemsize
-    return tuple(s // itemsize if s % itemsize == 0 else s / itemsize for s in x.strides)
+def _element_strides(byte_strides: tuple, itemsize: int) -> tuple:
+    return tuple(s // itemsize if s % itemsize == 0 else s / itemsize for s in byte_strides)
 
 
 def _current_cupy_stream(x, device_id: int):
@@ -97,7 +118,14 @@ def _current_cupy_stream(x, device_id: int):
     return cupy.cuda.get_current_stream()
 
 
-class NumpyAdapter:
+class _Adapter:
+    @classmethod
+    def describe(cls, x) -> ArrayInfo:
+        """What validation needs to know about ``x``: a function of its signature alone."""
+        return cls.info(cls.signature(x))
+
+
+class NumpyAdapter(_Adapter):
     """Host arrays: copied to the current GPU, the result copied back."""
 
     kind = "numpy"
@@ -108,8 +136,13 @@ class NumpyAdapter:
         return isinstance(x, np.ndarray)
 
     @staticmethod
-    def describe(x: np.ndarray) -> ArrayInfo:
-        return ArrayInfo(tuple(x.shape), str(x.dtype), _element_strides(x), "cpu", "numpy")
+    def signature(x: np.ndarray) -> tuple:
+        return (x.shape, x.dtype, x.strides)
+
+    @staticmethod
+    def info(sig: tuple) -> ArrayInfo:
+        shape, dtype, strides = sig
+        return ArrayInfo(tuple(shape), dtype_name(dtype), _element_strides(strides, dtype.itemsize), "cpu", "numpy")
 
     @staticmethod
     def pointer(x) -> int | None:
@@ -134,7 +167,7 @@ class NumpyAdapter:
         return buf.owner.get()
 
 
-class CupyAdapter:
+class CupyAdapter(_Adapter):
     kind = "cupy"
     caller_stream = staticmethod(_current_cupy_stream)
 
@@ -143,8 +176,14 @@ class CupyAdapter:
         return _top_module(x) == "cupy" and type(x).__name__ == "ndarray"
 
     @staticmethod
-    def describe(x) -> ArrayInfo:
-        return ArrayInfo(tuple(x.shape), str(x.dtype), _element_strides(x), f"cuda:{x.device.id}", "cupy")
+    def signature(x) -> tuple:
+        return (x.shape, x.dtype, x.strides, x.device.id)
+
+    @staticmethod
+    def info(sig: tuple) -> ArrayInfo:
+        shape, dtype, strides, device_id = sig
+        return ArrayInfo(tuple(shape), dtype_name(dtype), _element_strides(strides, dtype.itemsize),
+                         f"cuda:{device_id}", "cupy")
 
     @staticmethod
     def pointer(x) -> int | None:
@@ -166,7 +205,7 @@ class CupyAdapter:
 _external_streams: dict[tuple[int, int], object] = {}
 
 
-class TorchAdapter:
+class TorchAdapter(_Adapter):
     """torch CUDA tensors: raw pointers on torch's current stream, DLPack otherwise."""
 
     kind = "torch"
@@ -176,11 +215,14 @@ class TorchAdapter:
         return _top_module(x) == "torch" and hasattr(x, "data_ptr")
 
     @staticmethod
-    def describe(x) -> ArrayInfo:
-        dtype = str(x.dtype).removeprefix("torch.")
-        dev = x.device
+    def signature(x) -> tuple:
+        return (x.shape, x.dtype, x.stride(), x.device)
+
+    @staticmethod
+    def info(sig: tuple) -> ArrayInfo:
+        shape, dtype, strides, dev = sig
         device = f"cuda:{dev.index}" if dev.type == "cuda" else dev.type
-        return ArrayInfo(tuple(x.shape), dtype, tuple(x.stride()), device, "torch")
+        return ArrayInfo(tuple(shape), str(dtype).removeprefix("torch."), tuple(strides), device, "torch")
 
     @staticmethod
     def pointer(x) -> int | None:
@@ -218,7 +260,7 @@ class TorchAdapter:
         return out if out is not None else native
 
 
-class JaxAdapter:
+class JaxAdapter(_Adapter):
     """JAX GPU arrays over DLPack; results are handed back through DLPack too."""
 
     kind = "jax"
@@ -229,11 +271,17 @@ class JaxAdapter:
         return _top_module(x) in ("jax", "jaxlib") and hasattr(x, "devices")
 
     @staticmethod
-    def describe(x) -> ArrayInfo:
-        (dev,) = tuple(x.devices())
+    def signature(x) -> tuple:
+        # The device set stays whole here: info() rejects a sharded array, as describe() always did.
+        return (x.shape, x.dtype, tuple(x.devices()))
+
+    @staticmethod
+    def info(sig: tuple) -> ArrayInfo:
+        shape, dtype, devices = sig
+        (dev,) = devices
         device = f"cuda:{dev.id}" if dev.platform in ("gpu", "cuda") else dev.platform
-        shape = tuple(x.shape)
-        return ArrayInfo(shape, str(x.dtype), _c_strides(shape), device, "jax")
+        shape = tuple(shape)
+        return ArrayInfo(shape, str(dtype), _c_strides(shape), device, "jax")
 
     @staticmethod
     def pointer(x) -> int | None:
@@ -259,10 +307,30 @@ class JaxAdapter:
 ADAPTERS = (NumpyAdapter, CupyAdapter, TorchAdapter, JaxAdapter)
 
 
-def adapter_for(x: object, name: str):
+# type -> the adapter that last matched an array of it: one dict lookup instead of
+# trying the adapters in turn. The cached adapter is still asked (matches()), and
+# it is the first in ADAPTERS to match whenever it matches: the NumPy and CuPy
+# tests depend on the type alone, and the torch and JAX ones on disjoint modules.
+# Only array types get an entry, so it stays as small as the set of libraries in use.
+_adapter_of_type: dict[type, type] = {}
+
+
+def find_adapter(x: object):
+    """The adapter for ``x``, or None if ``x`` is no array that cupyflash takes."""
+    adapter = _adapter_of_type.get(type(x))
+    if adapter is not None and adapter.matches(x):
+        return adapter
     for adapter in ADAPTERS:
         if adapter.matches(x):
+            _adapter_of_type[type(x)] = adapter
             return adapter
+    return None
+
+
+def adapter_for(x: object, name: str):
+    adapter = find_adapter(x)
+    if adapter is not None:
+        return adapter
     from .errors import DTypeError
 
     raise DTypeError(f"{name}: expected a NumPy, CuPy, PyTorch or JAX array, got {type(x).__module__}."

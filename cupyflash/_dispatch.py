@@ -31,7 +31,10 @@ def out_needs_staging(spec, strides: tuple[int, ...], sizes: tuple[int, ...]) ->
     written through a staging buffer by this kernel variant (a size-1 axis is never stepped)."""
     tma = spec.family == "wgmma" and not spec.fp32_terms
     elems = TMA_OUT_STORE_ELEMS if tma else OUT_STORE_ELEMS[spec.family]
-    return any(st % elems or (tma and st <= 0) for st, n in zip(strides, sizes) if n > 1)
+    for st, n in zip(strides, sizes):  # a loop, not any(...): this runs on every call
+        if n > 1 and (st % elems or (tma and st <= 0)):
+            return True
+    return False
 # The mma path copies rows with 16-byte cp.async: 8 elements of 16 bits.
 MMA_ALIGN_ELEMS = 8
 MMA_ALIGN_BYTES = 16

@@ -4,9 +4,17 @@ The struct is passed to every kernel by value as a NumPy structured scalar.
 ``PARAMS_DTYPE`` lists the fields in declaration order with C alignment
 (``align=True``), so its offsets equal the C struct's; tests/test_params.py
 compiles ``offsetof`` checks against the header to prove it.
+
+Per call, only the leading ``CALL_FIELDS`` change (addresses, and the strides of
+the buffers actually passed); the rest depend on the problem alone. So a call
+builds ``FlashParams`` by writing those fields, with one ``struct`` pack, in
+front of a template made once per problem by ``make_params`` (a third of the
+host cost of a call went to filling all 30 fields one by one).
 """
 
 from __future__ import annotations
+
+import struct
 
 import numpy as np
 
@@ -43,6 +51,16 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
 PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
 
 LOG2E = 1.4426950408889634
+
+# The fields a call writes itself: the six addresses, then the (batch, row, head)
+# strides, in elements, of q, k, v and o.
+_N_CALL_FIELDS = 6 + 4 * 3
+CALL_FIELDS: tuple[str, ...] = tuple(name for name, _ in PARAMS_FIELDS[:_N_CALL_FIELDS])
+# Hazard: fill_params packs these as the template's first bytes, which is right only
+# while they lead the struct in this order with no padding between them
+# (tests/test_params.py checks the offsets, and the bytes against make_params).
+_STRUCT_CODES = {_PTR: "Q", _I64: "q"}  # standard sizes ("<"): 8 bytes each
+_CALL_STRUCT = struct.Struct("<" + "".join(_STRUCT_CODES[t] for _, t in PARAMS_FIELDS[:_N_CALL_FIELDS]))
 
 # The Hopper kernel's second parameter, ``TmaParams`` (cuda_src/tma_params.h):
 # 128-byte CUtensorMap values encoded by cupyflash._tma: q, k, v, the split
@@ -82,12 +100,28 @@ def make_params(**fields: object) -> np.void:
     return value[()]
 
 
+def params_template(**fields: object) -> bytes:
+    """``FlashParams`` bytes with every field but ``CALL_FIELDS`` given (those are zero)."""
+    return make_params(**dict.fromkeys(CALL_FIELDS, 0), **fields).tobytes()
+
+
+def fill_params(template: bytes, *call_values: int) -> np.void:
+    """One ``FlashParams`` value: ``template`` with ``CALL_FIELDS`` (in that order) written in."""
+    buf = bytearray(template)
+    _CALL_STRUCT.pack_into(buf, 0, *call_values)
+    return np.frombuffer(buf, PARAMS_DTYPE)[0]
+
+
+_MAP_BYTES = TMA_PARAMS_DTYPE.itemsize // len(TMA_PARAMS_FIELDS)
+_NO_MAP = bytes(_MAP_BYTES)
+
+
 def make_tma_params(q: bytes, k: bytes, v: bytes, q_lo: bytes | None = None, k_lo: bytes | None = None,
                     v_lo: bytes | None = None, o: bytes | None = None) -> np.void:
     """Build one ``TmaParams`` value from encoded tensor maps (lo maps: split kernel
-    only; the output map: 16-bit outputs only)."""
-    value = np.zeros((), dtype=TMA_PARAMS_DTYPE)
-    for name, desc in zip(TMA_PARAMS_FIELDS, (q, k, v, q_lo, k_lo, v_lo, o)):
-        if desc is not None:
-            value[name] = np.frombuffer(desc, dtype=np.uint64)
-    return value[()]
+    only; the output map: 16-bit outputs only; absent maps are zeros)."""
+    maps = [_NO_MAP if m is None else m for m in (q, k, v, q_lo, k_lo, v_lo, o)]
+    # Every map is one CUtensorMap: a wrong length would shift the ones after it.
+    if set(map(len, maps)) != {_MAP_BYTES}:
+        raise ValueError(f"TmaParams: tensor maps of {[len(m) for m in maps]} bytes; each must be {_MAP_BYTES}")
+    return np.frombuffer(bytearray(b"".join(maps)), TMA_PARAMS_DTYPE)[0]

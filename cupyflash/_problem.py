@@ -58,7 +58,7 @@ class Problem:
 def to_bshd(values: tuple, layout: str) -> tuple:
     """Reorder a 4-tuple given in ``layout`` to (batch, seq, heads, dim)."""
     axes = _AXES[layout]
-    return tuple(values[axes[i]] for i in range(4))
+    return (values[axes[0]], values[axes[1]], values[axes[2]], values[axes[3]])
 
 
 def to_layout(bshd: tuple, layout: str) -> tuple:

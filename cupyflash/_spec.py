@@ -2,7 +2,7 @@
 the tile tables that choose it. Pure Python, no GPU needed.
 
 Tile tables (why each entry, measured numbers in bench/notes/, indexed by
-bench/NOTES.md):
+bench/notes/):
 
 mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 * m_tiles query rows, so
 block_m = 16 * m_tiles * warps. Registers hold the O accumulator (m_tiles *
@@ -70,6 +70,7 @@ keys stream 32 at a time (one per lane).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 # Head-dim template widths. A problem runs at the smallest width >= max(head_dim,
@@ -317,7 +318,7 @@ class KernelSpec:
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
 
-    @property
+    @functools.cached_property  # read on every launch; the spec is frozen
     def smem_bytes(self) -> int:
         """Dynamic shared memory; mirrors kSmemBytes in the kernel traits."""
         if self.family == "wgmma":

@@ -8,8 +8,9 @@ from . import _dispatch, _split, _tma
 from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
-from ._params import LOG2E, make_params, make_tma_params, walk_group_pairs
-from ._problem import Problem, build_problem, check_out, to_bshd
+from ._callcache import CALL_CACHE_SIZE, prepare
+from ._params import LOG2E, fill_params, make_tma_params, params_template, walk_group_pairs
+from ._problem import Problem, build_problem, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from .errors import ArgumentError, NoGPUError
 
@@ -99,22 +100,17 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
     >>> v = cp.random.randn(2, 1024, 4, 128).astype(cp.float16)
     >>> o = cupyflash.attention(q, k, v, causal=True)
     """
-    adapter, problem = _validate(q, k, v, causal, causal_alignment, softmax_scale, layout)
-    if not isinstance(return_lse, bool):
-        raise ArgumentError(f"return_lse must be True or False; got {return_lse!r}")
-    for name, value, accepted in (("backend", backend, _dispatch.BACKENDS),
-                                  ("precision", precision, _dispatch.PRECISIONS)):
-        if not isinstance(value, str) or value not in accepted:
-            raise ArgumentError(f"{name} must be one of {', '.join(map(repr, accepted))}; got {value!r}")
-    if out is not None:
-        check_out(adapter_for(out, "out").describe(out), problem, adapter.kind)
+    call = prepare(q, k, v, out, causal, causal_alignment, softmax_scale, layout, return_lse, backend, precision)
+    adapter, problem = call.adapter, call.problem
     cupy = _require_gpu()
-    device_id = int(problem.device.split(":")[1]) if problem.device != "cpu" else cupy.cuda.Device().id
+    device_id = call.device_id if call.device_id is not None else cupy.cuda.Device().id
     with cupy.cuda.Device(device_id):
-        launch_stream = _resolve_stream(stream, adapter, q, device_id)
+        launch_stream = _resolve_stream(cupy, stream, adapter, q, device_id)
         on_caller_stream = stream is None
         with launch_stream:
-            bq, bk, bv = (adapter.device_buffer(x, on_caller_stream) for x in (q, k, v))
+            bq = adapter.device_buffer(q, on_caller_stream)
+            bk = adapter.device_buffer(k, on_caller_stream)
+            bv = adapter.device_buffer(v, on_caller_stream)
             if out is None or adapter.kind == "numpy":  # host out=: the kernel writes a device buffer
                 native_out, bo = adapter.empty(q, problem.out_shape(), problem.dtype)
             else:
@@ -123,7 +119,8 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
             if return_lse:
                 native_lse, blse = adapter.empty(q, problem.lse_shape(), "float32")
             if not problem.empty:
-                misalignment = tuple(b.ptr % _dispatch.MMA_ALIGN_BYTES for b in (bq, bk, bv, bo))
+                align = _dispatch.MMA_ALIGN_BYTES
+                misalignment = (bq.ptr % align, bk.ptr % align, bv.ptr % align, bo.ptr % align)
                 the_plan = _cached_plan(problem, _device(cupy, device_id), backend, misalignment, precision)
                 _run(the_plan, problem, bq, bk, bv, bo, blse, launch_stream, device_id)
             result = adapter.finish(native_out, bo, out)
@@ -155,6 +152,7 @@ def explain(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_ri
 
 # ----------------------------------------------------------------------------- helpers
 def _validate(q, k, v, causal, causal_alignment, softmax_scale, layout):
+    """(adapter, Problem) of q, k and v, validated from scratch (explain(), the tuning scripts)."""
     adapter = adapter_for(q, "q")
     infos = [adapter_for(x, name).describe(x) for x, name in ((q, "q"), (k, "k"), (v, "v"))]
     problem = build_problem(*infos, causal=causal, causal_alignment=causal_alignment,
@@ -162,7 +160,13 @@ def _validate(q, k, v, causal, causal_alignment, softmax_scale, layout):
     return adapter, problem
 
 
+_cupy = None  # CuPy, once a GPU was found: a process keeps its GPUs
+
+
 def _require_gpu():
+    global _cupy
+    if _cupy is not None:
+        return _cupy
     try:
         import cupy
     except ImportError as exc:
@@ -175,6 +179,7 @@ def _require_gpu():
                          "For a CPU result call cupyflash.reference.attention explicitly") from exc
     if count == 0:
         raise NoGPUError("no CUDA GPU found; for a CPU result call cupyflash.reference.attention explicitly")
+    _cupy = cupy
     return cupy
 
 
@@ -199,9 +204,7 @@ def _cached_plan(problem: Problem, device: tuple[int, int], backend: str,
     return _dispatch.plan(problem, arch, backend, pointers, sm_count, precision)
 
 
-def _resolve_stream(stream, adapter, q, device_id: int):
-    import cupy
-
+def _resolve_stream(cupy, stream, adapter, q, device_id: int):
     if stream is None:
         return adapter.caller_stream(q, device_id)
     if isinstance(stream, cupy.cuda.Stream | cupy.cuda.ExternalStream):
@@ -228,25 +231,44 @@ def _padded_copy(cupy, buf: DeviceBuffer, layout: str, dim: int) -> DeviceBuffer
 def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
                 lo_ptrs: dict[str, int] | None = None):
     """The TMA tensor maps of the wgmma kernel (Q, K, V; with ``lo_ptrs`` also the
-    split kernel's lo parts, which share the hi parts' shapes and strides), bshd order."""
-    spec, p = plan.spec, problem
+    split kernel's lo parts, which share the hi parts' shapes and strides), bshd order.
+    Each map embeds its operand's address, so they are made (or found in
+    _tma.encode's cache, keyed by that address) on every call."""
+    spec = plan.spec
     dtype = "float16" if spec.fp32_terms else spec.dtype
     # 16-bit outputs leave through TMA stores of one consumer warpgroup's rows.
-    o_map = None if spec.fp32_terms else _tma.encode(dtype, ptrs["o"], head_dim_v, p.seqlen_q, p.heads_q, p.batch,
-                                                     strides["o"], WGMMA_ROWS_PER_WARPGROUP)
+    o_map = None if spec.fp32_terms else _tma.encode(dtype, ptrs["o"], head_dim_v, problem.seqlen_q, problem.heads_q,
+                                                     problem.batch, strides["o"], WGMMA_ROWS_PER_WARPGROUP)
+    hi = _qkv_maps(dtype, spec, problem, ptrs, strides, head_dim, head_dim_v)
+    lo = (None, None, None) if lo_ptrs is None else _qkv_maps(dtype, spec, problem, lo_ptrs, strides, head_dim,
+                                                               head_dim_v)
+    return make_tma_params(*hi, *lo, o_map)
 
-    def maps(pt):
-        q_map = _tma.encode(dtype, pt["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
-        if p.seqlen_k == 0:
-            # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
-            # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
-            return q_map, q_map, q_map
-        return (q_map,
-                _tma.encode(dtype, pt["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
-                _tma.encode(dtype, pt["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
 
-    lo_maps = maps(lo_ptrs) if lo_ptrs is not None else (None, None, None)
-    return make_tma_params(*maps(ptrs), *lo_maps, o_map)
+def _qkv_maps(dtype: str, spec, p: Problem, ptrs, strides, head_dim: int, head_dim_v: int) -> tuple:
+    q_map = _tma.encode(dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
+    if p.seqlen_k == 0:
+        # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
+        # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
+        return q_map, q_map, q_map
+    return (q_map,
+            _tma.encode(dtype, ptrs["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
+            _tma.encode(dtype, ptrs["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
+
+
+@functools.lru_cache(maxsize=CALL_CACHE_SIZE)
+def _params_template(problem: Problem, head_dim: int, head_dim_v: int) -> bytes:
+    """FlashParams of ``problem`` run at these (possibly padded) head dims, less the
+    per-call fields (addresses, strides); bounded like the call cache, for the same reason."""
+    return params_template(
+        softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
+        batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
+        heads_q=problem.heads_q, heads_kv=problem.heads_kv, group=problem.group,
+        head_dim=head_dim, head_dim_v=head_dim_v,
+        causal=int(problem.causal), causal_offset=problem.causal_offset,
+        walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
+                                          problem.batch * problem.heads_q),
+    )
 
 
 def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: DeviceBuffer, o: DeviceBuffer,
@@ -290,18 +312,9 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         ptrs["o"] = staged_out.data.ptr
         strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
-    params = make_params(
-        q=ptrs["q"], k=ptrs["k"], v=ptrs["v"], o=ptrs["o"], lse=0 if lse is None else lse.ptr, scales=scales_ptr,
-        **{f"{n}_{part}_stride": strides[n][i] for n in ("q", "k", "v", "o")
-           for i, part in enumerate(("batch", "row", "head"))},
-        softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
-        batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
-        heads_q=problem.heads_q, heads_kv=problem.heads_kv, group=problem.group,
-        head_dim=head_dim, head_dim_v=head_dim_v,
-        causal=int(problem.causal), causal_offset=problem.causal_offset,
-        walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
-                                          problem.batch * problem.heads_q),
-    )
+    params = fill_params(_params_template(problem, head_dim, head_dim_v),
+                         ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, scales_ptr,
+                         *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
         args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v, lo_ptrs),)

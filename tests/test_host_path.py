@@ -1,0 +1,177 @@
+"""``cupyflash.attention``'s whole host path, without a GPU, against the stand-in
+runtime of cuda_fakes.py: the FlashParams built from a template equal the ones
+built field by field, the TMA maps and every address are this call's (a cached
+entry never carries a pointer), and alignment is judged per call."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import cupyflash
+from cupyflash import _callcache, api
+from cupyflash._params import (CALL_FIELDS, LOG2E, PARAMS_DTYPE, TMA_PARAMS_DTYPE, TMA_PARAMS_FIELDS, fill_params,
+                               make_params, make_tma_params, params_template, walk_group_pairs)
+
+import cuda_fakes
+from array_fakes import FakeCupyArray, FakeTorchTensor
+
+BASE_PTR = 0x7F0000000000
+MIB = 1 << 20
+
+
+@pytest.fixture(autouse=True)
+def fresh_caches():
+    for cache in (_callcache._validate_signatures, api._cached_plan, api._params_template):
+        cache.cache_clear()
+    yield
+    for cache in (_callcache._validate_signatures, api._cached_plan, api._params_template):
+        cache.cache_clear()
+
+
+def _ptr(x) -> int:
+    return x.data_ptr() if isinstance(x, FakeTorchTensor) else x.data.ptr
+
+
+def _strides(x) -> tuple:
+    return x.stride() if isinstance(x, FakeTorchTensor) else tuple(s // x.itemsize for s in x.strides)
+
+
+def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_right", scale=None, layout="bshd"):
+    """FlashParams of an unstaged call, every field set by name from the arrays themselves."""
+    def bshd(t):
+        return t if layout == "bshd" else (t[0], t[2], t[1], t[3])
+
+    b, sq, hq, d = bshd(q.shape)
+    sk, hk, dv = bshd(k.shape)[1], bshd(k.shape)[2], bshd(v.shape)[3]
+    scale = 1 / math.sqrt(d) if scale is None else float(scale)
+    fields = dict(q=_ptr(q), k=_ptr(k), v=_ptr(v), o=_ptr(o), lse=0 if lse is None else _ptr(lse), scales=0,
+                  softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
+                  heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
+                  causal_offset=sk - sq if alignment == "bottom_right" else 0,
+                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq))
+    for name, x in (("q", q), ("k", k), ("v", v), ("o", o)):
+        for part, stride in zip(("batch", "row", "head"), bshd(_strides(x))):
+            fields[f"{name}_{part}_stride"] = stride
+    return make_params(**fields)
+
+
+# (library, arch, dtype, q shape, kv shape, dv, kwargs, k's element strides or None)
+PROBLEMS = [
+    ("torch", 90, "bfloat16", (1, 128, 4, 64), (1, 128, 4, 64), 64, {}, None),
+    ("torch", 90, "float16", (2, 100, 8, 128), (2, 300, 2, 128), 128, {"causal": True}, None),
+    ("cupy", 90, "float16", (2, 8, 100, 64), (2, 2, 77, 64), 64, {"layout": "bhsd", "causal": True,
+                                                                   "causal_alignment": "top_left"}, None),
+    ("torch", 80, "bfloat16", (1, 33, 4, 96), (1, 47, 2, 96), 96, {"softmax_scale": 0.3}, None),
+    ("cupy", 80, "float16", (3, 64, 4, 64), (3, 64, 4, 64), 64, {}, (64 * 8 * 64, 8 * 64, 64, 1)),  # k: heads 0-3 of 8
+    ("torch", 90, "float64", (1, 70, 2, 40), (1, 70, 2, 40), 40, {"return_lse": True}, None),
+    ("cupy", 80, "float32", (1, 16, 2, 32), (1, 50, 1, 32), 32, {"backend": "simt", "causal": True}, None),
+]
+
+
+def _make(lib, shape, dtype, ptr, strides=None):
+    cls = FakeTorchTensor if lib == "torch" else FakeCupyArray
+    return cls(shape, dtype, strides=strides, ptr=ptr)
+
+
+@pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: f"{p[0]}-sm{p[1]}-{p[2]}-{p[3]}")
+def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem):
+    lib, arch, dtype, qs, kvs, dv, kw, k_strides = problem
+    fake = cuda_fakes.install(monkeypatch, arch=arch)
+    bhsd = kw.get("layout") == "bhsd"
+    vs = kvs[:3] + (dv,)
+    out_shape = qs[:3] + (dv,)
+    for call in range(3):  # a miss, then hits, each with other buffers
+        base = BASE_PTR + call * 64 * MIB
+        q = _make(lib, qs, dtype, base)
+        k = _make(lib, kvs, dtype, base + 16 * MIB, k_strides)
+        v = _make(lib, vs, dtype, base + 32 * MIB)
+        result = cupyflash.attention(q, k, v, **kw)
+        o, lse = result if kw.get("return_lse") else (result, None)
+        assert o.shape == out_shape
+        launch = fake.launches[-1]
+        want = params_from_scratch(q, k, v, o, lse, causal=kw.get("causal", False), scale=kw.get("softmax_scale"),
+                                   alignment=kw.get("causal_alignment", "bottom_right"),
+                                   layout="bhsd" if bhsd else "bshd")
+        assert launch.args[0].tobytes() == want.tobytes()
+    assert len(fake.launches) == 3
+
+
+def test_fill_params_equals_make_params_field_by_field():
+    rng = np.random.default_rng(0)
+    for scale in (0.125, 1e-30, 1e300):  # 1e300 * log2(e) overflows float32: inf, as numpy assigns it
+        fields = {name: int(rng.integers(-2**40, 2**40)) for name in CALL_FIELDS}
+        fields.update({name: int(rng.integers(0, 2**63)) for name in ("q", "k", "v", "o", "lse", "scales")})
+        rest = dict(softmax_scale=scale, scale_log2=scale * LOG2E, batch=3, seqlen_q=-1 + 2**31, seqlen_k=0,
+                    heads_q=16, heads_kv=4, group=4, head_dim=72, head_dim_v=256, causal=1, causal_offset=-2**31,
+                    walk_group_pairs=2**31 - 1)
+        with np.errstate(over="ignore"):
+            want = make_params(**fields, **rest)
+            got = fill_params(params_template(**rest), *(fields[name] for name in CALL_FIELDS))
+        assert got.dtype == PARAMS_DTYPE and got.tobytes() == want.tobytes()
+
+
+def test_call_fields_lead_the_struct_unpadded():
+    """fill_params packs CALL_FIELDS as the struct's first bytes (its hazard)."""
+    offset = 0
+    for name in CALL_FIELDS:
+        field_dtype, field_offset = PARAMS_DTYPE.fields[name][:2]
+        assert field_offset == offset, name
+        offset += field_dtype.itemsize
+
+
+def test_make_tma_params_equals_field_by_field():
+    maps = [bytes([i]) * 128 for i in range(1, 8)]
+    for present in ([0, 1, 2, 6], [0, 1, 2, 3, 4, 5], list(range(7))):
+        args = [maps[i] if i in present else None for i in range(7)]
+        want = np.zeros((), TMA_PARAMS_DTYPE)
+        for name, desc in zip(TMA_PARAMS_FIELDS, args):
+            if desc is not None:
+                want[name] = np.frombuffer(desc, np.uint64)
+        assert make_tma_params(*args).tobytes() == want.tobytes()
+    with pytest.raises(ValueError, match="each must be 128"):
+        make_tma_params(maps[0], maps[1][:64], maps[2] + maps[1][:64])
+
+
+def _map_pointer(tma, name) -> int:
+    return cuda_fakes.FAKE_MAP.unpack_from(tma[name].tobytes())[0]
+
+
+def test_tma_maps_carry_each_calls_addresses(monkeypatch):
+    fake = cuda_fakes.install(monkeypatch, arch=90)
+    shape = (1, 128, 4, 64)
+    bases = [BASE_PTR, BASE_PTR + 64 * MIB, BASE_PTR]  # new addresses, then the first ones again
+    for base in bases:
+        q, k, v, o = (FakeTorchTensor(shape, "bfloat16", ptr=base + i * MIB) for i in range(4))
+        cupyflash.attention(q, k, v, out=o)
+        params, tma = fake.launches[-1].args
+        assert params["q"] == q.data_ptr() and params["o"] == o.data_ptr()
+        for name, x in (("q", q), ("k", k), ("v", v), ("o", o)):
+            assert _map_pointer(tma, name) == x.data_ptr(), name
+    assert _callcache._validate_signatures.cache_info().hits == 2  # served from the cache, pointers still fresh
+
+
+def test_alignment_is_judged_per_call(monkeypatch):
+    """Two calls with one key, the second q 2 bytes off 16-byte alignment: its plan stages q."""
+    cuda_fakes.install(monkeypatch, arch=80)
+    plans = []
+    monkeypatch.setattr(api, "_run", lambda plan, *args: plans.append(plan))
+    shape = (1, 64, 4, 64)
+    for offset in (0, 2, 0):
+        q = FakeTorchTensor(shape, "float16", ptr=BASE_PTR + offset)
+        cupyflash.attention(q, FakeTorchTensor(shape, "float16"), FakeTorchTensor(shape, "float16"))
+    assert [set(p.staged) for p in plans] == [set(), {"q"}, set()]
+    assert "aligned" in plans[1].staged["q"]
+    assert plans[2] is plans[0]  # the aligned key's plan, cached
+
+
+def test_numpy_inputs_run_on_the_current_device(monkeypatch):
+    fake = cuda_fakes.install(monkeypatch, arch=80)
+    q = np.ones((1, 16, 2, 32), np.float16)
+    for device in (0, 1):
+        fake.current_device = device
+        out = cupyflash.attention(q, q, q)
+        assert isinstance(out, np.ndarray) and out.shape == q.shape
+    assert fake.entered_devices == [0, 1] and len(fake.launches) == 2  # one cache entry, two devices
