@@ -1,8 +1,8 @@
 """Kernel variants: the frozen spec that names one compiled instantiation, and
 the tile tables that choose it. Pure Python, no GPU needed.
 
-Tile tables (why each entry, measured numbers in bench/notes/, indexed by
-bench/notes/):
+Tile tables (why each entry; the measured numbers are in bench/notes/, indexed
+by bench/NOTES.md):
 
 mma.sync path (fp16/bf16, sm_80+). Each warp owns 16 * m_tiles query rows, so
 block_m = 16 * m_tiles * warps. Registers hold the O accumulator (m_tiles *
