@@ -35,6 +35,8 @@ struct RowState {
   }
 };
 
+constexpr int kMaxChains = 4;  // independent partial maxima per row half (see softmax_half)
+
 // One row half (rows g or g+8 of the fragment) of an online-softmax step: s
 // becomes p = exp2(s * scale_log2 - m) for that half, and the running max and
 // sum move on. Returns the factor exp2((old max - new max) * scale) by which
@@ -44,16 +46,22 @@ struct RowState {
 template <int kNTiles>
 __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
                                               bool& any_moved) {
-  // The row max is a tree, not a chain: it stands between the scores and the
-  // first exponential, and the compiler keeps fmaxf's order as written (a chain
-  // of kNTiles dependent FMNMX, ~4 cycles each; the tree is log2(kNTiles) deep).
-  float part[kNTiles];
+  // The row max runs as kMaxChains interleaved chains joined by a tree, not as
+  // one chain: it stands between the scores and the first exponential, and the
+  // compiler keeps fmaxf's order as written (one chain was kNTiles dependent
+  // FMNMX, ~4 cycles each). Not a full tree: its kNTiles partial maxima held at
+  // once pushed the 255-register mma variants into spills under NVRTC 13.0.
+  constexpr int kChains = kNTiles < kMaxChains ? kNTiles : kMaxChains;
+  float part[kChains];
 #pragma unroll
-  for (int j = 0; j < kNTiles; ++j) part[j] = fmaxf(s[j][2 * half], s[j][2 * half + 1]);
+  for (int j = 0; j < kNTiles; ++j) {
+    const float m = fmaxf(s[j][2 * half], s[j][2 * half + 1]);
+    part[j % kChains] = j < kChains ? m : fmaxf(part[j % kChains], m);
+  }
 #pragma unroll
-  for (int w = 1; w < kNTiles; w *= 2)
+  for (int w = 1; w < kChains; w *= 2)
 #pragma unroll
-    for (int j = 0; j + w < kNTiles; j += 2 * w) part[j] = fmaxf(part[j], part[j + w]);
+    for (int j = 0; j + w < kChains; j += 2 * w) part[j] = fmaxf(part[j], part[j + w]);
   const float tile_max = quad_max(part[0]);
   const float new_max = fmaxf(st.max[half], tile_max);
   // A row with no unmasked key so far has max = -inf: use 0 as the offset so

@@ -104,14 +104,17 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
 # What bench/tune_mma.py times per width (the table's entry among them); the
 # offline test compiles every one, so a sweep never meets a compile error. All
 # are spill-free under NVRTC 13.0 and 13.5 for sm_80 and sm_90a (checked with
-# bench/nvrtc_compat.py); 128 x 80 and 128 x 96 at width 96 sit at 255 registers
-# and need the epilogue's re-read of its first row (kRereadRow0) for that.
+# bench/nvrtc_compat.py); 128 x 80 at width 96 sits at 255 registers and needs
+# the epilogue's re-read of its first row (kRereadRow0) for that.
 MmaTiles = tuple[int, int, int, int]
 MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
     64: ((128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)),
     80: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 96, 4, 2), (64, 64, 4, 1), (64, 128, 4, 1), (128, 128, 8, 1)),
-    96: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 96, 4, 2), (128, 32, 4, 2), (64, 64, 4, 1), (64, 128, 4, 1),
-         (128, 64, 8, 1), (128, 128, 8, 1)),
+    # 128 x 96 and 64 x 128 left the list: once the softmax's row max ran as four chains
+    # (softmax.h) they spilled (4 B for sm_80 under NVRTC 13.0 at 255 registers; 20 B for sm_90a
+    # under 13.5), and 128 x 64 was within 1 % of the best candidate at every point (bench/notes/mma.md,
+    # "mma d80/d96 measured").
+    96: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 32, 4, 2), (64, 64, 4, 1), (128, 64, 8, 1), (128, 128, 8, 1)),
     128: ((128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2)),
     256: ((64, 64, 4, 1), (64, 32, 4, 1), (128, 32, 8, 1), (128, 64, 8, 1)),  # 128 x 64, 8 warps: FA2's at 256
 }
