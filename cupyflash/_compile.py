@@ -71,7 +71,7 @@ def kernel_source(entry: str = ENTRY_FILE) -> str:
 
 # ---------------------------------------------------------------- run-time cache
 _lock = threading.Lock()
-_functions: dict[tuple[KernelSpec, int], object] = {}
+_functions: dict[tuple, object] = {}  # (spec, device) or (entry, name, options, device)
 _compile_count = 0
 _forbid_depth = 0
 
@@ -97,7 +97,17 @@ def no_compile() -> Iterator[None]:
 
 def get_function(spec: KernelSpec, device_id: int):
     """The loaded kernel for ``spec`` on ``device_id``, compiling it if needed."""
-    key = (spec, device_id)
+    return _cached((spec, device_id), spec.variant_name, lambda: _build(spec))
+
+
+def get_named_function(entry: str, name_expression: str, device_id: int, arch_options: tuple[str, ...] = ()):
+    """The loaded kernel ``name_expression`` of the translation unit ``entry`` (a
+    cuda_src file with no KernelSpec: the float32 pre-pass) on ``device_id``."""
+    key = (entry, name_expression, arch_options, device_id)
+    return _cached(key, name_expression, lambda: _build_named(entry, name_expression, arch_options))
+
+
+def _cached(key, label: str, build):
     fn = _functions.get(key)
     if fn is not None:
         return fn
@@ -107,27 +117,35 @@ def get_function(spec: KernelSpec, device_id: int):
             return fn
         if _forbid_depth:
             raise CompileInTimedRegionError(
-                f"kernel {spec.variant_name} is not loaded yet and compiling is forbidden here "
+                f"kernel {label} is not loaded yet and compiling is forbidden here "
                 "(cupyflash.no_compile); run the same call once before the timed region")
-        fn = _build(spec)
+        fn = build()
         _functions[key] = fn
         return fn
 
 
-def _build(spec: KernelSpec):
+def _load(entry: str, name_expression: str, arch_options: tuple[str, ...], label: str):
     global _compile_count
     import cupy
     from cupy.cuda.compiler import CompileException
 
-    module = cupy.RawModule(code=kernel_source(spec.entry_file), options=COMPILE_OPTIONS + spec.arch_options,
-                            name_expressions=[spec.name_expression])
+    module = cupy.RawModule(code=kernel_source(entry), options=COMPILE_OPTIONS + arch_options,
+                            name_expressions=[name_expression])
     try:
-        fn = module.get_function(spec.name_expression)
+        fn = module.get_function(name_expression)
     except CompileException as exc:
-        raise CompileError(f"NVRTC failed to compile {spec.variant_name} "
-                           f"({spec.name_expression}):\n{exc.get_message()}") from exc
+        raise CompileError(f"NVRTC failed to compile {label} ({name_expression}):\n{exc.get_message()}") from exc
+    _compile_count += 1
+    return fn
+
+
+def _build(spec: KernelSpec):
+    fn = _load(spec.entry_file, spec.name_expression, spec.arch_options, spec.variant_name)
     if spec.smem_bytes > 48 * 1024:
         # Above 48 KB a kernel must opt in to dynamic shared memory.
         fn.max_dynamic_shared_size_bytes = spec.smem_bytes
-    _compile_count += 1
     return fn
+
+
+def _build_named(entry: str, name_expression: str, arch_options: tuple[str, ...]):
+    return _load(entry, name_expression, arch_options, name_expression)

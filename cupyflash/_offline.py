@@ -5,7 +5,7 @@ GPU; this module calls NVRTC through ``cuda.bindings`` on exactly the source and
 options that ``cupy.RawModule`` gets at run time, and reads ptxas' resource
 report (registers, stack frame, spills) for each kernel.
 
-    python -m cupyflash._offline            # every shipped variant, sm_80 and sm_90a
+    python -m cupyflash._offline            # every shipped variant and the fp32 pre-pass, sm_80 and sm_90a
 """
 
 from __future__ import annotations
@@ -54,18 +54,25 @@ def _check(result, what: str, log: str = "") -> None:
 def compile_specs(specs: list[KernelSpec], arch: str) -> tuple[list[ResourceReport], bytes]:
     """Compile ``specs`` (all from one translation unit) in one NVRTC program for
     ``arch``; return the resource reports (one per spec, in order) and the cubin."""
-    from cuda.bindings import nvrtc
-
     entries = {spec.entry_file for spec in specs}
     if len(entries) != 1:
         raise ValueError(f"compile_specs takes variants of one translation unit; got {sorted(entries)}")
-    src = kernel_source(entries.pop()).encode()
+    return compile_names(entries.pop(), [(spec.variant_name, spec.name_expression) for spec in specs], arch)
+
+
+def compile_names(entry: str, names: list[tuple[str, str]], arch: str) -> tuple[list[ResourceReport], bytes]:
+    """Compile the kernels ``names`` ((label, name expression) pairs) of the
+    translation unit ``entry`` in one NVRTC program for ``arch``; return their
+    resource reports (in order, ``variant`` = the label) and the cubin."""
+    from cuda.bindings import nvrtc
+
+    src = kernel_source(entry).encode()
     err, prog = nvrtc.nvrtcCreateProgram(src, b"cupyflash.cu", 0, [], [])
     _check(err, "create")
     try:
-        for spec in specs:
-            (err,) = nvrtc.nvrtcAddNameExpression(prog, spec.name_expression.encode())
-            _check(err, f"add name {spec.name_expression}")
+        for _, expr in names:
+            (err,) = nvrtc.nvrtcAddNameExpression(prog, expr.encode())
+            _check(err, f"add name {expr}")
         opts = [o.encode() for o in COMPILE_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
         (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         _, size = nvrtc.nvrtcGetProgramLogSize(prog)
@@ -74,10 +81,10 @@ def compile_specs(specs: list[KernelSpec], arch: str) -> tuple[list[ResourceRepo
         log = log_buf.decode(errors="replace")
         _check(err, f"compile for {arch}", log)
         lowered = {}
-        for spec in specs:
-            err, name = nvrtc.nvrtcGetLoweredName(prog, spec.name_expression.encode())
-            _check(err, f"lowered name of {spec.name_expression}")
-            lowered[name.decode()] = spec
+        for label, expr in names:
+            err, name = nvrtc.nvrtcGetLoweredName(prog, expr.encode())
+            _check(err, f"lowered name of {expr}")
+            lowered[name.decode()] = label
         _, cubin_size = nvrtc.nvrtcGetCUBINSize(prog)
         cubin = b" " * cubin_size
         nvrtc.nvrtcGetCUBIN(prog, cubin)
@@ -86,7 +93,7 @@ def compile_specs(specs: list[KernelSpec], arch: str) -> tuple[list[ResourceRepo
     return _parse_report(log, lowered, arch), cubin
 
 
-def _parse_report(log: str, lowered: dict[str, KernelSpec], arch: str) -> list[ResourceReport]:
+def _parse_report(log: str, lowered: dict[str, str], arch: str) -> list[ResourceReport]:
     reports: dict[str, ResourceReport] = {}
     current = None
     frame = None
@@ -96,16 +103,22 @@ def _parse_report(log: str, lowered: dict[str, KernelSpec], arch: str) -> list[R
         elif (m := _FRAME.search(line)) and current:
             frame = tuple(int(x) for x in m.groups())
         elif (m := _REGS.search(line)) and current and frame is not None and current in lowered:
-            spec = lowered[current]
-            reports[current] = ResourceReport(spec.variant_name, arch, int(m.group(1)), *frame, symbol=current)
+            reports[current] = ResourceReport(lowered[current], arch, int(m.group(1)), *frame, symbol=current)
             current = None
     serialized = set(_SERIALIZED.findall(log))
     for name in serialized & reports.keys():
         reports[name] = dataclasses.replace(reports[name], wgmma_serialized=True)
-    missing = [lowered[n].variant_name for n in lowered if n not in reports]
+    missing = [lowered[n] for n in lowered if n not in reports]
     if missing:
         raise CompileError(f"no ptxas resource report for {missing} on {arch}:\n{log}")
     return [reports[n] for n in lowered]
+
+
+def split_reports(arch: str) -> list[ResourceReport]:
+    """The float32 pre-pass kernels (cupyflash._split), each compiled alone as at run time."""
+    from ._split import SPLIT_ENTRY_FILE, kernel_names
+
+    return [r for label_expr in kernel_names() for r in compile_names(SPLIT_ENTRY_FILE, [label_expr], arch)[0]]
 
 
 def specs_by_unit(arch: str, specs: list[KernelSpec] | None = None) -> list[list[KernelSpec]]:
@@ -123,6 +136,7 @@ def main() -> int:
     rows, failed = [], False
     for arch in TARGET_ARCHS:
         reports = [r for group in specs_by_unit(arch) for r in compile_specs(group, arch)[0]]
+        reports += split_reports(arch)
         for r in reports:
             failed |= r.spills
             rows.append((r.variant, r.arch, r.registers, r.stack_frame, r.spill_stores, r.spill_loads))

@@ -8,14 +8,29 @@ tensor cores": 3 x FP16 keeps fp32 accuracy). The factors are computed and appli
 the device, so the call stays free of host synchronisation; the kernel reads
 the two numbers that undo them from ``scales`` = [1 / (s_q * s_k), 1 / s_v].
 With ``with_lo=False`` (precision "fast") only hi is made.
+
+Device work per call (cuda_src/split_fp32.cu): one memset (the three maxima and
+the two scales share one 5-word buffer), ``split_fp32_absmax`` (finite abs-max
+of q, k and v in one launch, ``atomicMax`` on the float bits) and
+``split_fp32_split`` (factors from the maxima, hi/lo and the zero padding of all
+three tensors in one launch; block (0, 0) writes ``scales``). Both read the
+inputs in place through their (batch, seq, head) strides: bhsd inputs need no copy.
+
+The kernels take one ``SplitParams`` struct (cuda_src/split_params.h), mirrored
+here by ``SPLIT_TENSOR_FIELDS`` / ``SPLIT_PARAMS_FIELDS`` and packed with one
+``struct.pack`` (the struct has no padding; tests/test_split.py checks the
+offsets against the header with NVRTC).
 """
 
 from __future__ import annotations
 
-import functools
+import struct
 from dataclasses import dataclass
 
+import numpy as np
+
 from ._arrays import DeviceBuffer
+from ._problem import to_bshd
 
 # Target exponent: max |x * 2^e| in (2^(T-1), 2^T]; fp16's largest finite value is 65504 < 2^16.
 TARGET_EXP = 14
@@ -28,6 +43,51 @@ TARGET_EXP = 14
 # default backend (exact CUDA cores) is the right call.
 MAX_SHIFT = {"q": 63, "k": 63, "v": 120}
 PAD_ELEMS = 8  # hi/lo rows padded to a multiple of 8 fp16 elements (16-byte TMA strides)
+# The reference formula's stand-in for log2(0): an all-zero tensor's max is taken as 2^-1000.
+ZERO_CEIL_LOG2 = -1000
+# The kernel builds 2^e from the float bits (cuda_src/split_fp32.cu, pow2_f32):
+# exact for normal numbers only, so every factor and undoing factor must be one.
+F32_MIN_NORMAL_EXP, F32_MAX_EXP = -126, 127
+if not (MAX_SHIFT["q"] + MAX_SHIFT["k"] <= -F32_MIN_NORMAL_EXP and MAX_SHIFT["v"] <= -F32_MIN_NORMAL_EXP
+        and max(MAX_SHIFT.values()) < -ZERO_CEIL_LOG2 - TARGET_EXP):
+    raise AssertionError(f"MAX_SHIFT {MAX_SHIFT} lets a factor leave float32's normal range")
+
+SPLIT_ENTRY_FILE = "split_fp32.cu"
+SPLIT_THREADS = 256  # kSplitThreads
+SPLIT_ROWS_IN_FLIGHT = 2  # kSplitRowsInFlight
+VEC_ELEMS = 4  # the vectorised kernels' float4
+VEC_ALIGN_BYTES = 16
+# Grid: every block of both kernels resident at once, so the block-stride loops
+# split the rows evenly (no second, partial wave). kSplitBlocksPerSm in
+# split_fp32.cu (__launch_bounds__) guarantees this many fit per SM.
+BLOCKS_PER_SM = 6
+N_TENSORS = 3  # q, k, v: gridDim.y
+
+_PTR, _I64, _I32 = np.uint64, np.int64, np.int32
+SPLIT_TENSOR_FIELDS: tuple[tuple[str, type], ...] = (
+    ("x", _PTR), ("hi", _PTR), ("lo", _PTR),
+    ("batch_stride", _I64), ("row_stride", _I64), ("head_stride", _I64),
+    ("rows", _I64),
+    ("seqlen", _I32), ("heads", _I32), ("dim", _I32), ("padded_dim", _I32),
+)
+SPLIT_TENSOR_DTYPE = np.dtype(list(SPLIT_TENSOR_FIELDS), align=True)
+SPLIT_PARAMS_FIELDS: tuple[tuple[str, object], ...] = (
+    ("t", (SPLIT_TENSOR_DTYPE, (N_TENSORS,))),
+    ("maxima", _PTR), ("scales", _PTR),
+    ("target_exp", _I32), ("max_shift", (_I32, (N_TENSORS,))),
+)
+SPLIT_PARAMS_DTYPE = np.dtype([(name, *t) if isinstance(t, tuple) else (name, t) for name, t in SPLIT_PARAMS_FIELDS],
+                              align=True)
+# Hazard: the packing below is right only while the struct has no padding
+# (tests/test_split.py compares it with SPLIT_PARAMS_DTYPE and the header).
+_CODES = {_PTR: "Q", _I64: "q", _I32: "i"}
+_TENSOR_FORMAT = "".join(_CODES[t] for _, t in SPLIT_TENSOR_FIELDS)
+_PARAMS_STRUCT = struct.Struct("<" + _TENSOR_FORMAT * N_TENSORS + "QQ" + "i" * (1 + N_TENSORS))
+_MAX_SHIFTS = (MAX_SHIFT["q"], MAX_SHIFT["k"], MAX_SHIFT["v"])
+# One zeroed buffer: scales (2 float32) first, at the allocation's own alignment
+# (the attention kernel may read both with one 8-byte load), then the maxima (u32 float bits).
+_N_SCALES = 2
+_WORDS = _N_SCALES + N_TENSORS
 
 
 @dataclass
@@ -37,69 +97,120 @@ class SplitOperands:
     scales: object  # cupy float32 array [score multiplier, output multiplier]
 
 
-@functools.cache
-def _kernels():
-    import cupy
+def shift_exponent(max_abs: float, target: int = TARGET_EXP, max_shift: int = MAX_SHIFT["v"]) -> int:
+    """The shift e of a tensor whose finite abs-max is ``max_abs`` (a float32 value):
+    max |x * 2^e| in (2^(target-1), 2^target], clipped to +-max_shift; 0 takes
+    +max_shift. The kernel's integer formula (split_shift in split_fp32.cu), in Python."""
+    m = np.float32(max_abs)
+    if m == 0:
+        ceil_log2 = ZERO_CEIL_LOG2
+    else:
+        frac, exp = np.frexp(m)  # m = frac * 2^exp, frac in [0.5, 1); exact for subnormals too
+        ceil_log2 = int(exp) - 1 if frac == 0.5 else int(exp)
+    return min(max(target - ceil_log2, -max_shift), max_shift)
 
-    # max |x| over the finite elements: a NaN or inf stays confined to the rows it
-    # reaches instead of poisoning every factor (and with it every head).
-    absmax = cupy.ReductionKernel("float32 x", "float32 m", "isfinite(x) ? fabsf(x) : 0.0f", "max(a, b)",
-                                  "m = a", "0.0f", "cupyflash_finite_absmax")
-    # All three factors and the two undoing multipliers in one launch (the
-    # pre-pass is a fixed cost per call: bench/notes/fp32_fp64.md, "fp32 pre-pass
-    # in fewer launches").
-    # 2^e with max |x * 2^e| in (2^(T-1), 2^T]; e clipped to +-max_shift; an
-    # all-zero tensor (max 0) takes the largest shift, as 2^-1000 stands in for 0.
-    factors = cupy.ElementwiseKernel(
-        "float32 mq, float32 mk, float32 mv, int32 target, int32 shift_q, int32 shift_k, int32 shift_v",
-        "float32 fq, float32 fk, float32 fv, float32 score_mul, float32 out_mul",
-        """
-        const double eq = cupyflash_shift(mq, target, shift_q);
-        const double ek = cupyflash_shift(mk, target, shift_k);
-        const double ev = cupyflash_shift(mv, target, shift_v);
-        fq = (float)exp2(eq); fk = (float)exp2(ek); fv = (float)exp2(ev);
-        score_mul = (float)exp2(-eq - ek); out_mul = (float)exp2(-ev);
-        """,
-        "cupyflash_split_factors",
-        preamble="""
-        __device__ double cupyflash_shift(float m, int target, int max_shift) {
-          const double tiny = 9.332636185032189e-302;  // 2^-1000
-          const double e = (double)target - ceil(log2(fmax((double)m, tiny)));
-          return fmin(fmax(e, -(double)max_shift), (double)max_shift);
-        }
-        """)
-    split = cupy.ElementwiseKernel(
-        "float32 x, float32 s", "float16 hi, float16 lo",
-        "float y = x * s; hi = (float16)y; lo = (float16)(y - (float)hi);",
-        "cupyflash_split_fp16")
-    scale = cupy.ElementwiseKernel("float32 x, float32 s", "float16 hi", "hi = (float16)(x * s);",
-                                   "cupyflash_scale_fp16")
-    return split, scale, absmax, factors
+
+def padded_dim(dim: int) -> int:
+    return dim + (-dim) % PAD_ELEMS
+
+
+def vector_width(ptr: int, strides: tuple[int, int, int], sizes: tuple[int, int, int], dim: int) -> int:
+    """4 when one operand can be read as float4 (16-byte aligned base, (batch, seq,
+    head) strides that are multiples of 4 elements, dim a multiple of 4), else 1.
+    A size-1 axis is never stepped, so its stride does not count."""
+    if ptr % VEC_ALIGN_BYTES or dim % VEC_ELEMS:
+        return 1
+    for st, n in zip(strides, sizes):  # a loop, not any(...): this runs on every call
+        if n > 1 and st % VEC_ELEMS:
+            return 1
+    return VEC_ELEMS
+
+
+def grid_blocks(row_counts: list[int], vec_counts: list[int], sm_count: int) -> int:
+    """gridDim.x of both kernels: enough blocks for the largest tensor's rows
+    (each thread keeps SPLIT_ROWS_IN_FLIGHT rows in flight; ``vec_counts``: column
+    groups per row of the split kernel, which the abs-max kernel's do not exceed), at most one resident
+    wave of the three tensors together; at least 1 (block (0, 0) writes ``scales``)."""
+    needed = 1
+    for rows, vecs in zip(row_counts, vec_counts):
+        if rows and vecs:
+            per_block = max(SPLIT_THREADS // vecs, 1) * SPLIT_ROWS_IN_FLIGHT
+            needed = max(needed, -(-rows // per_block))
+    return max(1, min(needed, sm_count * BLOCKS_PER_SM // N_TENSORS))
+
+
+def absmax_name(vec: int) -> str:
+    return f"cupyflash::split_fp32_absmax<{vec}>"
+
+
+def split_name(vec: int, with_lo: bool) -> str:
+    return f"cupyflash::split_fp32_split<{vec}, {'true' if with_lo else 'false'}>"
+
+
+def kernel_names() -> list[tuple[str, str]]:
+    """(label, name expression) of every pre-pass kernel instantiation."""
+    names = []
+    for vec in (VEC_ELEMS, 1):
+        names.append((f"split_fp32_absmax_v{vec}", absmax_name(vec)))
+        for with_lo in (True, False):
+            names.append((f"split_fp32_split_v{vec}_{'lo' if with_lo else 'hi'}", split_name(vec, with_lo)))
+    return names
+
+
+def pack_params(tensors: list[tuple], maxima_ptr: int, scales_ptr: int) -> np.void:
+    """One ``SplitParams`` value; ``tensors`` holds, per q, k, v, the values of
+    SPLIT_TENSOR_FIELDS in order."""
+    flat = [v for t in tensors for v in t]
+    raw = _PARAMS_STRUCT.pack(*flat, maxima_ptr, scales_ptr, TARGET_EXP, *_MAX_SHIFTS)
+    return np.frombuffer(raw, SPLIT_PARAMS_DTYPE)[0]
+
+
+_sm_counts: dict[int, int] = {}
+
+
+def _sm_count(cupy) -> int:
+    dev = cupy.cuda.Device()
+    n = _sm_counts.get(dev.id)
+    if n is None:
+        n = _sm_counts[dev.id] = int(dev.attributes["MultiProcessorCount"])
+    return n
+
+
+def _kernel(cupy, name_expression: str):
+    from ._compile import get_named_function
+
+    return get_named_function(SPLIT_ENTRY_FILE, name_expression, cupy.cuda.Device().id)
 
 
 def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, with_lo: bool = True) -> SplitOperands:
-    """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing factors."""
-    split, scale, absmax, factors = _kernels()
-    xs = {}
+    """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing
+    factors, made on cupy's current stream without host synchronisation."""
+    if list(bufs) != ["q", "k", "v"]:
+        raise ValueError(f"split_operands takes q, k, v in that order; got {list(bufs)}")
+    hi, lo, tensors, rows_all, vecs_out, vec = {}, {}, [], [], [], VEC_ELEMS
     for name, buf in bufs.items():
-        x = buf.as_cupy()
-        xs[name] = x.transpose(0, 2, 1, 3) if layout == "bhsd" else x
-    maxima = [absmax(x) if x.size else cupy.zeros((), dtype=cupy.float32) for x in xs.values()]
-    f = cupy.empty(5, dtype=cupy.float32)  # fq, fk, fv, score multiplier, output multiplier
-    factors(*maxima, TARGET_EXP, MAX_SHIFT["q"], MAX_SHIFT["k"], MAX_SHIFT["v"], *(f[i] for i in range(5)))
-    hi, lo = {}, {}
-    for i, (name, x) in enumerate(xs.items()):
-        dim = x.shape[3]
-        padded = dim + (-dim) % PAD_ELEMS
-        parts = [cupy.empty(x.shape[:3] + (padded,), dtype=cupy.float16) for _ in range(2 if with_lo else 1)]
-        for part in parts:
-            if padded != dim:
-                part[..., dim:] = 0  # the kernel reads whole 16-byte rows: padding must be zeros
-        hi[name] = parts[0]
+        batch, seqlen, heads, dim = to_bshd(buf.shape, layout)
+        strides = to_bshd(buf.strides, layout)
+        if dim > 1 and strides[3] != 1 and batch * seqlen * heads:
+            raise ValueError(f"{name}: the last axis must be contiguous; got stride {strides[3]}")
+        pad = padded_dim(dim)
+        h = cupy.empty((batch, seqlen, heads, pad), dtype=cupy.float16)
+        hi[name] = h
         if with_lo:
-            lo[name] = parts[1]
-        if not x.size:
-            continue
-        views = [part[..., :dim] if padded != dim else part for part in parts]
-        (split if with_lo else scale)(x, f[i], *views)
-    return SplitOperands(hi, lo, f[3:5])
+            lo[name] = cupy.empty((batch, seqlen, heads, pad), dtype=cupy.float16)
+        rows = batch * seqlen * heads if dim else 0
+        if rows:
+            vec = min(vec, vector_width(buf.ptr, strides[:3], (batch, seqlen, heads), dim))
+        rows_all.append(rows)
+        tensors.append((buf.ptr, h.data.ptr, lo[name].data.ptr if with_lo else 0, *strides[:3], rows,
+                        seqlen, heads, dim, pad))
+        vecs_out.append(pad)
+    words = cupy.zeros(_WORDS, dtype=cupy.uint32)  # atomicMax needs zeroed maxima
+    scales = words[:_N_SCALES].view(cupy.float32)
+    params = pack_params(tensors, words[_N_SCALES:].data.ptr, scales.data.ptr)
+    grid = (grid_blocks(rows_all, [v // vec for v in vecs_out], _sm_count(cupy)), N_TENSORS)
+    absmax, split = _kernel(cupy, absmax_name(vec)), _kernel(cupy, split_name(vec, with_lo))
+    absmax(grid, (SPLIT_THREADS,), (params,))
+    split(grid, (SPLIT_THREADS,), (params,))
+    return SplitOperands(hi, lo, scales)
+
