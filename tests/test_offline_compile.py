@@ -10,8 +10,9 @@ import shutil
 import pytest
 
 from cupyflash import _compile
-from cupyflash._offline import TARGET_ARCHS, compile_specs, specs_by_unit
+from cupyflash._offline import TARGET_ARCHS, compile_names, compile_specs, specs_by_unit, split_reports
 from cupyflash._spec import candidate_specs, dmma_spec, shipped_specs
+from cupyflash._split import SPLIT_ENTRY_FILE
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
 
@@ -36,6 +37,33 @@ def test_every_variant_compiles_without_spills(arch):
     assert all(r.registers <= 255 for r in reports)
     serialized = [r.variant for r in reports if r.wgmma_serialized]
     assert not serialized, f"ptxas serialised the wgmmas of {serialized} (C7514): an accumulator is touched in flight"
+
+
+@pytest.mark.parametrize("arch", TARGET_ARCHS)
+def test_split_kernels_compile_without_spills(arch):
+    """The float32 pre-pass kernels (split_fp32.cu), each alone as at run time:
+    no spill, no stack frame (SplitParams is indexed by blockIdx.y in place, as a
+    __grid_constant__, not copied to local memory), and within the register cap of
+    __launch_bounds__(256, BLOCKS_PER_SM) that the host's one-wave grid relies on."""
+    from cupyflash._split import BLOCKS_PER_SM, SPLIT_THREADS, kernel_names
+
+    reports = split_reports(arch)
+    assert [r.variant for r in reports] == [label for label, _ in kernel_names()]
+    for r in reports:
+        print(f"\n{r.variant:28s} {r.arch:7s} regs {r.registers:3d} stack {r.stack_frame} "
+              f"spill {r.spill_stores}/{r.spill_loads}", end="")
+    bad = [r.variant for r in reports if r.spills or r.stack_frame]
+    assert not bad, f"pre-pass kernels with spills or a stack frame on {arch}: {bad}"
+    assert all(r.registers * SPLIT_THREADS * BLOCKS_PER_SM <= 64 * 1024 for r in reports)
+
+
+def test_split_kernels_issue_vector_memory_ops():
+    """kVec = 4 reads float4 (LDG.E.128) and writes 4 x fp16 (STG.E.64); the
+    abs-max joins its blocks with one reduction atomic each."""
+    absmax = _sass(compile_names("split_fp32.cu", [("a", "cupyflash::split_fp32_absmax<4>")], "sm_90a")[1])
+    split = _sass(compile_names("split_fp32.cu", [("s", "cupyflash::split_fp32_split<4, true>")], "sm_90a")[1])
+    assert "LDG.E.128" in absmax and re.search(r"\bRED[G]?\.E\.MAX", absmax)
+    assert "LDG.E.128" in split and "STG.E.64" in split and "STG.E.U16" not in split
 
 
 def test_every_tuning_candidate_compiles_unserialised():
@@ -90,7 +118,7 @@ def test_float64_kernel_issues_dmma(arch):
 
 
 def test_source_inlines_every_header():
-    src = _compile.kernel_source() + _compile.kernel_source("flash_fwd_sm90.cu")
+    src = "".join(_compile.kernel_source(entry) for entry in ("flash_fwd.cu", "flash_fwd_sm90.cu", SPLIT_ENTRY_FILE))
     assert '#include "' not in src
     src_lines = set(src.splitlines())
     for f in _compile.source_dir().iterdir():

@@ -1,0 +1,75 @@
+"""GPU time of the float32 pre-pass alone (cupyflash._split.split_operands: the
+memset, split_fp32_absmax and split_fp32_split) at b16 s1024 h16 d128, bshd
+float32 CuPy arrays, with and without lo. CUDA events around each call on one
+stream, warm-up first (compiles and loads the kernels), median of the samples.
+
+    python bench/prepass_time.py [--batch 16 --seqlen 1024 --heads 16 --dim 128] [--samples 50]
+
+GB/s counts the ideal traffic: q, k, v read twice (abs-max, then split) and hi
+(and lo) written once; the second read may come partly from L2, so a figure
+above the HBM bandwidth is possible on small problems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+WARMUP = 5
+F32_BYTES, F16_BYTES = 4, 2
+READS = 2  # abs-max pass, split pass
+
+
+def time_prepass(cupy, bufs, with_lo: bool, samples: int) -> float:
+    """Median milliseconds of one split_operands call."""
+    from cupyflash._split import split_operands
+
+    for _ in range(WARMUP):
+        split_operands(cupy, bufs, "bshd", with_lo)
+    cupy.cuda.get_current_stream().synchronize()
+    start, end = cupy.cuda.Event(), cupy.cuda.Event()
+    times = []
+    for _ in range(samples):
+        start.record()
+        split_operands(cupy, bufs, "bshd", with_lo)
+        end.record()
+        end.synchronize()
+        times.append(cupy.cuda.get_elapsed_time(start, end))
+    return statistics.median(times)
+
+
+def traffic_bytes(batch: int, seqlen: int, heads: int, dim: int, with_lo: bool) -> int:
+    elems = 3 * batch * seqlen * heads * dim
+    padded = 3 * batch * seqlen * heads * (dim + (-dim) % 8)
+    return READS * elems * F32_BYTES + (2 if with_lo else 1) * padded * F16_BYTES
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--seqlen", type=int, default=1024)
+    ap.add_argument("--heads", type=int, default=16)
+    ap.add_argument("--dim", type=int, default=128)
+    ap.add_argument("--samples", type=int, default=50)
+    args = ap.parse_args(argv)
+    sys.path.insert(0, str(ROOT))
+    import cupy
+
+    from cupyflash._arrays import _cupy_buffer
+
+    shape = (args.batch, args.seqlen, args.heads, args.dim)
+    rs = cupy.random.RandomState(0)
+    bufs = {name: _cupy_buffer(rs.standard_normal(shape, dtype=cupy.float32)) for name in ("q", "k", "v")}
+    print(f"pre-pass {shape} bshd float32, {cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)['name'].decode()}")
+    for with_lo in (True, False):
+        ms = time_prepass(cupy, bufs, with_lo, args.samples)
+        gbs = traffic_bytes(*shape, with_lo) / (ms * 1e-3) / 1e9
+        print(f"  {'hi + lo' if with_lo else 'hi only'}: {ms:.3f} ms  {gbs:.0f} GB/s (ideal traffic)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
