@@ -38,7 +38,7 @@ def compile_group(lib, specs, arch):
     for spec in specs:
         name = ctypes.c_char_p()
         lib.nvrtcGetLoweredName(prog, spec.name_expression.encode(), ctypes.byref(name))
-        lowered[name.value.decode()] = spec
+        lowered[name.value.decode()] = spec.variant_name
     return _parse_report(log.value.decode(), lowered, arch)
 
 
