@@ -17,16 +17,13 @@ Writes ab_auto.json under $OUT.
 from __future__ import annotations
 
 import argparse
-import importlib
-import sys
-from pathlib import Path
 
 import cupy as cp
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import cupyflash
-from floor import SWEEP_DTYPES, interleaved_ms, sweep_inputs, write_results  # bench/ is on sys.path as a script
+from floor import SWEEP_DTYPES, interleaved_ms, load_trees, sweep_inputs, write_results  # bench/ is on sys.path as a script
 
 AGREEMENT_BOUND = 2e-2  # 16-bit outputs of two correct kernels differ by ~1e-3
 
@@ -47,11 +44,7 @@ def main():
     ap.add_argument("--dims", default="64,128,256")
     ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()
-    trees = {}
-    for path in args.old:
-        name = Path(path).name.removeprefix("ab_")
-        sys.path.insert(0, path)
-        trees[name] = importlib.import_module(f"cupyflash_{name}")
+    trees = load_trees(args.old)
     trees["new"] = cupyflash
     torch_dtype, _ = SWEEP_DTYPES[args.dtype]
     rows = []

@@ -11,16 +11,13 @@ overlaps the GPU as in a pipeline; contenders run in interleaved rounds.
 from __future__ import annotations
 
 import argparse
-import importlib
 import statistics
-import sys
-from pathlib import Path
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import cupyflash
-from floor import time_ms  # bench/ is on sys.path as a script
+from floor import load_trees, time_ms  # bench/ is on sys.path as a script
 
 ROUNDS = 5
 FP32_BOUND = 1e-5  # relative L2 against torch's fp32 efficient output, split mode
@@ -33,9 +30,8 @@ def main():
     ap.add_argument("--seqlens", default="1024,2048")
     ap.add_argument("--dims", default="64,128")
     args = ap.parse_args()
-    name = Path(args.old).name.removeprefix("ab_")
-    sys.path.insert(0, args.old)
-    trees = {name: importlib.import_module(f"cupyflash_{name}"), "new": cupyflash}
+    trees = load_trees([args.old])
+    trees["new"] = cupyflash
     for d in (int(x) for x in args.dims.split(",")):
         for s in (int(x) for x in args.seqlens.split(",")):
             b, h = max(16384 // s, 1), 2048 // d

@@ -75,6 +75,21 @@ def interleaved_ms(runs, rounds=7, repeats=10):
     return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
+def load_trees(paths):
+    """name -> package for each ``ab_NAME`` directory holding a cupyflash tree
+    renamed ``cupyflash_NAME`` (bench/device_ab.sh), loaded side by side in this process."""
+    import importlib
+    import sys
+    from pathlib import Path
+
+    trees = {}
+    for path in paths:
+        name = Path(path).name.removeprefix("ab_")
+        sys.path.insert(0, str(path))
+        trees[name] = importlib.import_module(f"cupyflash_{name}")
+    return trees
+
+
 SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "float16")}
 
 

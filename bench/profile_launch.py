@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-import cupy as cp
 import torch
 
 import cupyflash
-from floor import SWEEP_DTYPES, sweep_inputs  # bench/ is on sys.path as a script
+from ab_auto import launcher  # bench/ is on sys.path as a script
+from floor import SWEEP_DTYPES, sweep_inputs
 
 
 def main():
@@ -24,12 +24,10 @@ def main():
     ap.add_argument("--launches", type=int, default=5)
     args = ap.parse_args()
     _, _, (q, k, v), bufs, stream = sweep_inputs(args.head_dim, args.seqlen, SWEEP_DTYPES[args.dtype][0])
-    adapter, problem = cupyflash.api._validate(q, k, v, args.causal, "bottom_right", None, "bshd")
-    sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
-    plan = cupyflash._dispatch.plan(problem, 90, "auto", {n: 0 for n in ("q", "k", "v", "out")}, sm_count)
-    print(plan.spec.variant_name, flush=True)
+    run, variant = launcher(cupyflash, q, k, v, bufs, stream, args.causal)
+    print(variant, flush=True)
     for _ in range(args.launches):
-        cupyflash.api._run(plan, problem, *bufs, None, stream, 0)
+        run()
     torch.cuda.synchronize()
 
 

@@ -90,7 +90,10 @@ struct ItemWalk {
 // Calls body(coord) for each of this CTA's work items, in order. A template
 // function, not a generic lambda: NVRTC 13.0 takes a generic lambda for host code.
 // Without kPersistent the body is called once, outside any loop: a loop's
-// counters would hold registers the split fp32 variant needs.
+// counters would hold registers the split fp32 variant needs. The persistent
+// loop is written out rather than driven by ItemWalk: the walk's struct members
+// stayed live across the consumers' item loop and spilled the 3-warpgroup
+// variant (48 bytes); ItemWalk serves the producer, which looks one item ahead.
 template <bool kPersistent, class Body>
 __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks, Body&& body) {
   if constexpr (kPersistent) {

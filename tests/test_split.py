@@ -13,35 +13,17 @@ import pytest
 
 from cupyflash import _split
 from cupyflash._arrays import DeviceBuffer
-from cupyflash._compile import source_dir
 from cupyflash._split import (MAX_SHIFT, SPLIT_PARAMS_DTYPE, SPLIT_TENSOR_DTYPE, SPLIT_TENSOR_FIELDS, SPLIT_THREADS,
                               TARGET_EXP, grid_blocks, pack_params, shift_exponent, vector_width)
 
+from header_checks import compile_asserts, layout_asserts
 from split_reference import finite_absmax, reference_shift, reference_split
 
 
-def _nvrtc_compile(src: str):
-    nvrtc = pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
-    err, prog = nvrtc.nvrtcCreateProgram(src.encode(), b"split_params_check.cu", 0, [], [])
-    opts = [f"-I{source_dir()}".encode(), b"-arch=sm_80", b"-std=c++17"]
-    (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
-    _, n = nvrtc.nvrtcGetProgramLogSize(prog)
-    log = b" " * n
-    nvrtc.nvrtcGetProgramLog(prog, log)
-    nvrtc.nvrtcDestroyProgram(prog)
-    if b'"__builtin_offsetof" is undefined' in log:
-        pytest.skip("this NVRTC has no __builtin_offsetof")
-    assert err == nvrtc.nvrtcResult.NVRTC_SUCCESS, log.decode()
-
-
 def test_offsets_match_header():
-    checks = [f"static_assert(sizeof(cupyflash::SplitTensor) == {SPLIT_TENSOR_DTYPE.itemsize}, \"tensor size\");",
-              f"static_assert(sizeof(cupyflash::SplitParams) == {SPLIT_PARAMS_DTYPE.itemsize}, \"params size\");"]
-    checks += [f"static_assert(__builtin_offsetof(cupyflash::SplitTensor, {name}) == "
-               f"{SPLIT_TENSOR_DTYPE.fields[name][1]}, \"offset of {name}\");" for name, _ in SPLIT_TENSOR_FIELDS]
-    checks += [f"static_assert(__builtin_offsetof(cupyflash::SplitParams, {name}) == "
-               f"{SPLIT_PARAMS_DTYPE.fields[name][1]}, \"offset of {name}\");" for name in SPLIT_PARAMS_DTYPE.names]
-    _nvrtc_compile('#include "split_params.h"\n' + "\n".join(checks) + "\n")
+    compile_asserts("split_params.h",
+                    layout_asserts("SplitTensor", SPLIT_TENSOR_DTYPE, [name for name, _ in SPLIT_TENSOR_FIELDS])
+                    + layout_asserts("SplitParams", SPLIT_PARAMS_DTYPE, SPLIT_PARAMS_DTYPE.names))
 
 
 def test_pack_params_equals_field_assignment():
