@@ -56,6 +56,7 @@ constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgrou
 // came late: -3 to -8 % (bench/notes/wgmma.md, "Where the consumers wait").
 constexpr int kQPrefetchTile = 2;
 constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
+constexpr int kScratchBytesPerThread = 4;   // order_before_wait's store (ptx_sm90.h)
 
 // Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1,
 // then each consumer warpgroup's epilogue (its rows of O are in shared memory).
@@ -87,8 +88,8 @@ struct WgmmaKernelTraits {
   static constexpr int kOTiles = kD / 8;       // n8 tiles of O
   static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
   static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
-  // 8 bytes per consumer thread for order_before_wait's store.
-  static constexpr int kScratchBytes = 8 * kConsumerWarpgroups * kWarpgroupThreads;
+  // 4 bytes per consumer thread for order_before_wait's store.
+  static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
   // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
   static constexpr int kFixedBytes = 2 * kStages * kKVBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
   // Two Q buffers where they fit: a persistent CTA's producer then loads the next
@@ -105,7 +106,8 @@ struct WgmmaKernelTraits {
   static constexpr int kSmemBytes = kOffScratch + kScratchBytes + kSwizzleAtomBytes;
 
   static_assert(kD % kTmaBoxCols == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
-  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 176, "key tile is one wgmma N: 64, 128 or 176");
+  static_assert(kBlockN == 64 || kBlockN == 80 || kBlockN == 128 || kBlockN == 176,
+                "key tile is one wgmma N: 64, 80, 128 or 176");
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
   static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
@@ -245,7 +247,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   const int cwg = warpgroup - 1;  // which 64 rows of the block
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer
-  const u32 scratch = smem + Tr::kOffScratch + 8 * (tid - kWarpgroupThreads);
+  const u32 scratch = smem + Tr::kOffScratch + kScratchBytesPerThread * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
   // Split: each tile's P.V lands in its own zeroed accumulator and is added to O
   // with an ordinary (round-to-nearest) fp32 add. Hazard: the tensor cores'

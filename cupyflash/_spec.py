@@ -160,7 +160,7 @@ WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
           (128, 176, 2, True, True)),  # 176: FA3's non-causal key tile at this width
     192: ((128, 64, 2, False, False), (128, 64, 2, True, True)),
     256: ((128, 64, 2, False, False), (128, 64, 2, True, False), (128, 64, 2, False, True),
-          (128, 64, 2, True, True)),
+          (128, 64, 2, True, True), (128, 80, 2, False, False), (128, 80, 2, True, False)),  # 80: FA3's, no mask
 }
 # Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
 WGMMA_CTAS_PER_SM = 1
@@ -351,7 +351,7 @@ class KernelSpec:
         # too), stored twice (hi, lo) when split
         row_bytes = (2 if self.split else 1) * (self.head_dim // WGMMA_BOX_COLS) * WGMMA_BOX_COLS * 2
         barriers = 256  # Q full/empty per Q buffer + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
-        scratch = 8 * self.consumer_warpgroups * 128  # 8 bytes per consumer thread (kScratchBytes)
+        scratch = 4 * self.consumer_warpgroups * 128  # 4 bytes per consumer thread (kScratchBytes)
         align = 1024  # slack to align the base to 1024 bytes
         return row_bytes * 2 * self.stages * self.block_n + barriers + scratch + align, row_bytes * self.block_m
 
