@@ -219,7 +219,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       bool has = next_loaded(w);
       if (has) load_q(w);
       while (has) {
-        const bool has_next = next_loaded(next);
+        bool has_next = false;
         // The next item's Q goes out with this item's tile q_at. With two buffers
         // that is tile kQPrefetchTile: the buffer it reuses (the item before this
         // one) comes back when the consumers drain that item's epilogue store, in
@@ -233,6 +233,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
           const int s = slot(use);
           load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w);  // K first: Q.K^T needs it first
           load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w);
+          // The walk's integer maths for the next item (several dependent divisions)
+          // runs once this item's first K and V are out, while the producer would
+          // wait for the next slot anyway, not between a freed slot and its load.
+          if (i == 0) has_next = next_loaded(next);
           if (has_next && i == q_at) load_q(next);
         }
         w = next;
@@ -279,7 +283,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // so the descriptor's LBO steps between 64-column boxes and SBO between
   // 8-key groups; a k-step is 16 keys.
   // pf[0] is P (its hi part when split), pf[1] P's lo part (split only).
-  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][kBlockN / 16][4], int s) {
+  // fresh: the item's first P.V, which overwrites O (scale_d 0 on its first
+  // k-step) instead of adding to it, so O needs no zeroing per item: zeroing its
+  // registers took 1.3 % of the stall samples at d128 s1024 (bench/notes/wgmma.md,
+  // "Per-item cost after the Q prefetch").
+  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][kBlockN / 16][4], int s, bool fresh) {
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
 #pragma unroll
@@ -289,7 +297,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&target[c * Tr::kOChunk / 8]);
         // scale_d 0 on the first product of a split tile: acc_pv starts from zero.
         Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes),
-                                     kSplit ? kk > 0 : 1);
+                                     kSplit ? kk > 0 : kk > 0 || !fresh);
         if constexpr (kSplit) {  // + p_hi v_lo + p_lo v_hi
           Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk],
                                        make_smem_desc(addr + Tr::kKVCopyBytes, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
@@ -361,6 +369,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   if constexpr (kPingpong) {
     if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
   }
+  // The split adds each tile's acc_pv into O, which must start from zero.
   auto zero_o = [&] {
 #pragma unroll
     for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
@@ -430,7 +439,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     mbar_wait(full_v(slot(u)), phase(u));
     take_turn();
     wgmma_fence();
-    issue_pv(pf, slot(u));
+    issue_pv(pf, slot(u), w.n_tiles == 1);
     wgmma_commit();
     pass_turn();
     wgmma_wait<0>();
@@ -484,7 +493,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         wgmma_fence();
         issue_qk(sc, slot(use), qs);
         wgmma_commit();
-        issue_pv(pf, slot(u));
+        issue_pv(pf, slot(u), pending.n_tiles == 1);
         wgmma_commit();
         pass_turn();
         wgmma_wait<1>();  // S is ready; the pending P.V may still run
@@ -503,9 +512,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
         pack_p(pf, sc);
         write_out(pending, done);
-        zero_o();
+        if constexpr (kSplit) zero_o();
       } else {
-        zero_o();
+        if constexpr (kSplit) zero_o();
         st.init();
         take_turn();
         wgmma_fence();
@@ -528,7 +537,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       wgmma_fence();
       issue_qk(sc, slot(u), qs);
       wgmma_commit();
-      issue_pv(pf, slot(u - 1));
+      issue_pv(pf, slot(u - 1), i == 1);
       wgmma_commit();
       pass_turn();
       wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
