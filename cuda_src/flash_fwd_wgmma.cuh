@@ -248,7 +248,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
 
   // -------------------------------------------------------------- consumers
   setmaxnreg_inc<Tr::kConsumerRegs>();
-  const int cwg = warpgroup - 1;  // which 64 rows of the block
+  // Which 64 rows of the block. Through a shuffle so that the compiler knows it
+  // is warp-uniform: Q's descriptors then live in uniform registers, with no
+  // R2UR per wgmma.
+  const int cwg = __shfl_sync(0xffffffffu, warpgroup, 0) - 1;
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer
   const u32 scratch = smem + Tr::kOffScratch + kScratchBytesPerThread * (tid - kWarpgroupThreads);
@@ -264,18 +267,17 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Issue S = Q K^T for the K tile in slot s and the Q buffer qs: kD/16 k-steps; a k-step is 32 bytes
   // along a swizzled row, and every 4 steps move to the next 64-column box.
   auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
+    const u64 q_desc = make_smem_desc(slot_q(qs) + q_rows, 16, kSwizzleAtomBytes);
+    const u64 k_desc = make_smem_desc(slot_k(s), 16, kSwizzleAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const u32 col_bytes = (kk % 4) * 32;
-      const u32 qa = slot_q(qs) + q_rows + (kk / 4) * Tr::kQBoxBytes + col_bytes;
-      const u32 ka = slot_k(s) + (kk / 4) * Tr::kKVBoxBytes + col_bytes;
-      Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes), make_smem_desc(ka, 16, kSwizzleAtomBytes),
-                               kk > 0);
+      const u32 q_off = (kk / 4) * Tr::kQBoxBytes + col_bytes;
+      const u32 k_off = (kk / 4) * Tr::kKVBoxBytes + col_bytes;
+      Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off), desc_add(k_desc, k_off), kk > 0);
       if constexpr (kSplit) {  // + q_hi k_lo + q_lo k_hi
-        Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes),
-                                 make_smem_desc(ka + Tr::kKVCopyBytes, 16, kSwizzleAtomBytes), 1);
-        Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa + Tr::kQCopyBytes, 16, kSwizzleAtomBytes),
-                                 make_smem_desc(ka, 16, kSwizzleAtomBytes), 1);
+        Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off), desc_add(k_desc, k_off + Tr::kKVCopyBytes), 1);
+        Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off + Tr::kQCopyBytes), desc_add(k_desc, k_off), 1);
       }
     }
   };
@@ -288,20 +290,19 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // registers took 1.3 % of the stall samples at d128 s1024 (bench/notes/wgmma.md,
   // "Per-item cost after the Q prefetch").
   auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][kBlockN / 16][4], int s, bool fresh) {
+    const u64 v_desc = make_smem_desc(slot_v(s), Tr::kKVBoxBytes, kSwizzleAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < kBlockN / 16; ++kk) {
 #pragma unroll
       for (int c = 0; c < kD / Tr::kOChunk; ++c) {
-        const u32 addr = slot_v(s) + (c * Tr::kOChunk / kTmaBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
+        const u32 off = (c * Tr::kOChunk / kTmaBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
         float(*target)[4] = kSplit ? &acc_pv[0] : &acc_o[0];
         auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&target[c * Tr::kOChunk / 8]);
         // scale_d 0 on the first product of a split tile: acc_pv starts from zero.
-        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes),
-                                     kSplit ? kk > 0 : kk > 0 || !fresh);
+        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], desc_add(v_desc, off), kSplit ? kk > 0 : kk > 0 || !fresh);
         if constexpr (kSplit) {  // + p_hi v_lo + p_lo v_hi
-          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk],
-                                       make_smem_desc(addr + Tr::kKVCopyBytes, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
-          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[1][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
+          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], desc_add(v_desc, off + Tr::kKVCopyBytes), 1);
+          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[1][kk], desc_add(v_desc, off), 1);
         }
       }
     }

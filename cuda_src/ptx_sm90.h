@@ -116,6 +116,20 @@ __device__ __forceinline__ u64 make_smem_desc(u32 addr, u32 lbo_bytes, u32 sbo_b
          (static_cast<u64>(sbo_bytes >> 4) << 32) | kDescSwizzle128;
 }
 
+// The descriptor of the tile offset_bytes past desc's start. The start-address
+// field is addr >> 4 in bits 0-13, and shared-memory addresses stay below 2^18,
+// so the offset adds to the low word without carrying out of that field: one
+// add per wgmma. Building each descriptor with make_smem_desc took ~9 issue
+// slots per wgmma, about a fifth of a key tile's instructions at head dim 128
+// (bench/notes/wgmma.md, "Descriptors by offset").
+__device__ __forceinline__ u64 desc_add(u64 desc, u32 offset_bytes) {
+  u32 lo, hi;
+  asm("mov.b64 {%0, %1}, %2;\n" : "=r"(lo), "=r"(hi) : "l"(desc));
+  u64 out;
+  asm("mov.b64 %0, {%1, %2};\n" : "=l"(out) : "r"(lo + (offset_bytes >> 4)), "r"(hi));
+  return out;
+}
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int kPending>
