@@ -34,9 +34,11 @@ Measured on H200 against FlashAttention-2 in the same run (bench/notes/mma.md,
 wgmma path (fp16/bf16, sm_90a only): 3 warpgroups (one TMA producer, two
 consumers of 64 query rows each), block_m = 128. Head-dim widths are multiples
 of 64 (one 128-byte swizzled TMA box per 64 columns). The key tile is one wgmma
-N (64 or 128); K/V stages are limited by the 227 KB of shared memory:
+N (64, 80 or 128); K/V stages are limited by the 227 KB of shared memory:
   head dim <= 128: 128 x 128, 2 stages (128: 32 KB Q + 4 x 32 KB K/V).
-  head dim 192, 256: 128 x 64, 2 stages (256: 64 KB Q + 4 x 32 KB K/V); a 128-key
+  head dim 192:    128 x 64, 2 stages.
+  head dim 256:    128 x 80 with pingpong (64 KB Q + 4 x 40 KB K/V), 128 x 64 with
+                   pingpong under a causal mask (WGMMA_CAUSAL_TILES); a 128-key
                    tile would need 64 + 128 O/S registers per thread plus P.
 The table's entries are persistent at widths 64 (192 rows) and 128; up to 1024
 queries and keys, WGMMA_SHORT_TILES replaces them (128 rows with pingpong). 16-bit
