@@ -32,15 +32,18 @@ __device__ __forceinline__ int vt_key_in_group(int j) {
   return j < kVtGroup / 2 ? 2 * j : 2 * (j - kVtGroup / 2) + 1;
 }
 
-// grid: (ceil(keys_pad / 32), ceil(dim / 32), batch * heads_kv); block: kVtThreads.
+// grid: (batch * heads_kv * key_tiles, ceil(dim / 32)), key_tiles = ceil(keys_pad / 32)
+// (the (batch, head) pairs ride on x, whose limit is 2^31 - 1, not 65535); block: kVtThreads.
 __global__ void __launch_bounds__(kVtThreads) transpose_v_tf32(const float* __restrict__ v, float* __restrict__ vt,
                                                                i64 batch_stride, i64 row_stride, i64 head_stride,
-                                                               int seqlen, int heads, int dim, int keys_pad) {
+                                                               int seqlen, int heads, int dim, int keys_pad,
+                                                               int key_tiles) {
   // +1 column: a warp reading one column of the tile (32 keys) hits 32 banks.
   __shared__ float tile[kVtTile][kVtTile + 1];
   const int lane = threadIdx.x % kWarpSize, row = threadIdx.x / kWarpSize;
-  const int key0 = blockIdx.x * kVtTile, col0 = blockIdx.y * kVtTile;
-  const int batch = blockIdx.z / heads, head = blockIdx.z % heads;
+  const int pair = blockIdx.x / key_tiles;  // batch * heads + head
+  const int key0 = (blockIdx.x - pair * key_tiles) * kVtTile, col0 = blockIdx.y * kVtTile;
+  const int batch = pair / heads, head = pair % heads;
   const float* src = v + batch * batch_stride + head * head_stride;
 #pragma unroll
   for (int r = row; r < kVtTile; r += kVtRowsPerPass) {
@@ -49,7 +52,7 @@ __global__ void __launch_bounds__(kVtThreads) transpose_v_tf32(const float* __re
     tile[r][lane] = key < seqlen && col < dim ? src[key * row_stride + col] : 0.f;
   }
   __syncthreads();
-  float* dst = vt + static_cast<i64>(blockIdx.z) * dim * keys_pad;
+  float* dst = vt + static_cast<i64>(pair) * dim * keys_pad;
   const int key_pos = key0 + lane;  // this lane's position along the V^T row
   const int src_key = lane - lane % kVtGroup + vt_key_in_group(lane % kVtGroup);  // within the tile
 #pragma unroll

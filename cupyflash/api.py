@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 
-from . import _dispatch, _split, _tma
+from . import _dispatch, _split, _tma, _vt
 from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
@@ -229,17 +229,21 @@ def _padded_copy(cupy, buf: DeviceBuffer, layout: str, dim: int) -> DeviceBuffer
 
 
 def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
-                lo_ptrs: dict[str, int] | None = None):
+                lo_ptrs: dict[str, int] | None = None, vt=None):
     """The TMA tensor maps of the wgmma kernel (Q, K, V; with ``lo_ptrs`` also the
-    split kernel's lo parts, which share the hi parts' shapes and strides), bshd order.
-    Each map embeds its operand's address, so they are made (or found in
-    _tma.encode's cache, keyed by that address) on every call."""
+    split kernel's lo parts, which share the hi parts' shapes and strides), bshd order;
+    for tf32 the V map reads ``vt`` (cupyflash._vt). Each map embeds its operand's
+    address, so they are made (or found in _tma.encode's cache, keyed by that address)
+    on every call."""
     spec = plan.spec
     dtype = "float16" if spec.fp32_terms else spec.dtype
-    # 16-bit outputs leave through TMA stores of one consumer warpgroup's rows.
-    o_map = None if spec.fp32_terms else _tma.encode(dtype, ptrs["o"], head_dim_v, problem.seqlen_q, problem.heads_q,
-                                                     problem.batch, strides["o"], WGMMA_ROWS_PER_WARPGROUP)
+    # 16-bit outputs leave through TMA stores of one consumer warpgroup's rows; fp32 ones from registers.
+    o_map = None if spec.dtype == "float32" else _tma.encode(dtype, ptrs["o"], head_dim_v, problem.seqlen_q,
+                                                             problem.heads_q, problem.batch, strides["o"],
+                                                             WGMMA_ROWS_PER_WARPGROUP)
     hi = _qkv_maps(dtype, spec, problem, ptrs, strides, head_dim, head_dim_v)
+    if vt is not None and problem.seqlen_k:
+        hi = (hi[0], hi[1], _vt_map(spec, vt))
     lo = (None, None, None) if lo_ptrs is None else _qkv_maps(dtype, spec, problem, lo_ptrs, strides, head_dim,
                                                                head_dim_v)
     return make_tma_params(*hi, *lo, o_map)
@@ -254,6 +258,14 @@ def _qkv_maps(dtype: str, spec, p: Problem, ptrs, strides, head_dim: int, head_d
     return (q_map,
             _tma.encode(dtype, ptrs["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
             _tma.encode(dtype, ptrs["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
+
+
+def _vt_map(spec, vt) -> bytes:
+    """V^T (batch, heads_kv, dim, keys_pad) as a TMA map: keys innermost, the head dim
+    as rows, boxes of (32 keys, the kernel's head-dim width): rows past dim arrive as zeros."""
+    batch, heads, dim, keys_pad = vt.shape
+    return _tma.encode("float32", vt.data.ptr, keys_pad, dim, heads, batch,
+                       (heads * dim * keys_pad, keys_pad, dim * keys_pad), spec.head_dim)
 
 
 @functools.lru_cache(maxsize=CALL_CACHE_SIZE)
@@ -280,7 +292,14 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     ptrs = {"q": q.ptr, "k": k.ptr, "v": v.ptr, "o": o.ptr}
     staged_out = None
     keep = {}  # staged copies live until the kernel is enqueued (the pool reuses memory in stream order)
-    scales_ptr, lo_ptrs = 0, None
+    scales_ptr, lo_ptrs, vt = 0, None, None
+    if plan.spec.tf32:
+        import cupy
+
+        # tf32: q and k are read in place; v goes through the V^T pre-pass (keys contiguous, permuted, rounded).
+        keep["vt"] = vt = _vt.transpose_v(cupy, v, layout)
+        if "out" in plan.staged:  # the staging buffer's padding columns take O's zero columns (pairs stay in the row)
+            head_dim_v += (-head_dim_v) % _dispatch.MMA_ALIGN_ELEMS
     if plan.spec.fp32_terms:
         import cupy
 
@@ -317,7 +336,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
                          *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
-        args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v, lo_ptrs),)
+        args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v, lo_ptrs, vt),)
     fn = get_function(plan.spec, device_id)
     fn(plan.grid, plan.block, args, shared_mem=plan.spec.smem_bytes, stream=stream)
     del keep

@@ -200,9 +200,10 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
     assert not _dispatch.plan(one_batch, 90, pointers=aligned).staged
 
 
-@pytest.mark.parametrize("d,width", [(40, 64), (128, 128), (200, 256)])
-def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width):
-    q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
+@pytest.mark.parametrize("d,width,s", [(40, 64, 2100), (128, 128, 4096), (200, 256, 300)])
+def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s):
+    """Wide heads and sequences past FAST_TF32_MAX_SEQLEN: one rescaled fp16 pass."""
+    q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
     plan = cupyflash.explain(q, k, v, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and plan.spec.head_dim == width
     assert re.search(r", 1, [23]>$", plan.spec.name_expression) and "TF32-like" in str(plan)
