@@ -58,8 +58,8 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         result would have): no allocation, safe inside CUDA-graph capture,
         except for float32 on wgmma (auto on Hopper with head dims up to 128,
         ``backend="wgmma"`` or ``precision="fast"``), whose device-side
-        pre-pass allocates its fp16 copies on every call (``backend="simt"``
-        allocates nothing).
+        pre-pass allocates its fp16 copies (or, in the tf32 fast mode, V^T)
+        on every call (``backend="simt"`` allocates nothing).
     stream : optional
         A CuPy stream, a torch.cuda.Stream or a raw ``cudaStream_t`` int. By
         default the caller's current stream: torch's for torch tensors, CuPy's
@@ -82,10 +82,16 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         largest lose precision; for data with such a range use "simt".
     precision : {"highest", "fast"}
         float32 only. "highest" (default) keeps fp32 accuracy (relative error
-        ~1e-6). "fast" (Hopper) rounds the rescaled operands to fp16 once and
-        runs one tensor-core pass with fp32 accumulation and output: relative
-        error ~1e-3, like TF32 (JAX's ``Precision.DEFAULT``, torch's
-        ``allow_tf32``), at the speed of the fp16 kernel.
+        ~1e-6). "fast" (Hopper) runs one tensor-core pass with fp32
+        accumulation and output, at TF32-like accuracy (JAX's
+        ``Precision.DEFAULT``, torch's ``allow_tf32``): relative error ~1e-3
+        on N(0, 1) data, within 2e-3 (the GPU suite's bound). Two kernels
+        serve it (``explain`` says which): up to head dim 128 and 2048 queries
+        and keys, tf32 products (q and k read as they are, their 13 low
+        mantissa bits truncated by the tensor cores; p and v rounded to
+        nearest; ~1.1e-3 on N(0, 1) data, more when scores spread wider); past
+        that, q, k, v rescaled by powers of two and rounded to fp16 once
+        (~4e-4), then the fp16 kernel. Either keeps fp32's exponent range.
 
     Returns
     -------
