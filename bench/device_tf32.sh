@@ -16,7 +16,7 @@ VARIANTS="fp32tf32|fp32x1_hdim(64|128|256)_|simt_fp32_hdim(64|128)_|fp16_hdim64_
 VARIANTS="$VARIANTS|fp16_hdim128_bm128_bn128_st2_pp_persist"
 timeout 100 python3 bench/precompile.py --candidates --match "$VARIANTS" > "$OUT/precompile.txt" 2>&1
 tail -1 "$OUT/precompile.txt"
-timeout 120 python3 -m pytest tests/test_gpu_tf32.py "tests/test_gpu_attention.py::test_float32_precision_fast" \
+timeout 150 python3 -m pytest tests/test_gpu_tf32.py "tests/test_gpu_attention.py::test_float32_precision_fast" \
   "tests/test_gpu_attention.py::test_matrix" -k "tf32 or precision_fast or ((float16-wgmma-full-mha-64-1023x1024 \
   or float16-wgmma-full-mha-128-1023x1024) and not bfloat16)" -q -n 4 -p no:cacheprovider -rs > "$OUT/pytest_tf32.txt" 2>&1
 echo "pytest exit: $?"; grep -E "^(FAILED|ERROR)" "$OUT/pytest_tf32.txt" | head -20; tail -1 "$OUT/pytest_tf32.txt"
