@@ -171,7 +171,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       bool has = next_loaded(w);
       if (has) load_q(w);
       while (has) {
-        const bool has_next = next_loaded(next);
+        bool has_next = false;
         // The next item's Q goes out with this item's tile q_at. With two buffers
         // that is tile kQPrefetchTile: the buffer it reuses (the item before this
         // one) comes back when the consumers drain that item's epilogue store, in
@@ -185,6 +185,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
           const int s = slot(use);
           load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w, false);  // K first: Q.K^T needs it first
           load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w, true);
+          // The walk's integer maths for the next item (several dependent divisions)
+          // runs once this item's first K and V are out, while the producer would
+          // wait for the next slot anyway, not between a freed slot and its load.
+          if (i == 0) has_next = next_loaded(next);
           if (has_next && i == q_at) load_q(next);
         }
         w = next;
@@ -196,10 +200,13 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
 
   // -------------------------------------------------------------- consumers
   setmaxnreg_inc<Tr::kConsumerRegs>();
-  const int cwg = warpgroup - 1;  // which 64 rows of the block
+  // Which 64 rows of the block. Through a shuffle so that the compiler knows it
+  // is warp-uniform: Q's descriptors then live in uniform registers, with no
+  // R2UR per wgmma.
+  const int cwg = __shfl_sync(0xffffffffu, warpgroup, 0) - 1;
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer
-  const u32 scratch = smem + Tr::kOffScratch + 8 * (tid - kWarpgroupThreads);
+  const u32 scratch = smem + Tr::kOffScratch + kScratchBytesPerThread * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
   // Split: each tile's P.V lands in its own zeroed accumulator and is added to O
   // with an ordinary (round-to-nearest) fp32 add. Hazard: the tensor cores'
@@ -212,18 +219,17 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Issue S = Q K^T for the K tile in slot s and the Q buffer qs: kD / kK k-steps; a k-step is 32 bytes
   // along a swizzled row (k16 of 16-bit or k8 of tf32 values), and every 4 steps move to the next box.
   auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
+    const u64 q_desc = make_smem_desc(slot_q(qs) + q_rows, 16, kSwizzleAtomBytes);
+    const u64 k_desc = make_smem_desc(slot_k(s), 16, kSwizzleAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < Tr::kKSteps; ++kk) {
       const u32 col_bytes = (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
-      const u32 qa = slot_q(qs) + q_rows + (kk / kStepsPerSwizzleRow) * Tr::kQBoxBytes + col_bytes;
-      const u32 ka = slot_k(s) + (kk / kStepsPerSwizzleRow) * Tr::kKVBoxBytes + col_bytes;
-      Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes), make_smem_desc(ka, 16, kSwizzleAtomBytes),
-                               kk > 0);
+      const u32 q_off = (kk / kStepsPerSwizzleRow) * Tr::kQBoxBytes + col_bytes;
+      const u32 k_off = (kk / kStepsPerSwizzleRow) * Tr::kKVBoxBytes + col_bytes;
+      Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off), desc_add(k_desc, k_off), kk > 0);
       if constexpr (kSplit) {  // + q_hi k_lo + q_lo k_hi
-        Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa, 16, kSwizzleAtomBytes),
-                                 make_smem_desc(ka + Tr::kKVCopyBytes, 16, kSwizzleAtomBytes), 1);
-        Wgmma<Elem, kBlockN>::ss(sc, make_smem_desc(qa + Tr::kQCopyBytes, 16, kSwizzleAtomBytes),
-                                 make_smem_desc(ka, 16, kSwizzleAtomBytes), 1);
+        Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off), desc_add(k_desc, k_off + Tr::kKVCopyBytes), 1);
+        Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off + Tr::kQCopyBytes), desc_add(k_desc, k_off), 1);
       }
     }
   };
@@ -232,29 +238,32 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // between 8-key groups; a k-step is 16 keys. V^T (tf32) is K-major like K:
   // a k-step is 8 keys, 32 bytes along a row, chunk c starts at row c * kOChunk.
   // pf[0] is P (its hi part when split), pf[1] P's lo part (split only).
-  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][Tr::kPSteps][4], int s) {
+  // fresh: the item's first P.V, which overwrites O (scale_d 0 on its first
+  // k-step) instead of adding to it, so O needs no zeroing per item: zeroing its
+  // registers took 1.3 % of the stall samples at d128 s1024 (bench/notes/wgmma.md,
+  // "Per-item cost after the Q prefetch").
+  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][Tr::kPSteps][4], int s, bool fresh) {
+    // LBO: 16-bit V steps between 64-column boxes with it; unused by K-major V^T.
+    const u64 v_desc = make_smem_desc(slot_v(s), Tr::kVTransposed ? 16 : Tr::kKVBoxBytes, kSwizzleAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < Tr::kPSteps; ++kk) {
 #pragma unroll
       for (int c = 0; c < kD / Tr::kOChunk; ++c) {
-        u32 addr, lbo;
+        u32 off;
         if constexpr (Tr::kVTransposed) {
-          addr = slot_v(s) + (kk / kStepsPerSwizzleRow) * Tr::kVtBoxBytes + c * Tr::kOChunk * kSwizzleRowBytes +
-                 (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
-          lbo = 16;  // unused by K-major swizzled operands
+          off = (kk / kStepsPerSwizzleRow) * Tr::kVtBoxBytes + c * Tr::kOChunk * kSwizzleRowBytes +
+                (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
         } else {
-          addr = slot_v(s) + (c * Tr::kOChunk / Elem::kBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
-          lbo = Tr::kKVBoxBytes;
+          off = (c * Tr::kOChunk / Elem::kBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
         }
         float(*target)[4] = kSplit ? &acc_pv[0] : &acc_o[0];
         auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&target[c * Tr::kOChunk / 8]);
-        // scale_d 0 on the first product of a split tile: acc_pv starts from zero.
-        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], make_smem_desc(addr, lbo, kSwizzleAtomBytes),
-                                     kSplit ? kk > 0 : 1);
+        // scale_d 0 on the first product of a split tile: acc_pv starts from zero;
+        // and on the first product of an item's first tile otherwise (fresh).
+        Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], desc_add(v_desc, off), kSplit ? kk > 0 : kk > 0 || !fresh);
         if constexpr (kSplit) {  // + p_hi v_lo + p_lo v_hi
-          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk],
-                                       make_smem_desc(addr + Tr::kKVCopyBytes, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
-          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[1][kk], make_smem_desc(addr, Tr::kKVBoxBytes, kSwizzleAtomBytes), 1);
+          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], desc_add(v_desc, off + Tr::kKVCopyBytes), 1);
+          Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[1][kk], desc_add(v_desc, off), 1);
         }
       }
     }
@@ -340,6 +349,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   if constexpr (kPingpong) {
     if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
   }
+  // The split adds each tile's acc_pv into O, which must start from zero.
   auto zero_o = [&] {
 #pragma unroll
     for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
@@ -409,7 +419,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     mbar_wait(full_v(slot(u)), phase(u));
     take_turn();
     wgmma_fence();
-    issue_pv(pf, slot(u));
+    issue_pv(pf, slot(u), w.n_tiles == 1);
     wgmma_commit();
     pass_turn();
     wgmma_wait<0>();
@@ -463,7 +473,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         wgmma_fence();
         issue_qk(sc, slot(use), qs);
         wgmma_commit();
-        issue_pv(pf, slot(u));
+        issue_pv(pf, slot(u), pending.n_tiles == 1);
         wgmma_commit();
         pass_turn();
         wgmma_wait<1>();  // S is ready; the pending P.V may still run
@@ -482,9 +492,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
         pack_p(pf, sc);
         write_out(pending, done);
-        zero_o();
+        if constexpr (kSplit) zero_o();
       } else {
-        zero_o();
+        if constexpr (kSplit) zero_o();
         st.init();
         take_turn();
         wgmma_fence();
@@ -507,7 +517,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       wgmma_fence();
       issue_qk(sc, slot(u), qs);
       wgmma_commit();
-      issue_pv(pf, slot(u - 1));
+      issue_pv(pf, slot(u - 1), i == 1);
       wgmma_commit();
       pass_turn();
       wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run

@@ -116,6 +116,20 @@ __device__ __forceinline__ u64 make_smem_desc(u32 addr, u32 lbo_bytes, u32 sbo_b
          (static_cast<u64>(sbo_bytes >> 4) << 32) | kDescSwizzle128;
 }
 
+// The descriptor of the tile offset_bytes past desc's start. The start-address
+// field is addr >> 4 in bits 0-13, and shared-memory addresses stay below 2^18,
+// so the offset adds to the low word without carrying out of that field: one
+// add per wgmma. Building each descriptor with make_smem_desc took ~9 issue
+// slots per wgmma, about a fifth of a key tile's instructions at head dim 128
+// (bench/notes/wgmma.md, "Descriptors by offset").
+__device__ __forceinline__ u64 desc_add(u64 desc, u32 offset_bytes) {
+  u32 lo, hi;
+  asm("mov.b64 {%0, %1}, %2;\n" : "=r"(lo), "=r"(hi) : "l"(desc));
+  u64 out;
+  asm("mov.b64 %0, {%1, %2};\n" : "=l"(out) : "r"(lo + (offset_bytes >> 4)), "r"(hi));
+  return out;
+}
+
 __device__ __forceinline__ void wgmma_fence() { asm volatile("wgmma.fence.sync.aligned;\n" ::: "memory"); }
 __device__ __forceinline__ void wgmma_commit() { asm volatile("wgmma.commit_group.sync.aligned;\n" ::: "memory"); }
 template <int kPending>
@@ -128,9 +142,14 @@ __device__ __forceinline__ void wgmma_wait() {
 // block unless an earlier memory operation holds it back: with this store the
 // wait for the in-flight P.V lands after every exponential (the SASS shows
 // all MUFU.EX2 of a tile between DEPBAR 1 and DEPBAR 0), otherwise before them.
-// `slot` is this thread's own 8 bytes of scratch, so nothing ever reads it.
+// `slot` is this thread's own 4 bytes of scratch, so nothing ever reads it. The
+// stored value is a + b: ptxas orders by the data the store really reads, and a
+// store of a alone let the exponentials behind b move below the wait (CI's
+// test_softmax_overlaps_the_previous_pv caught it). 8 bytes per thread, storing
+// both, left no room for 80-key tiles at head dim 256.
 __device__ __forceinline__ void order_before_wait(u32 slot, float a, float b) {
-  asm volatile("st.shared.v2.f32 [%0], {%1, %2};\n" ::"r"(slot), "f"(a), "f"(b) : "memory");
+  asm volatile("{\n.reg .f32 t;\nadd.f32 t, %1, %2;\nst.shared.f32 [%0], t;\n}\n" ::"r"(slot), "f"(a), "f"(b)
+               : "memory");
 }
 
 // Keep the compiler from moving accumulator registers across an in-flight wgmma:
@@ -173,6 +192,10 @@ __device__ __forceinline__ void fence_frag(u32 (&a)[kCopies][kK16][4]) {
   "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39, %40, %41, %42, %43, "   \
   "%44, %45, %46, %47, %48, %49, %50, %51, %52, %53, %54, %55, %56, %57, %58, %59, %60, %61, %62, %63}"
 
+#define CF_D40 CF_D32, CF_D4(8), CF_D4(9)
+#define CF_R40                                                                                                \
+  "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, %22, " \
+  "%23, %24, %25, %26, %27, %28, %29, %30, %31, %32, %33, %34, %35, %36, %37, %38, %39}"
 #define CF_D88 CF_D64, CF_D4(16), CF_D4(17), CF_D4(18), CF_D4(19), CF_D4(20), CF_D4(21)
 #define CF_R88 \
   "{%0, %1, %2, %3, %4, %5, %6, %7, %8, %9, %10, %11, %12, %13, %14, %15, %16, %17, %18, %19, %20, %21, " \
@@ -220,6 +243,17 @@ struct Wgmma<Elem, 128> {
   static __device__ __forceinline__ void rs(float (&d)[16][4], const u32 (&a)[4], u64 desc_b, int scale_d) {
     if constexpr (Elem::kIsBf16) CF_WGMMA_RS(128, "bf16", CF_R64, CF_D64, 64, 65, 66, 67, 68, 69);
     else CF_WGMMA_RS(128, "f16", CF_R64, CF_D64, 64, 65, 66, 67, 68, 69);
+  }
+};
+
+// N = 80: the key tile FlashAttention-3 uses at head dim 256 without a causal
+// mask (25 % more keys per tile than 64 in the shared memory that Q's 64 KB
+// leaves). Q.K^T only.
+template <class Elem>
+struct Wgmma<Elem, 80> {
+  static __device__ __forceinline__ void ss(float (&d)[10][4], u64 desc_a, u64 desc_b, int scale_d) {
+    if constexpr (Elem::kIsBf16) CF_WGMMA_SS(80, "bf16", CF_R40, CF_D40, 40, 41, 42);
+    else CF_WGMMA_SS(80, "f16", CF_R40, CF_D40, 40, 41, 42);
   }
 };
 
@@ -287,6 +321,8 @@ struct Wgmma<Tf32, 128> {
 #undef CF_R64
 #undef CF_R88
 #undef CF_D88
+#undef CF_R40
+#undef CF_D40
 #undef CF_R32
 #undef CF_D64
 #undef CF_D32

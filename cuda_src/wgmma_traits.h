@@ -18,6 +18,7 @@ constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgrou
 // came late: -3 to -8 % (bench/notes/wgmma.md, "Where the consumers wait").
 constexpr int kQPrefetchTile = 2;
 constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
+constexpr int kScratchBytesPerThread = 4;   // order_before_wait's store (ptx_sm90.h)
 constexpr int kWgmmaStepBytes = 32;  // one wgmma k-step along a swizzled row (k16 x 2 B, k8 x 4 B)
 constexpr int kStepsPerSwizzleRow = kSwizzleRowBytes / kWgmmaStepBytes;
 
@@ -55,8 +56,8 @@ struct WgmmaKernelTraits {
   static constexpr int kOTiles = kD / 8;       // n8 tiles of O
   static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
   static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
-  // 8 bytes per consumer thread for order_before_wait's store.
-  static constexpr int kScratchBytes = 8 * kConsumerWarpgroups * kWarpgroupThreads;
+  // 4 bytes per consumer thread for order_before_wait's store.
+  static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
   // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
   static constexpr int kFixedBytes = 2 * kStages * kKVBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
   // Two Q buffers where they fit: a persistent CTA's producer then loads the next
@@ -74,14 +75,16 @@ struct WgmmaKernelTraits {
 
   static_assert(Elem::kK * Elem::kBytes == kWgmmaStepBytes, "a k-step is 32 bytes of a swizzled row");
   static_assert(kD % 64 == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
-  static_assert(kBlockN == 64 || kBlockN == 128 || kBlockN == 176, "key tile is one wgmma N: 64, 128 or 176");
+  static_assert(kBlockN == 64 || kBlockN == 80 || kBlockN == 128 || kBlockN == 176,
+                "key tile is one wgmma N: 64, 80, 128 or 176");
   static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
   static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
   static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
   static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !(Elem::kIsBf16 || kTf32), "the fp32 pre-pass kernels take fp16 operands");
-  // tf32: V^T boxes cover whole key tiles; its wgmma has instantiations for N = 64 and 128 only.
+  // tf32: V^T boxes cover whole key tiles (so no 80-key tiles); its wgmma has
+  // instantiations for N = 64 and 128 only.
   static_assert(!kTf32 || (kBlockN % Elem::kBoxCols == 0 && kBlockN != 176 && kD <= 128),
                 "tf32: key tile 64 or 128, head dim width 64 or 128");
 };

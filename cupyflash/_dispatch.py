@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec,
+from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN,
+                    WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec,
                     dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec, wgmma_spec,
                     wgmma_tf32_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
@@ -106,10 +106,13 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                           "(a multiple of the 64-column TMA box)")
             reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
                            "2 consumer warpgroups)" + (" [auto]" if backend == "auto" else " [forced]"))
-            tiles = None
+            tiles = WGMMA_CAUSAL_TILES.get(width) if problem.causal else None
+            if tiles is not None:
+                reasons.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
             if max(problem.seqlen_q, problem.seqlen_k) <= WGMMA_SHORT_SEQLEN:
-                tiles = WGMMA_SHORT_TILES.get((width, problem.causal))
-                if tiles is not None:
+                short = WGMMA_SHORT_TILES.get((width, problem.causal))
+                if short is not None:
+                    tiles = short
                     reasons.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
                                    f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
             return wgmma_spec(problem.dtype, width, tiles), reasons

@@ -217,20 +217,25 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s):
 @pytest.mark.parametrize("d,s,causal,tiles", [(64, 1024, True, (128, 128, 3, True, True)),
                                                (64, 1024, False, None), (64, 1025, True, None),
                                                (128, 512, False, (128, 128, 2, True, True)),
-                                               (128, 2048, True, None), (256, 512, True, None)])
+                                               (128, 2048, True, None), (256, 512, True, None),
+                                               (256, 2048, True, None), (256, 2048, False, None)])
 def test_wgmma_short_problem_tiles(d, s, causal, tiles):
     """Up to WGMMA_SHORT_SEQLEN keys and queries, some widths take their own tiles
-    (and explain() says so); otherwise the width's table entry."""
+    (and explain() says so); otherwise the width's causal entry under a causal
+    mask, where it has one, else its table entry."""
     from cupyflash import _dispatch
-    from cupyflash._spec import WGMMA_TILES, wgmma_width
+    from cupyflash._spec import WGMMA_CAUSAL_TILES, WGMMA_TILES, wgmma_width
 
     q, k, v = qkv(np.random.default_rng(0), 1, s, s, 2, 2, d, d, "bfloat16")
     problem = cupyflash.api._validate(q, k, v, causal, "bottom_right", None, "bshd")[1]
     plan = _dispatch.plan(problem, 90)
     spec = plan.spec
     got = (spec.block_m, spec.block_n, spec.stages, spec.pingpong, spec.persistent)
-    assert got == (tiles or WGMMA_TILES[wgmma_width(d, d)])
+    width = wgmma_width(d, d)
+    causal_tiles = WGMMA_CAUSAL_TILES.get(width) if causal else None
+    assert got == (tiles or causal_tiles or WGMMA_TILES[width])
     assert ("short sequences" in str(plan)) == (tiles is not None)
+    assert ("the causal tiles" in str(plan)) == (causal_tiles is not None)
     assert spec in shipped_specs()
 
 
