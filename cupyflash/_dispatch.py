@@ -18,16 +18,27 @@ BACKENDS = ("auto", "wgmma", "mma", "simt")
 # runs tf32 products on wgmma (short sequences, head dims <= 128) or one rescaled
 # fp16 pass (TF32-like error).
 PRECISIONS = ("highest", "fast")
-# precision="fast" takes the tf32 kernel when max(seqlen_q, seqlen_k) is at most
-# this (and the head dims fit WGMMA_TF32_TILES). Why a length: the tf32 kernel
-# saves the fp16 pre-pass (it reads q, k, v twice and writes them once; ~0.4 ms of
-# a 0.65 ms call at d128 s1024 on an H100, bench/notes/fp32_fp64.md) for a V^T pass
-# of a third of the bytes, but its products run at half the fp16 rate, and the
-# attention's share of a call grows with the length. A model (pre-pass bytes at
-# ~3 TB/s, tf32 at ~300 TFLOP/s, fp16 at ~600) puts the crossover near 1300 keys
-# without a mask and 2700 with one: 2048 is a guess between them, to be set from
-# bench/ab_fp32.py --tf32 (NOT yet measured). 0 turns the tf32 kernel off for dispatch.
-FAST_TF32_MAX_SEQLEN = 2048
+# The tf32 length rule: precision="fast" takes the tf32 kernel (head dims that fit
+# WGMMA_TF32_TILES) when max(seqlen_q, seqlen_k) <= FAST_TF32_MAX_SEQLEN, or, under a
+# causal mask, <= FAST_TF32_MAX_SEQLEN_CAUSAL; otherwise the fp16 pre-pass kernel.
+# Why a length: the tf32 kernel saves the fp16 pre-pass (it reads q, k, v twice and
+# writes them once) for a V^T pass of a third of the bytes, but its products run at
+# half the fp16 rate, and the attention's share of a call grows with the length;
+# the causal mask halves that share, so the crossover moves out. Measured
+# (bench/ab_tf32.py, H100, GFLOP/s of whole calls, fast-fp16 / best tf32;
+# bench/notes/fp32_fp64.md, "tf32 fast mode, measured"):
+#   d64  s1024 full 198 / 212, causal 113 / 148;  s2048 full 301 / 267, causal 190 / 215
+#   d64  s4096 full 389 / 304, causal 286 / 266
+#   d128 s1024 full 223 / 228, causal 130 / 160;  s2048 full 343 / 299, causal 223 / 241
+#   d128 s4096 full 466 / 351, causal 340 / 304
+# so tf32 wins at 1024 keys either way and at 2048 under the mask only.
+FAST_TF32_MAX_SEQLEN = 1024
+FAST_TF32_MAX_SEQLEN_CAUSAL = 2048
+
+
+def fast_takes_tf32(longest: int, causal: bool) -> bool:
+    """The tf32 length rule (see FAST_TF32_MAX_SEQLEN): longest = max(seqlen_q, seqlen_k)."""
+    return longest <= (FAST_TF32_MAX_SEQLEN_CAUSAL if causal else FAST_TF32_MAX_SEQLEN)
 MMA_MIN_ARCH = 80
 # Output elements each kernel family stores at once (16-byte chunks of 16-bit
 # values; pairs; scalars): the output's strides must be multiples of it.
@@ -131,10 +142,12 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         width = wgmma_width(problem.head_dim, problem.head_dim_v)
         reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
         longest = max(problem.seqlen_q, problem.seqlen_k)
-        if width in WGMMA_TF32_TILES and longest <= FAST_TF32_MAX_SEQLEN:
-            reasons.append(f"float32, precision='fast', sequences <= {FAST_TF32_MAX_SEQLEN}: tf32 products on wgmma "
-                           "(q, k read as they are, v transposed by a small pre-pass; 10-bit mantissas, q and k "
-                           "truncated by the tensor cores, p and v rounded), fp32 accumulation and output")
+        if width in WGMMA_TF32_TILES and fast_takes_tf32(longest, problem.causal):
+            limit = FAST_TF32_MAX_SEQLEN_CAUSAL if problem.causal else FAST_TF32_MAX_SEQLEN
+            reasons.append(f"float32, precision='fast', sequences <= {limit}{' (causal)' if problem.causal else ''}: "
+                           "tf32 products on wgmma (q and k read as they are, rounded to tf32 by their TFLOAT32 "
+                           "tensor maps; v transposed and rounded by a small pre-pass; p rounded), fp32 "
+                           "accumulation and output")
             return wgmma_tf32_spec(width), reasons
         reasons.append("float32, precision='fast': q, k, v rescaled by powers of two on the device and rounded to "
                        "fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and output")

@@ -188,23 +188,25 @@ WGMMA_SPLIT_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
          (128, 64, 3, False, True)),
     128: ((128, 64, 2, False, False), (128, 64, 2, True, False)),
 }
-# tf32 (precision="fast" for float32: Q and K read as they are, V^T from a small
+# tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
 # 64-key tiles (2 stages x (32 KB K + 32 KB V^T)) = 192 KB; width 64 fits 128-key
 # tiles and two Q buffers (2 x 32 KB Q + 2 x 64 KB K/V^T). Wider heads do not fit
 # two stages and keep the fp16 pre-pass (precision="fast" on WGMMA_TILES, fp32_terms 1).
-# Chosen offline (spill-free under NVRTC 13.0 and 13.5, see the variants' notes in
-# bench/notes/fp32_fp64.md, "tf32 fast mode"); not yet timed against each other.
+# Tiles: the best of the candidates in bench/ab_tf32.py (H100, s1024 and s2048, full
+# and causal, bench/notes/fp32_fp64.md, "tf32 fast mode, measured"): both widths
+# with pingpong; persistent at width 64 only. Every candidate is spill-free under
+# NVRTC 13.0 and 13.5.
 WGMMA_TF32_TILES: dict[int, WgmmaTiles] = {
-    64: (128, 128, 2, False, True),
-    128: (128, 64, 2, False, False),
+    64: (128, 128, 2, True, True),
+    128: (128, 64, 2, True, False),
 }
 # What a tf32 tile sweep may time (the table's entry first); the offline test compiles every one.
 WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
-    64: ((128, 128, 2, False, True), (128, 128, 2, False, False), (128, 128, 2, True, True),
+    64: ((128, 128, 2, True, True), (128, 128, 2, False, True), (128, 128, 2, False, False),
          (128, 64, 3, False, True), (192, 64, 2, False, True)),
-    128: ((128, 64, 2, False, False), (128, 64, 2, False, True), (128, 64, 2, True, False),
+    128: ((128, 64, 2, True, False), (128, 64, 2, False, False), (128, 64, 2, False, True),
           (128, 64, 2, True, True)),
 }
 WGMMA_ARCH = 90

@@ -23,8 +23,11 @@ TMA_BOX_BYTES = 128  # one 128-byte swizzle row: kTmaBoxCols 16-bit or Tf32::kBo
 _DESC_ALIGN = 64
 
 # CUtensorMap* enum values (cuda.h; checked against cuda-bindings in tests/test_params.py).
-# float32 is loaded as FLOAT32 (bits unchanged): the tf32 wgmma truncates what it reads.
-_DATA_TYPE = {"float16": 6, "bfloat16": 9, "float32": 7}
+# float32 is loaded as TFLOAT32: TMA rounds each value to tf32 on the way to shared
+# memory (measured: bench/tf32_map_probe.py, 1.07e-3 -> 4.1e-4 relative error on
+# N(0, 1) at d128 s1024, H100), where FLOAT32 left the 13 low bits for the tf32
+# wgmma to truncate. Only the tf32 kernel maps float32 operands (q, k; V^T, already rounded).
+_DATA_TYPE = {"float16": 6, "bfloat16": 9, "float32": 11}
 _ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 _INTERLEAVE_NONE = 0
 _SWIZZLE_128B = 3

@@ -84,14 +84,14 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         float32 only. "highest" (default) keeps fp32 accuracy (relative error
         ~1e-6). "fast" (Hopper) runs one tensor-core pass with fp32
         accumulation and output, at TF32-like accuracy (JAX's
-        ``Precision.DEFAULT``, torch's ``allow_tf32``): relative error ~1e-3
+        ``Precision.DEFAULT``, torch's ``allow_tf32``): relative error ~4e-4
         on N(0, 1) data, within 2e-3 (the GPU suite's bound). Two kernels
-        serve it (``explain`` says which): up to head dim 128 and 2048 queries
-        and keys, tf32 products (q and k read as they are, their 13 low
-        mantissa bits truncated by the tensor cores; p and v rounded to
-        nearest; ~1.1e-3 on N(0, 1) data, more when scores spread wider); past
-        that, q, k, v rescaled by powers of two and rounded to fp16 once
-        (~4e-4), then the fp16 kernel. Either keeps fp32's exponent range.
+        serve it (``explain`` says which), whichever the H100 measured faster:
+        up to head dim 128 and 1024 queries and keys (2048 with a causal mask),
+        tf32 products (q and k rounded to tf32 by TMA as they load, v and p
+        rounded to nearest; ~4e-4 on N(0, 1) data); past that, q, k, v
+        rescaled by powers of two and rounded to fp16 once (~4e-4), then the
+        fp16 kernel. Either keeps fp32's exponent range.
 
     Returns
     -------

@@ -109,7 +109,7 @@ def test_tma_data_types_match_the_driver():
     enum = driver.CUtensorMapDataType
     assert _tma._DATA_TYPE == {"float16": int(enum.CU_TENSOR_MAP_DATA_TYPE_FLOAT16),
                                "bfloat16": int(enum.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16),
-                               "float32": int(enum.CU_TENSOR_MAP_DATA_TYPE_FLOAT32)}
+                               "float32": int(enum.CU_TENSOR_MAP_DATA_TYPE_TFLOAT32)}
     assert _tma.box_cols("float32") == 32 and _tma.box_cols("bfloat16") == 64
 
 
