@@ -21,9 +21,27 @@ constexpr double kLn2F64 = 0.6931471805599453;
 constexpr int kWarpSize = 32;
 
 // Element tags for the tensor-core path. The tag selects the mma instruction
-// and the float -> 16-bit conversion; storage is always a 16-bit pattern.
-struct Half { static constexpr bool kIsBf16 = false; };
-struct BFloat16 { static constexpr bool kIsBf16 = true; };
+// and the float -> 16-bit conversion; storage is a 16-bit pattern, except for
+// Tf32 (Hopper only): float32 storage that the tf32 wgmma reads directly.
+//   kBytes:   bytes per stored element
+//   kBoxCols: elements in one 128-byte swizzled row (a TMA box row)
+//   kK:       the wgmma k-step in elements; kK * kBytes = 32 bytes for every tag,
+//             so a k-step advances a shared-memory descriptor by the same bytes
+struct Half {
+  static constexpr bool kIsBf16 = false;
+  static constexpr bool kIsTf32 = false;
+  static constexpr int kBytes = 2, kBoxCols = 64, kK = 16;
+};
+struct BFloat16 {
+  static constexpr bool kIsBf16 = true;
+  static constexpr bool kIsTf32 = false;
+  static constexpr int kBytes = 2, kBoxCols = 64, kK = 16;
+};
+struct Tf32 {
+  static constexpr bool kIsBf16 = false;
+  static constexpr bool kIsTf32 = true;
+  static constexpr int kBytes = 4, kBoxCols = 32, kK = 8;
+};
 
 __host__ __device__ constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 

@@ -31,11 +31,17 @@
 //   accuracy. With 1 term only hi exists: fp16's 10-bit mantissa, TF32-like
 //   error, the fp16 kernel's speed. bench/notes/fp32_fp64.md ("fp32 on tensor
 //   cores") has the error study behind the choice of fp16.
+//   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
+//   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
+//   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
+//   mantissas, fp32 accumulation). P stays fp32 in registers, rounded to tf32, as
+//   the A operand of P.V; the pre-pass orders V^T's keys to match (pack_p). fp32 output.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
-// Shared memory: every operand tile is stored as kD/64 boxes of (rows x 64
-// columns), each box 128-byte swizzled exactly as TMA writes it, 1024-byte aligned.
+// Shared memory: every operand tile is stored as boxes of (rows x 128 bytes: 64
+// 16-bit or 32 float32 columns), each box 128-byte swizzled exactly as TMA writes
+// it, 1024-byte aligned (wgmma_traits.h has the map).
 #pragma once
 #include "block_order.h"
 #include "mask.h"
@@ -43,78 +49,16 @@
 #include "ptx_sm90.h"
 #include "softmax.h"
 #include "tma_params.h"
+#include "wgmma_traits.h"
 #include "work_item_sm90.h"
 
 namespace cupyflash {
-
-constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
-constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
-// With two Q buffers the producer loads the next item's Q after this tile of the
-// current item (see the producer): the consumers hand the buffer back in tile 1,
-// when they also free the ring slot of tile 2's V. After tile 1 instead, the
-// producer sat on the Q buffer while tile 2's K slot was already free, and K2
-// came late: -3 to -8 % (bench/notes/wgmma.md, "Where the consumers wait").
-constexpr int kQPrefetchTile = 2;
-constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
-constexpr int kScratchBytesPerThread = 4;   // order_before_wait's store (ptx_sm90.h)
 
 // Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1,
 // then each consumer warpgroup's epilogue (its rows of O are in shared memory).
 constexpr int kTurnBarrier0 = 1;
 constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
-
-template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2>
-struct WgmmaKernelTraits {
-  static constexpr bool kSplit = kFp32Terms == 3;  // hi and lo copies of every operand
-  static constexpr int kCopies = kSplit ? 2 : 1;
-  // 2 consumer warpgroups (block_m 128) or 3 (block_m 192, for small head dims).
-  static constexpr int kConsumerWarpgroups = kConsumerWGs;
-  // setmaxnreg: the 64K registers of an SM, less the producer's, shared by the
-  // consumers (a multiple of 8): 128*24 + 256*240 = 64512; 128*24 + 384*160 = 64512.
-  static constexpr int kConsumerRegs =
-      ((65536 - kProducerRegs * kWarpgroupThreads) / (kConsumerWGs * kWarpgroupThreads)) / 8 * 8;
-  static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
-  static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
-  static constexpr int kConsumerWarps = kConsumerWarpgroups * 4;
-  static constexpr int kBoxes = kD / kTmaBoxCols;
-  static constexpr int kQBoxBytes = kBlockM * kSwizzleRowBytes;
-  static constexpr int kKVBoxBytes = kBlockN * kSwizzleRowBytes;
-  static constexpr int kQCopyBytes = kBoxes * kQBoxBytes;
-  static constexpr int kKVCopyBytes = kBoxes * kKVBoxBytes;
-  static constexpr int kQBytes = kCopies * kQCopyBytes;    // a copy's boxes, then the next copy's
-  static constexpr int kKVBytes = kCopies * kKVCopyBytes;  // one ring slot of K (or V)
-  static constexpr int kNTiles = kBlockN / 8;  // n8 tiles of S per thread's rows
-  static constexpr int kOTiles = kD / 8;       // n8 tiles of O
-  static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
-  static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
-  // 4 bytes per consumer thread for order_before_wait's store.
-  static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
-  // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
-  static constexpr int kFixedBytes = 2 * kStages * kKVBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
-  // Two Q buffers where they fit: a persistent CTA's producer then loads the next
-  // item's Q while the current item still reads its own, so the next item's first
-  // Q.K^T (issued with this item's last P.V) need not wait for it.
-  static constexpr int kQStages = kFixedBytes + 2 * kQBytes <= kMaxSmemBytes ? 2 : 1;
-  // Byte offsets into (1024-aligned) dynamic shared memory.
-  static constexpr int kOffK = kQStages * kQBytes;
-  static constexpr int kOffV = kOffK + kStages * kKVBytes;
-  static constexpr int kOffBar = kOffV + kStages * kKVBytes;
-  // Q full/empty per Q buffer, then full/empty for K and V per stage.
-  static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
-  static constexpr int kOffScratch = kOffBar + kBarrierBytes;
-  static constexpr int kSmemBytes = kOffScratch + kScratchBytes + kSwizzleAtomBytes;
-
-  static_assert(kD % kTmaBoxCols == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
-  static_assert(kBlockN == 64 || kBlockN == 80 || kBlockN == 128 || kBlockN == 176,
-                "key tile is one wgmma N: 64, 80, 128 or 176");
-  static_assert(kStages >= 1 && kStages <= 4, "1 to 4 K/V stages");
-  static_assert(kBarriers * 8 <= kBarrierBytes, "barrier area too small");
-  static_assert(kConsumerWGs == 2 || kConsumerWGs == 3, "2 or 3 consumer warpgroups");
-  static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
-  static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
-  static_assert(kFp32Terms == 0 || !Elem::kIsBf16, "the fp32 kernels take fp16 operands");
-};
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
           int kConsumerWGs = 2>
@@ -123,7 +67,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>;
   static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
-  constexpr bool kFp32 = kFp32Terms > 0;
+  constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled by the pre-pass: p.scales undo it
+  constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -181,15 +126,22 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       int use = 0;    // K/V ring uses so far
       int q_use = 0;  // Q buffer uses so far (items with at least one key tile)
       // One K or V tile (all its copies and boxes) into a ring slot, once the slot is empty.
+      // V^T (tf32): boxes of kBoxCols keys x kD rows of the (keys, d, kv head, batch) map.
       auto load_kv = [&](u32 dst, u32 empty, u32 full, const TmaDesc* const (&maps)[2], int use_no, int n0,
-                         const WorkItem& w) {
+                         const WorkItem& w, bool is_v) {
         mbar_wait(empty, phase(use_no) ^ 1);
         mbar_arrive_expect_tx(full, Tr::kKVBytes);
+        if (Tr::kVTransposed && is_v) {
+#pragma unroll
+          for (int b = 0; b < Tr::kVtBoxes; ++b)
+            tma_load_4d(dst + b * Tr::kVtBoxBytes, maps[0], full, n0 + b * Elem::kBoxCols, 0, w.kv_head, w.batch);
+          return;
+        }
 #pragma unroll
         for (int c = 0; c < Tr::kCopies; ++c)
 #pragma unroll
           for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(dst + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, maps[c], full, b * kTmaBoxCols, n0,
+            tma_load_4d(dst + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, maps[c], full, b * Elem::kBoxCols, n0,
                         w.kv_head, w.batch);
       };
       // One item's Q (all its copies and boxes) into the next Q buffer, once that buffer is empty.
@@ -201,7 +153,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         for (int c = 0; c < Tr::kCopies; ++c)
 #pragma unroll
           for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(slot_q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q(qs), b * kTmaBoxCols,
+            tma_load_4d(slot_q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q(qs), b * Elem::kBoxCols,
                         w.m0, w.head, w.batch);
         ++q_use;
       };
@@ -231,8 +183,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
           const int n0 = (w.n_tiles - 1 - i) * kBlockN;
           const int s = slot(use);
-          load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w);  // K first: Q.K^T needs it first
-          load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w);
+          load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w, false);  // K first: Q.K^T needs it first
+          load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w, true);
           // The walk's integer maths for the next item (several dependent divisions)
           // runs once this item's first K and V are out, while the producer would
           // wait for the next slot anyway, not between a freed slot and its load.
@@ -264,16 +216,16 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   float acc_pv[kSplit ? Tr::kOTiles : 1][4];
   RowState st;
 
-  // Issue S = Q K^T for the K tile in slot s and the Q buffer qs: kD/16 k-steps; a k-step is 32 bytes
-  // along a swizzled row, and every 4 steps move to the next 64-column box.
+  // Issue S = Q K^T for the K tile in slot s and the Q buffer qs: kD / kK k-steps; a k-step is 32 bytes
+  // along a swizzled row (k16 of 16-bit or k8 of tf32 values), and every 4 steps move to the next box.
   auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
     const u64 q_desc = make_smem_desc(slot_q(qs) + q_rows, 16, kSwizzleAtomBytes);
     const u64 k_desc = make_smem_desc(slot_k(s), 16, kSwizzleAtomBytes);
 #pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const u32 col_bytes = (kk % 4) * 32;
-      const u32 q_off = (kk / 4) * Tr::kQBoxBytes + col_bytes;
-      const u32 k_off = (kk / 4) * Tr::kKVBoxBytes + col_bytes;
+    for (int kk = 0; kk < Tr::kKSteps; ++kk) {
+      const u32 col_bytes = (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
+      const u32 q_off = (kk / kStepsPerSwizzleRow) * Tr::kQBoxBytes + col_bytes;
+      const u32 k_off = (kk / kStepsPerSwizzleRow) * Tr::kKVBoxBytes + col_bytes;
       Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off), desc_add(k_desc, k_off), kk > 0);
       if constexpr (kSplit) {  // + q_hi k_lo + q_lo k_hi
         Wgmma<Elem, kBlockN>::ss(sc, desc_add(q_desc, q_off), desc_add(k_desc, k_off + Tr::kKVCopyBytes), 1);
@@ -281,24 +233,33 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       }
     }
   };
-  // Issue O += P V for the tile in slot s. V is MN-major (head dim contiguous),
-  // so the descriptor's LBO steps between 64-column boxes and SBO between
-  // 8-key groups; a k-step is 16 keys.
+  // Issue O += P V for the tile in slot s. 16-bit V is MN-major (head dim
+  // contiguous), so the descriptor's LBO steps between 64-column boxes and SBO
+  // between 8-key groups; a k-step is 16 keys. V^T (tf32) is K-major like K:
+  // a k-step is 8 keys, 32 bytes along a row, chunk c starts at row c * kOChunk.
   // pf[0] is P (its hi part when split), pf[1] P's lo part (split only).
   // fresh: the item's first P.V, which overwrites O (scale_d 0 on its first
   // k-step) instead of adding to it, so O needs no zeroing per item: zeroing its
   // registers took 1.3 % of the stall samples at d128 s1024 (bench/notes/wgmma.md,
   // "Per-item cost after the Q prefetch").
-  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][kBlockN / 16][4], int s, bool fresh) {
-    const u64 v_desc = make_smem_desc(slot_v(s), Tr::kKVBoxBytes, kSwizzleAtomBytes);
+  auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][Tr::kPSteps][4], int s, bool fresh) {
+    // LBO: 16-bit V steps between 64-column boxes with it; unused by K-major V^T.
+    const u64 v_desc = make_smem_desc(slot_v(s), Tr::kVTransposed ? 16 : Tr::kKVBoxBytes, kSwizzleAtomBytes);
 #pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+    for (int kk = 0; kk < Tr::kPSteps; ++kk) {
 #pragma unroll
       for (int c = 0; c < kD / Tr::kOChunk; ++c) {
-        const u32 off = (c * Tr::kOChunk / kTmaBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
+        u32 off;
+        if constexpr (Tr::kVTransposed) {
+          off = (kk / kStepsPerSwizzleRow) * Tr::kVtBoxBytes + c * Tr::kOChunk * kSwizzleRowBytes +
+                (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
+        } else {
+          off = (c * Tr::kOChunk / Elem::kBoxCols) * Tr::kKVBoxBytes + kk * 2 * kSwizzleAtomBytes;
+        }
         float(*target)[4] = kSplit ? &acc_pv[0] : &acc_o[0];
         auto& acc = *reinterpret_cast<float(*)[Tr::kOChunk / 8][4]>(&target[c * Tr::kOChunk / 8]);
-        // scale_d 0 on the first product of a split tile: acc_pv starts from zero.
+        // scale_d 0 on the first product of a split tile: acc_pv starts from zero;
+        // and on the first product of an item's first tile otherwise (fresh).
         Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], desc_add(v_desc, off), kSplit ? kk > 0 : kk > 0 || !fresh);
         if constexpr (kSplit) {  // + p_hi v_lo + p_lo v_hi
           Wgmma<Elem, Tr::kOChunk>::rs(acc, pf[0][kk], desc_add(v_desc, off + Tr::kKVCopyBytes), 1);
@@ -309,9 +270,27 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   };
   // P as the A operand: two adjacent n8 accumulator tiles are one k16 A fragment.
   // Split: the lo part is what the hi rounding lost, itself rounded to fp16.
-  auto pack_p = [&](u32 (&pf)[Tr::kCopies][kBlockN / 16][4], const float (&sc)[Tr::kNTiles][4]) {
+  // tf32: one n8 tile is one k8 fragment, with no data movement between threads.
+  // A thread holds S columns (2t, 2t+1) of rows g and g+8 (c0, c1 | c2, c3) and
+  // the fragment wants k = t and t+4 (a0 = (g, t), a1 = (g+8, t), a2 = (g, t+4),
+  // a3 = (g+8, t+4)): {c0, c2, c1, c3} puts key 2t at k = t and key 2t+1 at
+  // k = t+4, so k step position j holds key pi(j) = 2j (j < 4), 2(j-4)+1 (j >= 4)
+  // of its group of 8. The V^T pre-pass stores keys in that order (_vt.py), so
+  // P.V pairs every P value with its own key (tests/test_vt.py simulates it).
+  // P is rounded to nearest (tf32_round_bias), not truncated by the tensor cores.
+  auto pack_p = [&](u32 (&pf)[Tr::kCopies][Tr::kPSteps][4], const float (&sc)[Tr::kNTiles][4]) {
+    if constexpr (Tr::kTf32) {
 #pragma unroll
-    for (int kk = 0; kk < kBlockN / 16; ++kk) {
+      for (int kk = 0; kk < Tr::kPSteps; ++kk) {
+        pf[0][kk][0] = tf32_round_bias(sc[kk][0]);
+        pf[0][kk][1] = tf32_round_bias(sc[kk][2]);
+        pf[0][kk][2] = tf32_round_bias(sc[kk][1]);
+        pf[0][kk][3] = tf32_round_bias(sc[kk][3]);
+      }
+      return;
+    }
+#pragma unroll
+    for (int kk = 0; kk < Tr::kPSteps; ++kk) {
 #pragma unroll
       for (int r = 0; r < 4; ++r) {
         const float* pair = &sc[2 * kk + r / 2][2 * (r % 2)];  // (j, e) pairs in A-fragment order
@@ -361,7 +340,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Split: the operands were rescaled by powers of two on the device; the factors
   // that undo it come from there too (read once, no host synchronisation).
   float scale_log2 = p.scale_log2, out_scale = 1.f;
-  if constexpr (kFp32) {
+  if constexpr (kRescaled) {
     scale_log2 *= p.scales[0];
     out_scale = p.scales[1];
   }
@@ -416,7 +395,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         const u32 rows = slot_q(qs_w) + 64 * cwg * kSwizzleRowBytes;
 #pragma unroll
         for (int b = 0; b < Tr::kBoxes; ++b)
-          tma_store_4d(&tma.o, rows + b * Tr::kQBoxBytes, b * kTmaBoxCols, w.m0 + 64 * cwg, w.head, w.batch);
+          tma_store_4d(&tma.o, rows + b * Tr::kQBoxBytes, b * Elem::kBoxCols, w.m0 + 64 * cwg, w.head, w.batch);
         bulk_commit();
       }
     } else {
@@ -424,7 +403,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     }
   };
 
-  u32 pf[Tr::kCopies][kBlockN / 16][4];  // P of the previous tile, waiting for its P.V
+  u32 pf[Tr::kCopies][Tr::kPSteps][4];  // P of the previous tile, waiting for its P.V
   // The last item whose last P.V has not been issued yet (persistent CTAs only:
   // that P.V goes out together with the next item's first Q.K^T, so the tensor
   // cores have work while the next item's first softmax runs).

@@ -99,6 +99,16 @@ __device__ __forceinline__ float2 unpack_half2(u32 v) {
   return make_float2(lo, hi);
 }
 
+// A float rounded to tf32 (10 mantissa bits), to nearest with ties away from zero:
+// the bits of a float whose lower 13 mantissa bits are zero, which the tf32
+// tensor cores then read exactly (they truncate whatever is there otherwise).
+// NaN and inf stay NaN and inf; sm_80+.
+__device__ __forceinline__ u32 round_tf32(float x) {
+  u32 r;
+  asm("cvt.rna.tf32.f32 %0, %1;\n" : "=r"(r) : "f"(x));
+  return r;
+}
+
 // 2^x with flush-to-zero: one MUFU.EX2. exp2f() without fast-math adds a
 // denormal range check and two FMULs around it. Results below 2^-126 only ever
 // weight a score against a row maximum, so flushing them to 0 changes nothing

@@ -267,6 +267,54 @@ struct Wgmma<Elem, 176> {
   }
 };
 
+// tf32 (the Tf32 tag: float32 operands): m64nNk8, a k-step of 8 elements = 32 bytes.
+// PTX has no transpose operand for tf32 (only 16-bit types may be transposed), so
+// both shared-memory operands are K-major: V arrives as V^T (cupyflash/_vt.py).
+// The tensor cores read the upper 19 bits of every fp32 input (the lower 13 are
+// truncated, PTX ISA on wgmma .tf32); values rounded beforehand (round_tf32) lose nothing.
+// A (registers, m64k8) per warp: a0 = (g, t), a1 = (g+8, t), a2 = (g, t+4),
+// a3 = (g+8, t+4) (g = lane/4, t = lane%4; CUTLASS ALayout_64x8).
+#define CF_WGMMA_TF32_SS(N, REGS, OPS, IA, IB, IS)                                                      \
+  asm volatile("{\n" CF_SCALE_D(IS) "wgmma.mma_async.sync.aligned.m64n" #N "k8.f32.tf32.tf32 " REGS     \
+               ", %" #IA ", %" #IB ", p, 1, 1;\n}\n"                                                    \
+               : OPS                                                                                   \
+               : "l"(desc_a), "l"(desc_b), "r"(scale_d))
+#define CF_WGMMA_TF32_RS(N, REGS, OPS, A0, A1, A2, A3, IB, IS)                                          \
+  asm volatile("{\n" CF_SCALE_D(IS) "wgmma.mma_async.sync.aligned.m64n" #N "k8.f32.tf32.tf32 " REGS     \
+               ", {%" #A0 ", %" #A1 ", %" #A2 ", %" #A3 "}, %" #IB ", p, 1, 1;\n}\n"                    \
+               : OPS                                                                                   \
+               : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(scale_d))
+
+// Half a tf32 ulp added to a float's bits: the tensor cores' truncation of the
+// lower 13 bits then completes a round to nearest (ties away from zero), one
+// integer add where cvt.rna.tf32.f32 takes three instructions (its inf/NaN test
+// included). Only for a register that a tf32 wgmma alone reads, and only for
+// values below the largest finite float (the carry could reach inf): softmax
+// probabilities in [0, 1] (0 becomes 0x1000, which truncates back to +0).
+__device__ __forceinline__ u32 tf32_round_bias(float x) { return __float_as_uint(x) + 0x1000u; }
+
+template <>
+struct Wgmma<Tf32, 64> {
+  static __device__ __forceinline__ void ss(float (&d)[8][4], u64 desc_a, u64 desc_b, int scale_d) {
+    CF_WGMMA_TF32_SS(64, CF_R32, CF_D32, 32, 33, 34);
+  }
+  static __device__ __forceinline__ void rs(float (&d)[8][4], const u32 (&a)[4], u64 desc_b, int scale_d) {
+    CF_WGMMA_TF32_RS(64, CF_R32, CF_D32, 32, 33, 34, 35, 36, 37);
+  }
+};
+
+template <>
+struct Wgmma<Tf32, 128> {
+  static __device__ __forceinline__ void ss(float (&d)[16][4], u64 desc_a, u64 desc_b, int scale_d) {
+    CF_WGMMA_TF32_SS(128, CF_R64, CF_D64, 64, 65, 66);
+  }
+  static __device__ __forceinline__ void rs(float (&d)[16][4], const u32 (&a)[4], u64 desc_b, int scale_d) {
+    CF_WGMMA_TF32_RS(128, CF_R64, CF_D64, 64, 65, 66, 67, 68, 69);
+  }
+};
+
+#undef CF_WGMMA_TF32_RS
+#undef CF_WGMMA_TF32_SS
 #undef CF_WGMMA_RS
 #undef CF_WGMMA_SS
 #undef CF_SCALE_D

@@ -6,17 +6,39 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SPLIT_TILES, KernelSpec,
+from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN,
+                    WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec,
                     dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec, wgmma_spec,
-                    wgmma_width)
+                    wgmma_tf32_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
 # float32 only: "highest" keeps fp32 accuracy (fp16 hi + lo on wgmma: auto on sm_90
 # up to head dim 128; exact CUDA cores otherwise, or with backend="simt"); "fast"
-# runs one rescaled fp16 pass on wgmma (TF32-like error).
+# runs tf32 products on wgmma (short sequences, head dims <= 128) or one rescaled
+# fp16 pass (TF32-like error).
 PRECISIONS = ("highest", "fast")
+# The tf32 length rule: precision="fast" takes the tf32 kernel (head dims that fit
+# WGMMA_TF32_TILES) when max(seqlen_q, seqlen_k) <= FAST_TF32_MAX_SEQLEN, or, under a
+# causal mask, <= FAST_TF32_MAX_SEQLEN_CAUSAL; otherwise the fp16 pre-pass kernel.
+# Why a length: the tf32 kernel saves the fp16 pre-pass (it reads q, k, v twice and
+# writes them once) for a V^T pass of a third of the bytes, but its products run at
+# half the fp16 rate, and the attention's share of a call grows with the length;
+# the causal mask halves that share, so the crossover moves out. Measured
+# (bench/ab_tf32.py, H100, GFLOP/s of whole calls, fast-fp16 / best tf32;
+# bench/notes/fp32_fp64.md, "tf32 fast mode, measured"):
+#   d64  s1024 full 198 / 212, causal 113 / 148;  s2048 full 301 / 267, causal 190 / 215
+#   d64  s4096 full 389 / 304, causal 286 / 266
+#   d128 s1024 full 223 / 228, causal 130 / 160;  s2048 full 343 / 299, causal 223 / 241
+#   d128 s4096 full 466 / 351, causal 340 / 304
+# so tf32 wins at 1024 keys either way and at 2048 under the mask only.
+FAST_TF32_MAX_SEQLEN = 1024
+FAST_TF32_MAX_SEQLEN_CAUSAL = 2048
+
+
+def fast_takes_tf32(longest: int, causal: bool) -> bool:
+    """The tf32 length rule (see FAST_TF32_MAX_SEQLEN): longest = max(seqlen_q, seqlen_k)."""
+    return longest <= (FAST_TF32_MAX_SEQLEN_CAUSAL if causal else FAST_TF32_MAX_SEQLEN)
 MMA_MIN_ARCH = 80
 # Output elements each kernel family stores at once (16-byte chunks of 16-bit
 # values; pairs; scalars): the output's strides must be multiples of it.
@@ -29,7 +51,7 @@ TMA_OUT_STORE_ELEMS = 8
 def out_needs_staging(spec, strides: tuple[int, ...], sizes: tuple[int, ...]) -> bool:
     """Whether the output, with these (batch, row, head) strides and sizes, must be
     written through a staging buffer by this kernel variant (a size-1 axis is never stepped)."""
-    tma = spec.family == "wgmma" and not spec.fp32_terms
+    tma = spec.family == "wgmma" and spec.dtype != "float32"  # fp32 outputs are stored from registers
     elems = TMA_OUT_STORE_ELEMS if tma else OUT_STORE_ELEMS[spec.family]
     for st, n in zip(strides, sizes):  # a loop, not any(...): this runs on every call
         if n > 1 and (st % elems or (tma and st <= 0)):
@@ -119,6 +141,14 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         _require_hopper(arch, "precision='fast'", "precision 'highest'")
         width = wgmma_width(problem.head_dim, problem.head_dim_v)
         reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
+        longest = max(problem.seqlen_q, problem.seqlen_k)
+        if width in WGMMA_TF32_TILES and fast_takes_tf32(longest, problem.causal):
+            limit = FAST_TF32_MAX_SEQLEN_CAUSAL if problem.causal else FAST_TF32_MAX_SEQLEN
+            reasons.append(f"float32, precision='fast', sequences <= {limit}{' (causal)' if problem.causal else ''}: "
+                           "tf32 products on wgmma (q and k read as they are, rounded to tf32 by their TFLOAT32 "
+                           "tensor maps; v transposed and rounded by a small pre-pass; p rounded), fp32 "
+                           "accumulation and output")
+            return wgmma_tf32_spec(width), reasons
         reasons.append("float32, precision='fast': q, k, v rescaled by powers of two on the device and rounded to "
                        "fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and output")
         return wgmma_fp32_spec(width, 1), reasons
@@ -169,17 +199,18 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
     """
     if spec.family not in ("mma", "wgmma"):
         return {}
-    if spec.fp32_terms:
-        # The pre-pass writes fresh, aligned, padded fp16 copies of q, k and v;
-        # only the fp32 output (written two floats at a time) may need a
-        # staging buffer.
+    if spec.fp32_terms or spec.tf32:
+        # The pre-passes write fresh, aligned, padded copies (fp16 q, k, v; V^T
+        # for tf32, whose TMA reads q and k in place: tf32_staging_needs); the
+        # fp32 output (written two floats at a time) may need a staging buffer.
+        needs = tf32_staging_needs(problem, pointers) if spec.tf32 else {}
         dv = problem.head_dim_v
         if dv % MMA_ALIGN_ELEMS:
-            return {"out": f"head_dim {dv} is not a multiple of {MMA_ALIGN_ELEMS}: padded to "
-                           f"{dv + (-dv) % MMA_ALIGN_ELEMS}"}
-        if pointers is not None and pointers.get("out", 0) % MMA_ALIGN_BYTES:
-            return {"out": f"base address is not {MMA_ALIGN_BYTES}-byte aligned"}
-        return {}
+            needs["out"] = (f"head_dim {dv} is not a multiple of {MMA_ALIGN_ELEMS}: padded to "
+                            f"{dv + (-dv) % MMA_ALIGN_ELEMS}")
+        elif pointers is not None and pointers.get("out", 0) % MMA_ALIGN_BYTES:
+            needs["out"] = f"base address is not {MMA_ALIGN_BYTES}-byte aligned"
+        return needs
     needs: dict[str, str] = {}
     dims = {"q": problem.head_dim, "k": problem.head_dim, "v": problem.head_dim_v, "out": problem.head_dim_v}
     strides = {"q": problem.q_strides, "k": problem.k_strides, "v": problem.v_strides}
@@ -197,6 +228,32 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
               and any(s <= 0 and n > 1 for s, n in zip(strides[name], sizes[name]))):
             needs[name] = (f"strides {strides[name]} include a zero or negative one (a broadcast or reversed "
                            "axis): TMA needs positive strides")
+        elif pointers is not None and pointers.get(name, 0) % MMA_ALIGN_BYTES:
+            needs[name] = f"base address is not {MMA_ALIGN_BYTES}-byte aligned"
+    return needs
+
+
+# The tf32 kernel's TMA reads float32 q and k in place: 16-byte strides are 4 elements.
+TF32_ALIGN_ELEMS = 4
+
+
+def tf32_staging_needs(problem: Problem, pointers: dict[str, int] | None) -> dict[str, str]:
+    """q and k operands the tf32 kernel cannot map with TMA as they are: a head dim
+    that is not a multiple of 4 (the row stride of a contiguous array would not be
+    16 bytes), strides that are not multiples of 4 elements or not positive, or a
+    base that is not 16-byte aligned. They are copied, zero-padded to a multiple of 8."""
+    needs: dict[str, str] = {}
+    sizes = (problem.batch, problem.seqlen_q, problem.heads_q), (problem.batch, problem.seqlen_k, problem.heads_kv)
+    for name, strides, size in (("q", problem.q_strides, sizes[0]), ("k", problem.k_strides, sizes[1])):
+        dim = problem.head_dim
+        if dim % TF32_ALIGN_ELEMS:
+            needs[name] = (f"head_dim {dim} is not a multiple of {TF32_ALIGN_ELEMS}: padded to "
+                           f"{dim + (-dim) % MMA_ALIGN_ELEMS}")
+        elif pointers is not None and any(st % TF32_ALIGN_ELEMS for st, n in zip(strides, size) if n > 1):
+            needs[name] = f"strides {strides} are not multiples of {TF32_ALIGN_ELEMS} elements"
+        elif pointers is not None and any(st <= 0 and n > 1 for st, n in zip(strides, size)):
+            needs[name] = (f"strides {strides} include a zero or negative one (a broadcast or reversed axis): "
+                           "TMA needs positive strides")
         elif pointers is not None and pointers.get(name, 0) % MMA_ALIGN_BYTES:
             needs[name] = f"base address is not {MMA_ALIGN_BYTES}-byte aligned"
     return needs

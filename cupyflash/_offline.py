@@ -5,7 +5,7 @@ GPU; this module calls NVRTC through ``cuda.bindings`` on exactly the source and
 options that ``cupy.RawModule`` gets at run time, and reads ptxas' resource
 report (registers, stack frame, spills) for each kernel.
 
-    python -m cupyflash._offline            # every shipped variant and the fp32 pre-pass, sm_80 and sm_90a
+    python -m cupyflash._offline            # every shipped variant and the fp32 pre-passes, sm_80 and sm_90a
 """
 
 from __future__ import annotations
@@ -121,6 +121,13 @@ def split_reports(arch: str) -> list[ResourceReport]:
     return [r for label_expr in kernel_names() for r in compile_names(SPLIT_ENTRY_FILE, [label_expr], arch)[0]]
 
 
+def vt_reports(arch: str) -> list[ResourceReport]:
+    """The tf32 kernel's V^T pre-pass (cupyflash._vt), compiled alone as at run time."""
+    from ._vt import VT_ENTRY_FILE, VT_KERNEL
+
+    return compile_names(VT_ENTRY_FILE, [("transpose_v_tf32", VT_KERNEL)], arch)[0]
+
+
 def specs_by_unit(arch: str, specs: list[KernelSpec] | None = None) -> list[list[KernelSpec]]:
     """The variants built for ``arch``, grouped by translation unit."""
     groups: dict[str, list[KernelSpec]] = {}
@@ -136,7 +143,7 @@ def main() -> int:
     rows, failed = [], False
     for arch in TARGET_ARCHS:
         reports = [r for group in specs_by_unit(arch) for r in compile_specs(group, arch)[0]]
-        reports += split_reports(arch)
+        reports += split_reports(arch) + vt_reports(arch)
         for r in reports:
             failed |= r.spills
             rows.append((r.variant, r.arch, r.registers, r.stack_frame, r.spill_stores, r.spill_loads))

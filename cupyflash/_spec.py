@@ -190,6 +190,27 @@ WGMMA_SPLIT_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
          (128, 64, 3, False, True)),
     128: ((128, 64, 2, False, False), (128, 64, 2, True, False)),
 }
+# tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
+# pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
+# bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
+# 64-key tiles (2 stages x (32 KB K + 32 KB V^T)) = 192 KB; width 64 fits 128-key
+# tiles and two Q buffers (2 x 32 KB Q + 2 x 64 KB K/V^T). Wider heads do not fit
+# two stages and keep the fp16 pre-pass (precision="fast" on WGMMA_TILES, fp32_terms 1).
+# Tiles: the best of the candidates in bench/ab_tf32.py (H100, s1024 and s2048, full
+# and causal, bench/notes/fp32_fp64.md, "tf32 fast mode, measured"): both widths
+# with pingpong; persistent at width 64 only. Every candidate is spill-free under
+# NVRTC 13.0 and 13.5.
+WGMMA_TF32_TILES: dict[int, WgmmaTiles] = {
+    64: (128, 128, 2, True, True),
+    128: (128, 64, 2, True, False),
+}
+# What a tf32 tile sweep may time (the table's entry first); the offline test compiles every one.
+WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((128, 128, 2, True, True), (128, 128, 2, False, True), (128, 128, 2, False, False),
+         (128, 64, 3, False, True), (192, 64, 2, False, True)),
+    128: ((128, 64, 2, True, False), (128, 64, 2, False, False), (128, 64, 2, False, True),
+          (128, 64, 2, True, True)),
+}
 WGMMA_ARCH = 90
 WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
 
@@ -273,8 +294,11 @@ class KernelSpec:
     pingpong: bool = False  # consumer warpgroups take turns issuing wgmma (wgmma only)
     persistent: bool = False  # one CTA per SM walking the work items (wgmma only)
     # float32 on wgmma: 3 = fp16 hi + lo, three products (fp32 accuracy); 1 = one
-    # rescaled fp16 copy (precision="fast"); 0 = 16-bit input (every other variant)
+    # rescaled fp16 copy (the older precision="fast"); 0 = 16-bit input, or tf32
     fp32_terms: int = 0
+    # float32 on wgmma read as tf32 (precision="fast"): Q and K as they are, V^T
+    # from the cupyflash._vt pre-pass; fp32_terms is 0
+    tf32: bool = False
 
     @property
     def consumer_warpgroups(self) -> int:
@@ -285,6 +309,11 @@ class KernelSpec:
     def split(self) -> bool:
         """Operands arrive as hi and lo fp16 copies (fp32_terms == 3)."""
         return self.fp32_terms == 3
+
+    @property
+    def operand_bytes(self) -> int:
+        """wgmma: bytes per operand element in shared memory (tf32: 4; fp16 copies: 2)."""
+        return 4 if self.tf32 else 2
 
     @property
     def threads(self) -> int:
@@ -309,7 +338,7 @@ class KernelSpec:
     def name_expression(self) -> str:
         """The C++ template instantiation handed to NVRTC."""
         if self.family == "wgmma":
-            elem = _ELEM_TAG["float16" if self.fp32_terms else self.dtype]
+            elem = "cupyflash::Tf32" if self.tf32 else _ELEM_TAG["float16" if self.fp32_terms else self.dtype]
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
                     f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}>")
@@ -326,7 +355,8 @@ class KernelSpec:
     def variant_name(self) -> str:
         """A readable name for logs, explain() and compile reports."""
         if self.family == "wgmma":
-            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}{f'x{self.fp32_terms}' if self.fp32_terms else ''}"
+            terms = "tf32" if self.tf32 else f"x{self.fp32_terms}" if self.fp32_terms else ""
+            return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}{terms}"
                     f"_hdim{self.head_dim}"
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}")
@@ -358,9 +388,9 @@ class KernelSpec:
 
     def _wgmma_smem_parts(self) -> tuple[int, int]:
         """(bytes other than Q, bytes of one Q buffer); mirrors the kernel traits."""
-        # one row of a tile: 64-column boxes of 16-bit operands (the split kernel's
-        # too), stored twice (hi, lo) when split
-        row_bytes = (2 if self.split else 1) * (self.head_dim // WGMMA_BOX_COLS) * WGMMA_BOX_COLS * 2
+        # one row of a tile: 128-byte boxes (64 16-bit or 32 tf32 columns; the head-dim
+        # width is a multiple of 64), stored twice (hi, lo) when split
+        row_bytes = (2 if self.split else 1) * self.head_dim * self.operand_bytes
         barriers = 256  # Q full/empty per Q buffer + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
         scratch = 4 * self.consumer_warpgroups * 128  # 4 bytes per consumer thread (kScratchBytes)
         align = 1024  # slack to align the base to 1024 bytes
@@ -392,6 +422,13 @@ def wgmma_fp32_spec(width: int, terms: int, tiles: WgmmaTiles | None = None) -> 
     return _wgmma("float32", width, tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width], terms)
 
 
+def wgmma_tf32_spec(width: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
+    """The tf32 wgmma variant (float32, precision="fast") for ``width`` (64 or 128)."""
+    block_m, block_n, stages, pingpong, persistent = tiles or WGMMA_TF32_TILES[width]
+    warps = 4 * (block_m // WGMMA_ROWS_PER_WARPGROUP + 1)
+    return KernelSpec("wgmma", "float32", width, block_m, block_n, warps, 16, stages, pingpong, persistent, 0, True)
+
+
 def candidate_specs() -> list[KernelSpec]:
     """Every variant a tuning sweep may time (a superset of the shipped ones)."""
     specs = shipped_specs()
@@ -399,6 +436,8 @@ def candidate_specs() -> list[KernelSpec]:
               if wgmma_spec(dt, w, t) not in specs]
     specs += [wgmma_fp32_spec(w, 3, t) for w, ts in WGMMA_SPLIT_CANDIDATES.items() for t in ts
               if wgmma_fp32_spec(w, 3, t) not in specs]
+    specs += [wgmma_tf32_spec(w, t) for w, ts in WGMMA_TF32_CANDIDATES.items() for t in ts
+              if wgmma_tf32_spec(w, t) not in specs]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
@@ -427,6 +466,7 @@ def shipped_specs() -> list[KernelSpec]:
                 specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
+    specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]

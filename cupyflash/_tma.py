@@ -3,10 +3,12 @@ CUDA driver's ``cuTensorMapEncodeTiled`` through ctypes: the driver library is
 present wherever a kernel can run, so this needs no extra package.
 
 A map views one operand as 4-D (head_dim, seqlen, heads, batch), innermost
-first, with the operand's own strides; the box is (64 columns, ``rows``, 1, 1)
-with the 128-byte swizzle that the kernel's wgmma descriptors assume. Elements
-outside the tensor are filled with zeros, which is how the kernel pads rows past
-seqlen and columns past head_dim.
+first, with the operand's own strides; the box is (one 128-byte row: 64 16-bit or
+32 float32 columns, ``rows``, 1, 1) with the 128-byte swizzle that the kernel's
+wgmma descriptors assume. Elements outside the tensor are filled with zeros,
+which is how the kernel pads rows past seqlen and columns past head_dim. The tf32
+kernel's V^T (cupyflash._vt) is mapped the same way with keys as the innermost
+axis and the head dim as the rows.
 """
 
 from __future__ import annotations
@@ -17,18 +19,22 @@ import functools
 from .errors import DeviceError
 
 TMA_DESC_BYTES = 128  # sizeof(CUtensorMap); mirrors kTmaDescBytes
-TMA_BOX_COLS = 64  # mirrors kTmaBoxCols: 64 16-bit columns = one 128-byte swizzle row
+TMA_BOX_BYTES = 128  # one 128-byte swizzle row: kTmaBoxCols 16-bit or Tf32::kBoxCols float32 columns
 _DESC_ALIGN = 64
 
-# CUtensorMap* enum values (cuda.h; checked against cuda-bindings in tests/test_params.py)
-_DATA_TYPE = {"float16": 6, "bfloat16": 9}
+# CUtensorMap* enum values (cuda.h; checked against cuda-bindings in tests/test_params.py).
+# float32 is loaded as TFLOAT32: TMA rounds each value to tf32 on the way to shared
+# memory (measured: bench/tf32_map_probe.py, 1.07e-3 -> 4.1e-4 relative error on
+# N(0, 1) at d128 s1024, H100), where FLOAT32 left the 13 low bits for the tf32
+# wgmma to truncate. Only the tf32 kernel maps float32 operands (q, k; V^T, already rounded).
+_DATA_TYPE = {"float16": 6, "bfloat16": 9, "float32": 11}
+_ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
 _INTERLEAVE_NONE = 0
 _SWIZZLE_128B = 3
 _L2_PROMOTION_256B = 3
 _OOB_FILL_ZEROS = 0
 _CUDA_SUCCESS = 0
-_ELEM_BYTES = 2
-_STRIDE_ALIGN_ELEMS = 8  # TMA strides are multiples of 16 bytes
+_STRIDE_ALIGN_BYTES = 16  # TMA strides are multiples of 16 bytes
 
 
 @functools.cache
@@ -47,6 +53,11 @@ def _encode_fn():
     return fn
 
 
+def box_cols(dtype: str) -> int:
+    """Columns of one 128-byte box row: 64 (16-bit) or 32 (float32)."""
+    return TMA_BOX_BYTES // _ELEM_BYTES[dtype]
+
+
 @functools.lru_cache(maxsize=256)
 def encode(dtype: str, ptr: int, head_dim: int, seqlen: int, heads: int, batch: int,
            strides: tuple[int, int, int], box_rows: int) -> bytes:
@@ -57,6 +68,8 @@ def encode(dtype: str, ptr: int, head_dim: int, seqlen: int, heads: int, batch: 
     with the same buffers pays for the encoding once.
     """
     batch_stride, row_stride, head_stride = strides
+    elem_bytes = _ELEM_BYTES[dtype]
+    align = _STRIDE_ALIGN_BYTES // elem_bytes
     dims = (ctypes.c_uint64 * 4)(head_dim, seqlen, heads, batch)
     # Strides of dims 1..3 in bytes (dim 0 is contiguous by definition). A
     # dimension of size 1 is only ever read at coordinate 0, so its stride may be
@@ -64,11 +77,11 @@ def encode(dtype: str, ptr: int, head_dim: int, seqlen: int, heads: int, batch: 
     # tensor's whole extent. Larger dimensions with such strides were staged.
     extent = max([head_dim] + [n * abs(st) for n, st in ((seqlen, row_stride), (heads, head_stride),
                                                           (batch, batch_stride))])
-    extent += (-extent) % _STRIDE_ALIGN_ELEMS
-    legal = [st if n > 1 else (st if st > 0 and st % _STRIDE_ALIGN_ELEMS == 0 else extent)
+    extent += (-extent) % align
+    legal = [st if n > 1 else (st if st > 0 and st % align == 0 else extent)
              for n, st in ((seqlen, row_stride), (heads, head_stride), (batch, batch_stride))]
-    gstrides = (ctypes.c_uint64 * 3)(*(st * _ELEM_BYTES for st in legal))
-    box = (ctypes.c_uint32 * 4)(TMA_BOX_COLS, box_rows, 1, 1)
+    gstrides = (ctypes.c_uint64 * 3)(*(st * elem_bytes for st in legal))
+    box = (ctypes.c_uint32 * 4)(box_cols(dtype), box_rows, 1, 1)
     elem_strides = (ctypes.c_uint32 * 4)(1, 1, 1, 1)
     raw = ctypes.create_string_buffer(TMA_DESC_BYTES + _DESC_ALIGN)
     addr = (ctypes.addressof(raw) + _DESC_ALIGN - 1) // _DESC_ALIGN * _DESC_ALIGN

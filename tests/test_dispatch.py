@@ -200,9 +200,11 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
     assert not _dispatch.plan(one_batch, 90, pointers=aligned).staged
 
 
-@pytest.mark.parametrize("d,width", [(40, 64), (128, 128), (200, 256)])
-def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width):
-    q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
+@pytest.mark.parametrize("d,width,s", [(40, 64, 2100), (128, 128, 4096), (64, 64, 1025), (200, 256, 300)])
+def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s):
+    """Wide heads and sequences past the tf32 length rule (no mask: FAST_TF32_MAX_SEQLEN):
+    one rescaled fp16 pass."""
+    q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
     plan = cupyflash.explain(q, k, v, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and plan.spec.head_dim == width
     assert re.search(r", 1, [23]>$", plan.spec.name_expression) and "TF32-like" in str(plan)
@@ -211,6 +213,35 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width):
         cupyflash.explain(q, k, v, arch=80, precision="fast")
     with pytest.raises(cupyflash.ArgumentError, match="runs on backend 'auto' or 'wgmma'"):
         cupyflash.explain(q, k, v, arch=90, precision="fast", backend="simt")
+
+
+@pytest.mark.parametrize("d,sq,sk,causal,tf32", [
+    (64, 1024, 1024, False, True), (64, 1, 1025, False, False), (128, 1025, 7, False, False),
+    (64, 2048, 2048, True, True), (128, 100, 2048, True, True), (128, 2049, 2049, True, False),
+    (100, 1000, 1000, False, True), (128, 2048, 2048, False, False), (192, 512, 512, True, False)])
+def test_precision_fast_tf32_length_rule(d, sq, sk, causal, tf32):
+    """The tf32 length rule (from bench/ab_tf32.py on an H100): tf32 up to 1024 keys and
+    queries, up to 2048 under a causal mask, head dims <= 128; the fp16 pre-pass otherwise."""
+    from cupyflash._dispatch import FAST_TF32_MAX_SEQLEN, FAST_TF32_MAX_SEQLEN_CAUSAL, fast_takes_tf32
+    from cupyflash._spec import WGMMA_TF32_TILES, wgmma_tf32_spec, wgmma_width
+
+    assert (FAST_TF32_MAX_SEQLEN, FAST_TF32_MAX_SEQLEN_CAUSAL) == (1024, 2048)
+    q, k, v = qkv(np.random.default_rng(0), 1, sq, sk, 2, 1, d, d, "float32")
+    plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
+    assert plan.spec.tf32 == tf32 == (fast_takes_tf32(max(sq, sk), causal) and wgmma_width(d, d) in WGMMA_TF32_TILES)
+    if tf32:
+        assert plan.spec == wgmma_tf32_spec(wgmma_width(d, d)) and "TFLOAT32" in str(plan)
+    else:
+        assert plan.spec.fp32_terms == 1
+
+
+def test_tf32_tiles_are_the_measured_best():
+    """bench/ab_tf32.py on an H100 (s1024, s2048, full and causal): pingpong at both widths,
+    persistent at width 64 only; each entry leads its candidates."""
+    from cupyflash._spec import WGMMA_TF32_CANDIDATES, WGMMA_TF32_TILES
+
+    assert WGMMA_TF32_TILES == {64: (128, 128, 2, True, True), 128: (128, 64, 2, True, False)}
+    assert all(WGMMA_TF32_CANDIDATES[w][0] == t for w, t in WGMMA_TF32_TILES.items())
 
 
 @pytest.mark.parametrize("d,s,causal,tiles", [(64, 1024, True, (128, 128, 3, True, True)),

@@ -10,9 +10,10 @@ import shutil
 import pytest
 
 from cupyflash import _compile
-from cupyflash._offline import TARGET_ARCHS, compile_names, compile_specs, specs_by_unit, split_reports
+from cupyflash._offline import TARGET_ARCHS, compile_names, compile_specs, specs_by_unit, split_reports, vt_reports
 from cupyflash._spec import candidate_specs, dmma_spec, shipped_specs
 from cupyflash._split import SPLIT_ENTRY_FILE
+from cupyflash._vt import VT_ENTRY_FILE
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
 
@@ -55,6 +56,27 @@ def test_split_kernels_compile_without_spills(arch):
     bad = [r.variant for r in reports if r.spills or r.stack_frame]
     assert not bad, f"pre-pass kernels with spills or a stack frame on {arch}: {bad}"
     assert all(r.registers * SPLIT_THREADS * BLOCKS_PER_SM <= 64 * 1024 for r in reports)
+
+
+@pytest.mark.parametrize("arch", TARGET_ARCHS)
+def test_vt_kernel_compiles_without_spills(arch):
+    """The tf32 kernel's V^T pre-pass (vt_fp32.cu): no spill, no stack frame."""
+    (r,) = vt_reports(arch)
+    assert not r.spills and not r.stack_frame, r
+
+
+def test_tf32_variants_issue_tf32_hgmma():
+    """The tf32 variants multiply on the tensor cores as tf32 (HGMMA ...F32.TF32, k8 steps),
+    both GEMMs: Q.K^T from shared memory, P.V with P from registers."""
+    from cupyflash._spec import WGMMA_TF32_TILES, wgmma_tf32_spec
+
+    for width in WGMMA_TF32_TILES:
+        spec = wgmma_tf32_spec(width)
+        sass = _sass(compile_specs([spec], "sm_90a")[1])
+        hgmma = [ln for ln in sass.splitlines() if "HGMMA" in ln]
+        assert hgmma and all(".F32.TF32" in ln and "x8." in ln for ln in hgmma)
+        assert any(re.search(r"HGMMA\.\S+ R\d+, R\d+, gdesc", ln) for ln in hgmma)  # P.V: A in registers
+        assert "UTMALDG" in sass and not re.search(r"\b(LDL|STL)\b", sass)
 
 
 def test_split_kernels_issue_vector_memory_ops():
@@ -118,7 +140,8 @@ def test_float64_kernel_issues_dmma(arch):
 
 
 def test_source_inlines_every_header():
-    src = "".join(_compile.kernel_source(entry) for entry in ("flash_fwd.cu", "flash_fwd_sm90.cu", SPLIT_ENTRY_FILE))
+    src = "".join(_compile.kernel_source(entry)
+                  for entry in ("flash_fwd.cu", "flash_fwd_sm90.cu", SPLIT_ENTRY_FILE, VT_ENTRY_FILE))
     assert '#include "' not in src
     src_lines = set(src.splitlines())
     for f in _compile.source_dir().iterdir():

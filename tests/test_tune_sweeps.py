@@ -1,4 +1,4 @@
-"""The tuning sweeps in bench/ (tune_mma, tune_dmma, tune_split) without a GPU:
+"""The tuning sweeps in bench/ (tune_mma, tune_dmma, tune_split, ab_tf32) without a GPU:
 their command lines parse, and each (shape, mask) point times the torch peer and
 every candidate in one floor.interleaved_ms call, the peer under its SDPA backend."""
 
@@ -13,7 +13,7 @@ import types
 import pytest
 
 BENCH = pathlib.Path(__file__).resolve().parent.parent / "bench"
-SCRIPTS = ("floor", "tune_mma", "tune_dmma", "tune_split")
+SCRIPTS = ("floor", "tune_mma", "tune_dmma", "tune_split", "ab_tf32")
 
 
 class FakeTensor:
@@ -94,7 +94,8 @@ def sweeps(monkeypatch):
                                     _run=lambda plan, *a: record.launches.append((plan.spec, sdpa.backend)))
         monkeypatch.setattr(script, "api", api)
         monkeypatch.setattr(script, "_dispatch", types.SimpleNamespace(
-            plan_for_spec=lambda problem, spec, arch, sm_count=None: types.SimpleNamespace(spec=spec)))
+            plan_for_spec=lambda problem, spec, arch, sm_count=None: types.SimpleNamespace(spec=spec),
+            plan=lambda problem, arch, precision: types.SimpleNamespace(spec=types.SimpleNamespace(variant_name="x"))))
         buf = lambda x=None: types.SimpleNamespace(owner=x)  # noqa: E731
         if hasattr(script, "sweep_inputs"):
             monkeypatch.setattr(script, "sweep_inputs", lambda d, s, dt: (
@@ -112,7 +113,7 @@ def sweeps(monkeypatch):
         sys.modules.pop(name, None)
 
 
-@pytest.mark.parametrize("name", ["tune_mma", "tune_dmma", "tune_split"])
+@pytest.mark.parametrize("name", ["tune_mma", "tune_dmma", "tune_split", "ab_tf32"])
 def test_help_parses(sweeps, monkeypatch, capsys, name):
     load, _, _ = sweeps
     script = load(name)
@@ -127,6 +128,7 @@ def test_help_parses(sweeps, monkeypatch, capsys, name):
     ("tune_mma", ["--dims", "64,96", "--seqlens", "1024", "--dtype", "fp16"], "fa2", "flash", ()),
     ("tune_dmma", ["--dims", "64", "--seqlens", "512,1024"], "math", "math", ("simt",)),
     ("tune_split", ["--dims", "128", "--seqlens", "2048"], "efficient", "efficient", ()),
+    ("ab_tf32", ["--dims", "64,128", "--seqlens", "1024"], "efficient", "efficient", ("fast-fp16",)),
 ])
 def test_peer_and_candidates_share_interleaved_rounds(sweeps, monkeypatch, capsys, name, argv, peer, backend,
                                                       extra):
@@ -144,8 +146,10 @@ def test_peer_and_candidates_share_interleaved_rounds(sweeps, monkeypatch, capsy
         d = row["d"]
         cands = {"tune_mma": lambda: _spec.MMA_CANDIDATES.get(_spec.mma_width(d, d)),
                  "tune_dmma": lambda: _spec.DMMA_CANDIDATES.get(d, (_spec.DMMA_TILES[d],)),
-                 "tune_split": lambda: _spec.WGMMA_SPLIT_CANDIDATES[d]}[name]()
-        assert names == [peer, *extra, *(str(t) for t in cands)]
+                 "tune_split": lambda: _spec.WGMMA_SPLIT_CANDIDATES[d],
+                 "ab_tf32": lambda: _spec.WGMMA_TF32_CANDIDATES[d]}[name]()
+        prefix = "tf32" if name == "ab_tf32" else ""
+        assert names == [peer, *extra, *(prefix + str(t) for t in cands)]
         assert all(row[n] > 0 for n in names)
     # The peer ran under its backend in the timed rounds (and for dmma's reference);
     # our kernels never depend on torch's backend switch.
