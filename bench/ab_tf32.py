@@ -16,12 +16,10 @@ rule, fast_takes_tf32 in cupyflash/_dispatch.py, was set from this). Writes ab_t
 from __future__ import annotations
 
 import cupy as cp
-import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._arrays import _cupy_buffer
-from cupyflash._spec import WGMMA_TF32_CANDIDATES, WGMMA_TF32_TILES, simt_spec, wgmma_fp32_spec, wgmma_tf32_spec
+from cupyflash._spec import WGMMA_TF32_CANDIDATES, WGMMA_TF32_TILES, wgmma_fp32_spec, wgmma_tf32_spec
 
 import floor  # bench/ is on sys.path when this runs as a script
 
@@ -32,41 +30,26 @@ OLD_FAST = "fast-fp16"
 def main():
     args = floor.sweep_args(__doc__, "1024,2048,4096", "64,128", dtypes=False)
     results = []
-    for d in args.dims:
-        for s in args.seqlens:
-            b, h = max(16384 // s, 1), 2048 // d
-            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
-            out, exact = (cp.empty((b, s, h, d), dtype=cp.float32) for _ in range(2))
-            ins = [_cupy_buffer(cp.from_dlpack(t)) for t in (q, k, v)]
-            bufs = [*ins, _cupy_buffer(out)]
-            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-            sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
-            for causal in (False, True):
-                flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
-                _, problem = api._validate(*(x.owner for x in ins), causal, "bottom_right", None, "bshd")
-                api._run(_dispatch.plan_for_spec(problem, simt_spec("float32", d), 90), problem, *ins,
-                         _cupy_buffer(exact), None, stream, 0)
-                qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
-                runs = {"efficient": lambda causal=causal: torch.nn.functional.scaled_dot_product_attention(
-                    qt, kt, vt, is_causal=causal)}
-                specs = {OLD_FAST: wgmma_fp32_spec(d, 1)}
-                specs.update({f"tf32{t}": wgmma_tf32_spec(d, t) for t in WGMMA_TF32_CANDIDATES[d]})
-                row, errs = {"d": d, "s": s, "causal": causal}, {}
-                for name, spec in specs.items():
-                    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sm_count)
-                    runs[name] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
-                    errs[name + "_err"] = floor.check_output(runs[name], out, exact, FAST_REL_BOUND,
-                                                             plan.spec.variant_name)
-                # torch's backend switch is global state that only the SDPA call reads.
-                with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-                    times = floor.interleaved_ms(runs)
-                row.update({name: round(flops / ms / 1e9, 1) for name, ms in times.items()}, **errs)
-                row["dispatch"] = _dispatch.plan(problem, 90, precision="fast").spec.variant_name
-                results.append(row)
-                cands = [n for n in specs if n != OLD_FAST]
-                print(floor.summary_line(row, "efficient", cands, f"tf32{WGMMA_TF32_TILES[d]}", extra=(OLD_FAST,))
-                      + f"  {OLD_FAST}/efficient={row[OLD_FAST] / row['efficient']:.2f}"
-                      + f"  dispatch={row['dispatch']}", flush=True)
+    sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
+    for row, flops, problem, bufs, stream, out, exact, runs in floor.fp32_rows(args):
+        d, errs = row["d"], {}
+        specs = {OLD_FAST: wgmma_fp32_spec(d, 1)}
+        specs.update({f"tf32{t}": wgmma_tf32_spec(d, t) for t in WGMMA_TF32_CANDIDATES[d]})
+        for name, spec in specs.items():
+            plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sm_count)
+            runs[name] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
+            errs[name + "_err"] = floor.check_output(runs[name], out, exact, FAST_REL_BOUND,
+                                                     plan.spec.variant_name)
+        # torch's backend switch is global state that only the SDPA call reads.
+        with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+            times = floor.interleaved_ms(runs)
+        row.update({name: round(flops / ms / 1e9, 1) for name, ms in times.items()}, **errs)
+        row["dispatch"] = _dispatch.plan(problem, 90, precision="fast").spec.variant_name
+        results.append(row)
+        cands = [n for n in specs if n != OLD_FAST]
+        print(floor.summary_line(row, "efficient", cands, f"tf32{WGMMA_TF32_TILES[d]}", extra=(OLD_FAST,))
+              + f"  {OLD_FAST}/efficient={row[OLD_FAST] / row['efficient']:.2f}"
+              + f"  dispatch={row['dispatch']}", flush=True)
     floor.write_results(results, "ab_tf32.json")
 
 

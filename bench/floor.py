@@ -11,7 +11,12 @@ import json
 import os
 import statistics
 
+import cupy as cp
 import torch
+
+from cupyflash import _dispatch, api
+from cupyflash._arrays import _cupy_buffer
+from cupyflash._spec import simt_spec
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import cupyflash
@@ -136,6 +141,31 @@ def write_results(results, filename):
     """A sweep's rows as JSON under $OUT (the device run's folder), else here."""
     with open(os.path.join(os.environ.get("OUT", "."), filename), "w") as f:
         json.dump(results, f, indent=1)
+
+
+def fp32_rows(args):
+    """The fp32 sweeps' rows (bench/tune_split.py, bench/ab_tf32.py): for each head dim,
+    seqlen and mask of ``args``, yields (row dict, flops, problem, bufs = [q, k, v, out]
+    DeviceBuffers, stream, out, exact, runs), where ``exact`` holds the exact CUDA-core
+    kernel's output and ``runs`` starts with torch SDPA's call ("efficient" once the
+    caller selects that backend). The bench's shapes: batch 16384 / s, heads 2048 / d."""
+    for d in args.dims:
+        for s in args.seqlens:
+            b, h = max(16384 // s, 1), 2048 // d
+            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
+            out, exact = (cp.empty((b, s, h, d), dtype=cp.float32) for _ in range(2))
+            ins = [_cupy_buffer(cp.from_dlpack(t)) for t in (q, k, v)]
+            bufs = [*ins, _cupy_buffer(out)]
+            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
+            qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
+            for causal in (False, True):
+                flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
+                _, problem = api._validate(*(x.owner for x in ins), causal, "bottom_right", None, "bshd")
+                api._run(_dispatch.plan_for_spec(problem, simt_spec("float32", d), 90), problem, *ins,
+                         _cupy_buffer(exact), None, stream, 0)
+                runs = {"efficient": lambda causal=causal: torch.nn.functional.scaled_dot_product_attention(
+                    qt, kt, vt, is_causal=causal)}
+                yield {"d": d, "s": s, "causal": causal}, flops, problem, bufs, stream, out, exact, runs
 
 
 def sweep_inputs(d, s, torch_dtype):

@@ -16,12 +16,10 @@ from __future__ import annotations
 
 
 import cupy as cp
-import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._arrays import _cupy_buffer
-from cupyflash._spec import WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, simt_spec, wgmma_fp32_spec
+from cupyflash._spec import WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, wgmma_fp32_spec
 
 import floor  # bench/ is on sys.path when this runs as a script
 
@@ -31,37 +29,23 @@ FP32_REL_BOUND = 1e-5  # the issue's bound (and the GPU suite's)
 def main():
     args = floor.sweep_args(__doc__, "1024,2048,4096", "64,128", dtypes=False)
     results = []
-    for d in args.dims:
-        for s in args.seqlens:
-            b, h = max(16384 // s, 1), 2048 // d
-            q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch.float32) for _ in range(3))
-            out, exact = (cp.empty((b, s, h, d), dtype=cp.float32) for _ in range(2))
-            ins = [_cupy_buffer(cp.from_dlpack(t)) for t in (q, k, v)]
-            stream = cp.cuda.ExternalStream(torch.cuda.current_stream().cuda_stream)
-            for causal in (False, True):
-                flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
-                _, problem = api._validate(*(x.owner for x in ins), causal, "bottom_right", None, "bshd")
-                api._run(_dispatch.plan_for_spec(problem, simt_spec("float32", d), 90), problem, *ins,
-                         _cupy_buffer(exact), None, stream, 0)
-                qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
-                runs = {"efficient": lambda causal=causal: torch.nn.functional.scaled_dot_product_attention(
-                    qt, kt, vt, is_causal=causal)}
-                row, errs = {"d": d, "s": s, "causal": causal}, {}
-                bufs = [*ins, _cupy_buffer(out)]
-                for tiles in WGMMA_SPLIT_CANDIDATES[d]:
-                    plan = _dispatch.plan_for_spec(problem, wgmma_fp32_spec(d, 3, tiles), 90,
-                                                   sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
-                    runs[str(tiles)] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
-                    errs[str(tiles) + "_err"] = floor.check_output(runs[str(tiles)], out, exact, FP32_REL_BOUND,
-                                                                   plan.spec.variant_name)
-                # torch's backend switch is global state that only the SDPA call reads.
-                with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
-                    times = floor.interleaved_ms(runs)
-                row.update({name: round(flops / ms / 1e9, 1) for name, ms in times.items()}, **errs)
-                results.append(row)
-                cands = [str(t) for t in WGMMA_SPLIT_CANDIDATES[d]]
-                print(floor.summary_line(row, "efficient", cands, WGMMA_SPLIT_TILES[d]), flush=True)
+    sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
+    for row, flops, problem, bufs, stream, out, exact, runs in floor.fp32_rows(args):
+        d, errs = row["d"], {}
+        for tiles in WGMMA_SPLIT_CANDIDATES[d]:
+            plan = _dispatch.plan_for_spec(problem, wgmma_fp32_spec(d, 3, tiles), 90, sm_count=sm_count)
+            runs[str(tiles)] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
+            errs[str(tiles) + "_err"] = floor.check_output(runs[str(tiles)], out, exact, FP32_REL_BOUND,
+                                                           plan.spec.variant_name)
+        # torch's backend switch is global state that only the SDPA call reads.
+        with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
+            times = floor.interleaved_ms(runs)
+        row.update({name: round(flops / ms / 1e9, 1) for name, ms in times.items()}, **errs)
+        results.append(row)
+        cands = [str(t) for t in WGMMA_SPLIT_CANDIDATES[d]]
+        print(floor.summary_line(row, "efficient", cands, WGMMA_SPLIT_TILES[d]), flush=True)
     floor.write_results(results, "tune_split.json")
+
 
 if __name__ == "__main__":
     main()

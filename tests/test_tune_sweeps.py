@@ -92,20 +92,26 @@ def sweeps(monkeypatch):
         problem = types.SimpleNamespace(dtype="bfloat16")
         api = types.SimpleNamespace(_validate=lambda *a: (None, problem),
                                     _run=lambda plan, *a: record.launches.append((plan.spec, sdpa.backend)))
-        monkeypatch.setattr(script, "api", api)
-        monkeypatch.setattr(script, "_dispatch", types.SimpleNamespace(
+        dispatch = types.SimpleNamespace(
             plan_for_spec=lambda problem, spec, arch, sm_count=None: types.SimpleNamespace(spec=spec),
-            plan=lambda problem, arch, precision: types.SimpleNamespace(spec=types.SimpleNamespace(variant_name="x"))))
+            plan=lambda problem, arch, precision: types.SimpleNamespace(spec=types.SimpleNamespace(variant_name="x")))
+        # The fp32 sweeps build their rows in floor.fp32_rows: the same fakes go there.
+        for module in (script, floor):
+            monkeypatch.setattr(module, "api", api)
+            monkeypatch.setattr(module, "_dispatch", dispatch)
         buf = lambda x=None: types.SimpleNamespace(owner=x)  # noqa: E731
         if hasattr(script, "sweep_inputs"):
             monkeypatch.setattr(script, "sweep_inputs", lambda d, s, dt: (
                 2, 4, (FakeTensor(), FakeTensor(), FakeTensor()), [buf() for _ in range(4)], None))
-        if hasattr(script, "cp"):
-            cuda = types.SimpleNamespace(ExternalStream=lambda ptr: None,
-                                         Device=lambda: types.SimpleNamespace(attributes={"MultiProcessorCount": 132}))
-            monkeypatch.setattr(script, "cp", types.SimpleNamespace(
-                empty=lambda *a, **kw: object(), from_dlpack=lambda x: x, cuda=cuda, float32="f4", float64="f8"))
-            monkeypatch.setattr(script, "_cupy_buffer", buf)
+        cuda = types.SimpleNamespace(ExternalStream=lambda ptr: None,
+                                     Device=lambda: types.SimpleNamespace(attributes={"MultiProcessorCount": 132}))
+        fake_cp = types.SimpleNamespace(empty=lambda *a, **kw: object(), from_dlpack=lambda x: x, cuda=cuda,
+                                        float32="f4", float64="f8")
+        for module in (script, floor):
+            if hasattr(module, "cp"):
+                monkeypatch.setattr(module, "cp", fake_cp)
+            if hasattr(module, "_cupy_buffer"):
+                monkeypatch.setattr(module, "_cupy_buffer", buf)
         return script
 
     yield load, sdpa, record
