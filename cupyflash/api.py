@@ -247,18 +247,17 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
     o_map = None if spec.dtype == "float32" else _tma.encode(dtype, ptrs["o"], head_dim_v, problem.seqlen_q,
                                                              problem.heads_q, problem.batch, strides["o"],
                                                              WGMMA_ROWS_PER_WARPGROUP)
-    # tf32 reads V^T, never V: V itself is not mapped (its rows need not meet TMA's
-    # 16-byte stride rule, e.g. head_dim_v 50 in fp32).
-    hi = _qkv_maps(dtype, spec, problem, ptrs, strides, head_dim, head_dim_v, with_v=vt is None)
-    if vt is not None and problem.seqlen_k:
-        hi = (hi[0], hi[1], _vt_map(spec, vt))
+    # tf32 reads V^T in V's place, and V itself is never mapped (its rows need not
+    # meet TMA's 16-byte stride rule, e.g. head_dim_v 50 in fp32).
+    v_map = _vt_map(spec, vt) if vt is not None and problem.seqlen_k else None
+    hi = _qkv_maps(dtype, spec, problem, ptrs, strides, head_dim, head_dim_v, v_map)
     lo = (None, None, None) if lo_ptrs is None else _qkv_maps(dtype, spec, problem, lo_ptrs, strides, head_dim,
                                                                head_dim_v)
     return make_tma_params(*hi, *lo, o_map)
 
 
 def _qkv_maps(dtype: str, spec, p: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
-              with_v: bool = True) -> tuple:
+              v_map: bytes | None = None) -> tuple:
     q_map = _tma.encode(dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
     if p.seqlen_k == 0:
         # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
@@ -266,8 +265,8 @@ def _qkv_maps(dtype: str, spec, p: Problem, ptrs, strides, head_dim: int, head_d
         return q_map, q_map, q_map
     return (q_map,
             _tma.encode(dtype, ptrs["k"], head_dim, p.seqlen_k, p.heads_kv, p.batch, strides["k"], spec.block_n),
-            _tma.encode(dtype, ptrs["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n)
-            if with_v else None)
+            v_map if v_map is not None else
+            _tma.encode(dtype, ptrs["v"], head_dim_v, p.seqlen_k, p.heads_kv, p.batch, strides["v"], spec.block_n))
 
 
 def _vt_map(spec, vt) -> bytes:
