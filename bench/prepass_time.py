@@ -1,13 +1,13 @@
-"""GPU time of the float32 pre-pass alone (cupyflash._split.split_operands: the
-memset, split_fp32_absmax and split_fp32_split) at b16 s1024 h16 d128, bshd
-float32 CuPy arrays, with and without lo. CUDA events around each call on one
-stream, warm-up first (compiles and loads the kernels), median of the samples.
+"""GPU time of the float32 pre-pass alone (cupyflash._split.split_operands: one
+launch of split_fp32_tiles) at b16 s1024 h16 d128, bshd float32 CuPy arrays,
+with lo (the tiles of the split variant at that width) and without (those of the
+one-term variant). CUDA events around each call on one stream, warm-up first
+(compiles and loads the kernel), median of the samples.
 
     python bench/prepass_time.py [--batch 16 --seqlen 1024 --heads 16 --dim 128] [--samples 50]
 
-GB/s counts the ideal traffic: q, k, v read twice (abs-max, then split) and hi
-(and lo) written once; the second read may come partly from L2, so a figure
-above the HBM bandwidth is possible on small problems.
+GB/s counts the ideal traffic: q, k, v read once (each tile is staged in shared
+memory between its abs-max and its conversion) and hi (and lo) written once.
 """
 
 from __future__ import annotations
@@ -20,21 +20,30 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 WARMUP = 5
 F32_BYTES, F16_BYTES = 4, 2
-READS = 2  # abs-max pass, split pass
+READS = 1  # one read: per-tile shifts need no tensor-wide maximum first
+
+
+def _tiles(dim: int, with_lo: bool) -> tuple[int, int]:
+    """(block_m, block_n) of the shipped float32 variant that reads these copies."""
+    from cupyflash._spec import wgmma_fp32_spec, wgmma_width
+
+    spec = wgmma_fp32_spec(wgmma_width(dim, dim), 3 if with_lo else 1)
+    return spec.block_m, spec.block_n
 
 
 def time_prepass(cupy, bufs, with_lo: bool, samples: int) -> float:
     """Median milliseconds of one split_operands call."""
     from cupyflash._split import split_operands
 
+    block_m, block_n = _tiles(bufs["q"].shape[3], with_lo)
     for _ in range(WARMUP):
-        split_operands(cupy, bufs, "bshd", with_lo)
+        split_operands(cupy, bufs, "bshd", block_m, block_n, with_lo)
     cupy.cuda.get_current_stream().synchronize()
     start, end = cupy.cuda.Event(), cupy.cuda.Event()
     times = []
     for _ in range(samples):
         start.record()
-        split_operands(cupy, bufs, "bshd", with_lo)
+        split_operands(cupy, bufs, "bshd", block_m, block_n, with_lo)
         end.record()
         end.synchronize()
         times.append(cupy.cuda.get_elapsed_time(start, end))

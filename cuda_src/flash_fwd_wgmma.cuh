@@ -24,13 +24,23 @@
 //   the current one, so a CTA's start-up and epilogue hide behind other work.
 //   Otherwise each CTA runs exactly one item (the same loop, one trip).
 //   kFp32Terms > 0 computes fp32 attention from fp16 operands that the host
-//   pre-pass rescaled by powers of two on the device (the factors come back in
-//   p.scales) and writes fp32. With 3 terms Q, K and V arrive as hi and lo fp16
-//   tensors (x*2^e = hi + lo) and every product keeps hi*hi + hi*lo + lo*hi
+//   pre-pass rescaled on the device, each tile of this kernel (a query block, a
+//   key tile) by its own power of two 2^e (the shifts come in p.tile_shifts:
+//   tile_shifts.h), and writes fp32. With 3 terms Q, K and V arrive as hi and lo
+//   fp16 tensors (x*2^e = hi + lo) and every product keeps hi*hi + hi*lo + lo*hi
 //   (three wgmmas per k-step, P split in registers the same way): fp32
 //   accuracy. With 1 term only hi exists: fp16's 10-bit mantissa, TF32-like
 //   error, the fp16 kernel's speed. bench/notes/fp32_fp64.md ("fp32 on tensor
-//   cores") has the error study behind the choice of fp16.
+//   cores") has the error study behind the choice of fp16. Undoing the shifts,
+//   all exact (powers of two): key tile t's raw scores are true ones times
+//   2^(e_q + e_k(t)), so the softmax takes 2^-(e_q + e_k(t)) into its exponent
+//   multiplier and keeps the row max in true units (softmax.h, ScaledTile); its
+//   P.V is P x V(t) 2^e_v(t): with 3 terms it lands in a zeroed accumulator and
+//   is added to O times 2^-e_v(t) (one FFMA, O in true units); with 1 term the
+//   wgmma adds it to O itself, so O is kept in the units of the largest V tile
+//   so far and smaller tiles enter with P scaled down (OUnits in tile_shifts.h).
+//   The shifts of key tile t are read at the top of its step (L2, 8 bytes),
+//   so the Q.K^T wgmma hides their latency.
 //   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
@@ -48,6 +58,7 @@
 #include "params.h"
 #include "ptx_sm90.h"
 #include "softmax.h"
+#include "tile_shifts.h"
 #include "tma_params.h"
 #include "wgmma_traits.h"
 #include "work_item_sm90.h"
@@ -67,7 +78,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>;
   static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
-  constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled by the pre-pass: p.scales undo it
+  constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
   constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
@@ -302,14 +313,17 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       }
     }
   };
-  // Split: O += this tile's P.V (acc_pv), after its wgmmas completed.
+  // Split: O += this tile's P.V (acc_pv) x pv_mult = 2^-e_v, after its wgmmas
+  // completed: one FFMA per element, exact product (a power of two), so O is in
+  // true units and rounds as the plain add did.
+  float pv_mult = 1.f;  // split: 2^-e_v of the tile whose P.V is pending (set with its softmax)
   auto add_pv = [&] {
     if constexpr (kSplit) {
       fence_acc(acc_pv);
 #pragma unroll
       for (int j = 0; j < Tr::kOTiles; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) acc_o[j][e] += acc_pv[j][e];
+        for (int e = 0; e < 4; ++e) acc_o[j][e] = fmaf(acc_pv[j][e], pv_mult, acc_o[j][e]);
     }
   };
   auto release = [&](u32 bar) {
@@ -337,13 +351,10 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     }
   };
 
-  // Split: the operands were rescaled by powers of two on the device; the factors
-  // that undo it come from there too (read once, no host synchronisation).
-  float scale_log2 = p.scale_log2, out_scale = 1.f;
-  if constexpr (kRescaled) {
-    scale_log2 *= p.scales[0];
-    out_scale = p.scales[1];
-  }
+  const float scale_log2 = p.scale_log2;  // true units, rescaled variants included (softmax.h, ScaledTile)
+  // One term: the units O is held in (tile_shifts.h, OUnits); the epilogue undoes them.
+  OUnits o_units{0};
+  auto out_mult = [&] { return kRescaled && !kSplit ? o_units.out_mult() : 1.f; };
   int use = 0;    // K/V ring uses so far, in step with the producer
   int q_use = 0;  // Q buffer uses so far
   if constexpr (kPingpong) {
@@ -383,7 +394,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Epilogue of item w, the last item counted in q_use, so it read Q buffer
   // q_slot(q_use - 1) (a function: lambdas called from several places may be
   // left un-inlined, and then spill).
-  auto write_out = [&](const WorkItem& w, const RowState& rs) {
+  auto write_out = [&](const WorkItem& w, const RowState& rs, float out_scale) {
     const int row_off = 64 * cwg + 16 * (warp % 4);
     if constexpr (kSmemEpilogue) {
       const int qs_w = q_slot(q_use - 1);
@@ -427,7 +438,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     fence_frag(pf);
     release(empty_v(slot(u)));
     add_pv();
-    write_out(w, st);
+    write_out(w, st, out_mult());
   };
 
   // One work item. Without kPersistent the grid has exactly one CTA per item and
@@ -443,16 +454,47 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       RowState none;
       none.init();
       store_o<Elem, kFp32, Tr::kOTiles, true>(p, w, none, acc_o, 64 * cwg + 16 * (warp % 4), lane, scale_log2,
-                                              out_scale);
+                                              1.f);
       return;
     }
     const int qs = q_slot(q_use);
+    // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its
+    // key tiles' {e_k, e_v} pairs start. Key tile i (walked from the last) has
+    // its pair read at the top of its step: tile_shift(i).
+    const int2* kv_shifts = nullptr;
+    int e_q = 0;
+    if constexpr (kRescaled) {
+      const int n_kv_tiles = ceil_div(p.seqlen_k, kBlockN);
+      kv_shifts = reinterpret_cast<const int2*>(p.tile_shifts) +
+                  kv_shift_index(w.batch, w.kv_head, p.heads_kv, n_kv_tiles);
+      e_q = p.tile_shifts[q_shift_index(w.batch, w.head, w.m0 / kBlockM, p.batch, p.heads_q, p.heads_kv, n_kv_tiles,
+                                        m_blocks)];
+    }
+    auto tile_shift = [&](int i) { return kRescaled ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0); };
     // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
-    // and softmax. Returns how O must be rescaled before this tile's P.V.
-    auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i) {
+    // and softmax. Returns how O must be rescaled before this tile's P.V (with
+    // one term, O's change of units included). e: the tile's shifts.
+    auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
       const int n0 = (n_tiles - 1 - i) * kBlockN;
       if (tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
-      return softmax_update(sc, st, scale_log2);
+      if constexpr (!kRescaled) {
+        return softmax_update(sc, st, scale_log2);
+      } else if constexpr (kSplit) {
+        return softmax_update(sc, st, scale_log2, ScaledTile{pow2_f32(-(e_q + e.x))});
+      } else {
+        if (i == 0) {  // the item's first tile: O starts over in its units
+          o_units.start(e.y);
+          return softmax_update(sc, st, scale_log2, ScaledShiftedTile{pow2_f32(-(e_q + e.x)), 0.f, 1.f});
+        }
+        bool moved;
+        float unit;
+        const int shift = o_units.enter(e.y, moved, unit);
+        RowCorrection corr = softmax_update(
+            sc, st, scale_log2,
+            ScaledShiftedTile{pow2_f32(-(e_q + e.x)), static_cast<float>(shift), pow2_f32(shift)});
+        if (moved) fold_unit_change(corr, unit);  // warp-uniform: the same shifts for every thread
+        return corr;
+      }
     };
 
     // The first tile. ptxas tracks which wgmma may still be running per
@@ -462,6 +504,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     // serialise every wgmma (warning C7514).
     {
       float sc[Tr::kNTiles][4];
+      const int2 e = tile_shift(0);
       mbar_wait(full_q(qs), q_phase(q_use));
       mbar_wait(full_k(slot(use)), phase(use));
       if (kCrossItem && has_pending) {
@@ -480,8 +523,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         fence_acc(sc);
         release(empty_k(slot(use)));
         const RowState done = st;
+        const float done_mult = out_mult();  // before this item's first tile resets O's units
         st.init();
-        scores_to_p(sc, 0);  // O restarts from zero: nothing to rescale
+        scores_to_p(sc, 0, e);  // O restarts from zero: nothing to rescale
         order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
         wgmma_wait<0>();
         fence_acc(acc_o);
@@ -491,7 +535,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         // P before the epilogue: its fragments take half the registers of the
         // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
         pack_p(pf, sc);
-        write_out(pending, done);
+        write_out(pending, done, done_mult);
         if constexpr (kSplit) zero_o();
       } else {
         if constexpr (kSplit) zero_o();
@@ -504,13 +548,15 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         wgmma_wait<0>();
         fence_acc(sc);
         release(empty_k(slot(use)));
-        scores_to_p(sc, 0);  // O is still zero: nothing to rescale
+        scores_to_p(sc, 0, e);  // O is still zero: nothing to rescale
+        if constexpr (kSplit) pv_mult = pow2_f32(-e.y);
         pack_p(pf, sc);
       }
     }
     for (int i = 1; i < n_tiles; ++i) {
       const int u = use + i;
       float sc[Tr::kNTiles][4];
+      const int2 e = tile_shift(i);  // used after the Q.K^T wgmma: its latency hides behind it
       mbar_wait(full_k(slot(u)), phase(u));
       mbar_wait(full_v(slot(u - 1)), phase(u - 1));
       take_turn();
@@ -523,7 +569,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
       fence_acc(sc);
       release(empty_k(slot(u)));
-      const RowCorrection corr = scores_to_p(sc, i);
+      const RowCorrection corr = scores_to_p(sc, i, e);
       order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
       wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
       fence_acc(acc_o);
@@ -531,6 +577,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       release(empty_v(slot(u - 1)));
       if (i == 1) drain_store();  // the last item's O left shared memory a tile ago: hand its Q buffer back
       add_pv();
+      if constexpr (kSplit) pv_mult = pow2_f32(-e.y);  // now that the previous tile's P.V is in O
       rescale_o(acc_o, corr);
       pack_p(pf, sc);
     }

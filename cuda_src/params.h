@@ -16,10 +16,10 @@ struct FlashParams {
   const void* v;        // value   (batch, seqlen_k, heads_kv, head_dim_v)
   void* o;              // output  (batch, seqlen_q, heads_q,  head_dim_v)
   float* lse;           // natural-log log-sum-exp, (batch, heads_q, seqlen_q) contiguous; null = not wanted
-  // Split-precision fp32 kernel only (null otherwise): device-side factors
-  // {score multiplier, output multiplier} that undo the power-of-two rescaling
-  // of the fp16 operands, chosen on the device so no host synchronisation is needed.
-  const float* scales;
+  // float32 wgmma kernels with fp16 operands only (null otherwise): the power-of-two
+  // shift of every Q, K and V tile, chosen on the device by the pre-pass (so no
+  // host synchronisation is needed); tile_shifts.h has the layout.
+  const int* tile_shifts;
 
   i64 q_batch_stride, q_row_stride, q_head_stride;
   i64 k_batch_stride, k_row_stride, k_head_stride;

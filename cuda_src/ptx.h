@@ -33,6 +33,12 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int kPending>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(kPending)); }
 
+// 4-byte global -> shared copy (cp.async.cg takes 16 bytes only): the float32
+// pre-pass's scalar kernel, for inputs that cannot be read as float4.
+__device__ __forceinline__ void cp_async_4(u32 dst, const void* src) {
+  asm volatile("cp.async.ca.shared.global [%0], [%1], 4;\n" ::"r"(dst), "l"(src));
+}
+
 // 8-byte global -> shared copy; src_bytes = 0 zero-fills (rows past seqlen,
 // columns past head_dim). 8 bytes needs only the element alignment every
 // float64 array has, so no operand is ever staged.

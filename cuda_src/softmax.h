@@ -37,15 +37,39 @@ struct RowState {
 
 constexpr int kMaxChains = 4;  // independent partial maxima per row half (see softmax_half)
 
+// How one key tile's raw scores relate to true ones. The 16-bit, tf32 and fp64
+// kernels score true units: UnitTile, whose factors are compile-time ones, so
+// their code is what it was without tiles. The float32 wgmma kernels with fp16
+// operands (flash_fwd_wgmma.cuh, kFp32Terms > 0) score tiles that the pre-pass
+// rescaled by powers of two, each tile by its own (tile_shifts.h).
+struct UnitTile {
+  static constexpr bool kScaled = false, kShiftsP = false;
+};
+struct ScaledTile {
+  static constexpr bool kScaled = true, kShiftsP = false;
+  float score_mult;  // raw score * score_mult = true score: 2^-(e_q + e_k), exact
+};
+// ... and P leaves as p * 2^-p_shift (the one-term kernel, whose O may be in the
+// units of a larger V tile than this one: OUnits in tile_shifts.h).
+struct ScaledShiftedTile {
+  static constexpr bool kScaled = true, kShiftsP = true;
+  float score_mult;
+  float p_shift;   // an integer in [0, kMaxPShift]
+  float sum_mult;  // 2^p_shift: the row sum gets p back exactly
+};
+
 // One row half (rows g or g+8 of the fragment) of an online-softmax step: s
 // becomes p = exp2(s * scale_log2 - m) for that half, and the running max and
 // sum move on. Returns the factor exp2((old max - new max) * scale) by which
 // O's rows must be rescaled; any_moved says whether any row of the warp moved
 // (after the first few key tiles the maxima rarely do, and O is left alone).
 // Requires scale_log2 > 0 (checked on the host), so max(s) * scale = max(s * scale).
-template <int kNTiles>
+// A scaled tile (Tile::kScaled) keeps the running max in true units: the tile's
+// raw max times score_mult, exact (a power of two), so maxima of tiles with
+// different shifts compare correctly; LSE and the epilogue read true units as before.
+template <int kNTiles, class Tile = UnitTile>
 __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
-                                              bool& any_moved) {
+                                              bool& any_moved, const Tile& tile = Tile{}) {
   // The row max runs as kMaxChains interleaved chains joined by a tree, not as
   // one chain: it stands between the scores and the first exponential, and the
   // compiler keeps fmaxf's order as written (one chain was kNTiles dependent
@@ -62,7 +86,8 @@ __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& 
   for (int w = 1; w < kChains; w *= 2)
 #pragma unroll
     for (int j = 0; j + w < kChains; j += 2 * w) part[j] = fmaxf(part[j], part[j + w]);
-  const float tile_max = quad_max(part[0]);
+  float tile_max = quad_max(part[0]);
+  if constexpr (Tile::kScaled) tile_max *= tile.score_mult;
   const float new_max = fmaxf(st.max[half], tile_max);
   // A row with no unmasked key so far has max = -inf: use 0 as the offset so
   // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
@@ -72,17 +97,23 @@ __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& 
   const bool moved = new_max != st.max[half];
   const float correction = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
   st.max[half] = new_max;
+  // A scaled tile's raw scores take the tile's factor in the exponent's multiplier
+  // (exact: a power of two); a shifted P subtracts its shift from the exponent.
+  float score_log2 = scale_log2, p_offset = offset;
+  if constexpr (Tile::kScaled) score_log2 *= tile.score_mult;
+  if constexpr (Tile::kShiftsP) p_offset += tile.p_shift;
   float tile_sum = 0.f;
 #pragma unroll
   for (int j = 0; j < kNTiles; ++j) {
 #pragma unroll
     for (int e = 0; e < 2; ++e) {
       // One FFMA + EX2 per score: the scale is folded into the exponent.
-      const float p = exp2_ftz(fmaf(s[j][2 * half + e], scale_log2, -offset));
+      const float p = exp2_ftz(fmaf(s[j][2 * half + e], score_log2, -p_offset));
       s[j][2 * half + e] = p;
       tile_sum += p;
     }
   }
+  if constexpr (Tile::kShiftsP) tile_sum *= tile.sum_mult;
   st.sum[half] = st.sum[half] * correction + tile_sum;
   any_moved = __any_sync(0xffffffffu, moved);  // warp-uniform
   return correction;
@@ -118,12 +149,24 @@ struct RowCorrection {
 
 // The same step leaving O alone, so that the previous tile's P.V can still be
 // in flight on the tensor cores; apply the result with rescale_o once it lands.
-template <int kNTiles>
-__device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2) {
+template <int kNTiles, class Tile = UnitTile>
+__device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2,
+                                                        const Tile& tile = Tile{}) {
   RowCorrection corr;
 #pragma unroll
-  for (int half = 0; half < 2; ++half) corr.factor[half] = softmax_half(s, st, half, scale_log2, corr.any_moved[half]);
+  for (int half = 0; half < 2; ++half)
+    corr.factor[half] = softmax_half(s, st, half, scale_log2, corr.any_moved[half], tile);
   return corr;
+}
+
+// O's units move by `unit` (a power of two, the same for every row: the one-term
+// kernel's OUnits): fold it into a pending correction, which must then be applied.
+__device__ __forceinline__ void fold_unit_change(RowCorrection& corr, float unit) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {
+    corr.factor[half] *= unit;
+    corr.any_moved[half] = true;
+  }
 }
 
 template <int kOTiles>

@@ -28,7 +28,7 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("v", _PTR),
     ("o", _PTR),
     ("lse", _PTR),
-    ("scales", _PTR),
+    ("tile_shifts", _PTR),
     ("q_batch_stride", _I64), ("q_row_stride", _I64), ("q_head_stride", _I64),
     ("k_batch_stride", _I64), ("k_row_stride", _I64), ("k_head_stride", _I64),
     ("v_batch_stride", _I64), ("v_row_stride", _I64), ("v_head_stride", _I64),

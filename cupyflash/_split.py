@@ -1,22 +1,26 @@
 """The pre-pass of the float32 wgmma kernels (backend "wgmma" or precision "fast").
 
-Each of q, k, v is rescaled by a power of two (exact: no rounding) so that its
-largest magnitude lands in (2^13, 2^14], inside fp16's range with room to spare,
-and written as two contiguous, zero-padded fp16 tensors hi and lo with
-x * 2^e = hi + lo up to fp16 rounding of lo (bench/notes/fp32_fp64.md, "fp32 on
-tensor cores": 3 x FP16 keeps fp32 accuracy). The factors are computed and applied on
-the device, so the call stays free of host synchronisation; the kernel reads
-the two numbers that undo them from ``scales`` = [1 / (s_q * s_k), 1 / s_v].
-With ``with_lo=False`` (precision "fast") only hi is made.
+Each tile of q, k, v is rescaled by its own power of two (exact: no rounding) so
+that the tile's largest magnitude lands in (2^13, 2^14], inside fp16's range with
+room to spare, and written into two contiguous, zero-padded fp16 tensors hi and
+lo with x * 2^e = hi + lo up to fp16 rounding of lo (bench/notes/fp32_fp64.md,
+"fp32 on tensor cores": 3 x FP16 keeps fp32 accuracy; "Per-tile scales in one
+pre-pass read"). A tile is the attention kernel's unit of work, so the caller
+passes the variant's tile rows: kBlockM query rows of one (batch, head) for q,
+kBlockN key rows of one (batch, kv head) for k and v. The shifts e, one int per
+tile, go into one int32 array (``shift_layout``; cuda_src/tile_shifts.h) that
+the attention kernel reads to undo them tile by tile, so the call stays free of
+host synchronisation. With ``with_lo=False`` (precision "fast") only hi is made.
 
-Device work per call (cuda_src/split_fp32.cu): one memset (the three maxima and
-the two scales share one 5-word buffer), ``split_fp32_absmax`` (finite abs-max
-of q, k and v in one launch, ``atomicMax`` on the float bits) and
-``split_fp32_split`` (factors from the maxima, hi/lo and the zero padding of all
-three tensors in one launch; block (0, 0) writes ``scales``). Both read the
-inputs in place through their (batch, seq, head) strides: bhsd inputs need no copy.
+Device work per call (cuda_src/split_fp32.cu): one launch of
+``split_fp32_tiles``, one block per tile of q, k and v: the block copies its
+tile into shared memory (one read of the inputs, in place through their (batch,
+seq, head) strides: bhsd inputs need no copy), takes the tile's finite abs-max,
+writes its shift, and converts the tile to hi/lo with the zero padding. No
+memset, no atomics, no second read (the per-tensor scale it replaced read q, k,
+v twice: once for the abs-max, once to convert).
 
-The kernels take one ``SplitParams`` struct (cuda_src/split_params.h), mirrored
+The kernel takes one ``SplitParams`` struct (cuda_src/split_params.h), mirrored
 here by ``SPLIT_TENSOR_FIELDS`` / ``SPLIT_PARAMS_FIELDS`` and packed with one
 ``struct.pack`` (the struct has no padding; tests/test_split.py checks the
 offsets against the header with NVRTC).
@@ -34,18 +38,18 @@ from ._problem import to_bshd
 
 # Target exponent: max |x * 2^e| in (2^(T-1), 2^T]; fp16's largest finite value is 65504 < 2^16.
 TARGET_EXP = 14
-# Bounds on the shift e, so that the undoing factors stay normal float32 numbers
-# whatever the data (all-zero inputs included): |e_q|, |e_k| <= 63 keeps
-# 1 / (s_q * s_k) within 2^+-126; |e_v| <= 120 keeps 1 / s_v normal. The range
-# served exactly is therefore max |q|, max |k| in [2^-49, 2^77] (1.8e-15 .. 1.5e23)
-# and max |v| in [2^-106, 2^134 capped by float32]; outside it the operands lose
-# precision (tiny) or overflow fp16 (huge) and precision="highest" with the
-# default backend (exact CUDA cores) is the right call.
+# Bounds on a tile's shift e, so that the factors the attention kernel builds stay
+# normal float32 numbers whatever the data (all-zero tiles included): |e_q|, |e_k|
+# <= 63 keeps the score factor 2^-(e_q + e_k) within 2^+-126; |e_v| <= 120 keeps
+# 2^-e_v normal. The range served exactly is therefore max |q|, max |k| of a tile
+# in [2^-49, 2^77] (1.8e-15 .. 1.5e23) and max |v| in [2^-106, 2^134 capped by
+# float32]; outside it that tile loses precision (tiny) or overflows fp16 (huge)
+# and precision="highest" with the default backend (exact CUDA cores) is the right call.
 MAX_SHIFT = {"q": 63, "k": 63, "v": 120}
 PAD_ELEMS = 8  # hi/lo rows padded to a multiple of 8 fp16 elements (16-byte TMA strides)
-# The reference formula's stand-in for log2(0): an all-zero tensor's max is taken as 2^-1000.
+# The reference formula's stand-in for log2(0): an all-zero tile's max is taken as 2^-1000.
 ZERO_CEIL_LOG2 = -1000
-# The kernel builds 2^e from the float bits (cuda_src/split_fp32.cu, pow2_f32):
+# The kernels build 2^e from the float bits (cuda_src/tile_shifts.h, pow2_f32):
 # exact for normal numbers only, so every factor and undoing factor must be one.
 F32_MIN_NORMAL_EXP, F32_MAX_EXP = -126, 127
 if not (MAX_SHIFT["q"] + MAX_SHIFT["k"] <= -F32_MIN_NORMAL_EXP and MAX_SHIFT["v"] <= -F32_MIN_NORMAL_EXP
@@ -54,26 +58,31 @@ if not (MAX_SHIFT["q"] + MAX_SHIFT["k"] <= -F32_MIN_NORMAL_EXP and MAX_SHIFT["v"
 
 SPLIT_ENTRY_FILE = "split_fp32.cu"
 SPLIT_THREADS = 256  # kSplitThreads
-SPLIT_ROWS_IN_FLIGHT = 2  # kSplitRowsInFlight
-VEC_ELEMS = 4  # the vectorised kernels' float4
+# kSplitBlocksPerSm in split_fp32.cu (__launch_bounds__): the register cap that
+# lets this many blocks share an SM (shared memory usually allows fewer).
+BLOCKS_PER_SM = 4
+VEC_ELEMS = 4  # the vectorised kernel's float4
 VEC_ALIGN_BYTES = 16
-# Grid: every block of both kernels resident at once, so the block-stride loops
-# split the rows evenly (no second, partial wave). kSplitBlocksPerSm in
-# split_fp32.cu (__launch_bounds__) guarantees this many fit per SM.
-BLOCKS_PER_SM = 6
-N_TENSORS = 3  # q, k, v: gridDim.y
+F32_BYTES = 4
+N_TENSORS = 3  # q, k, v
+# Shared memory a block may stage its tile in: a tile of the shipped variants
+# needs at most 128 KB (128 rows x 256 columns, or 128 rows x 1 KB of scalar
+# passes); sm_90 gives a block up to 227 KB.
+SPLIT_MAX_STAGE_BYTES = 192 * 1024
+# Above this a kernel must opt in to more dynamic shared memory.
+DEFAULT_SMEM_BYTES = 48 * 1024
+KV_SHIFTS_PER_TILE = 2  # {e_k, e_v} side by side: one 8-byte load per key tile
 
 _PTR, _I64, _I32 = np.uint64, np.int64, np.int32
 SPLIT_TENSOR_FIELDS: tuple[tuple[str, type], ...] = (
-    ("x", _PTR), ("hi", _PTR), ("lo", _PTR),
+    ("x", _PTR), ("hi", _PTR), ("lo", _PTR), ("shifts", _PTR),
     ("batch_stride", _I64), ("row_stride", _I64), ("head_stride", _I64),
-    ("rows", _I64),
     ("seqlen", _I32), ("heads", _I32), ("dim", _I32), ("padded_dim", _I32),
+    ("tile_rows", _I32), ("seq_tiles", _I32), ("first_block", _I32), ("shift_step", _I32),
 )
 SPLIT_TENSOR_DTYPE = np.dtype(list(SPLIT_TENSOR_FIELDS), align=True)
 SPLIT_PARAMS_FIELDS: tuple[tuple[str, object], ...] = (
     ("t", (SPLIT_TENSOR_DTYPE, (N_TENSORS,))),
-    ("maxima", _PTR), ("scales", _PTR),
     ("target_exp", _I32), ("max_shift", (_I32, (N_TENSORS,))),
 )
 SPLIT_PARAMS_DTYPE = np.dtype([(name, *t) if isinstance(t, tuple) else (name, t) for name, t in SPLIT_PARAMS_FIELDS],
@@ -82,23 +91,53 @@ SPLIT_PARAMS_DTYPE = np.dtype([(name, *t) if isinstance(t, tuple) else (name, t)
 # (tests/test_split.py compares it with SPLIT_PARAMS_DTYPE and the header).
 _CODES = {_PTR: "Q", _I64: "q", _I32: "i"}
 _TENSOR_FORMAT = "".join(_CODES[t] for _, t in SPLIT_TENSOR_FIELDS)
-_PARAMS_STRUCT = struct.Struct("<" + _TENSOR_FORMAT * N_TENSORS + "QQ" + "i" * (1 + N_TENSORS))
+_PARAMS_STRUCT = struct.Struct("<" + _TENSOR_FORMAT * N_TENSORS + "i" * (1 + N_TENSORS))
 _MAX_SHIFTS = (MAX_SHIFT["q"], MAX_SHIFT["k"], MAX_SHIFT["v"])
-# One zeroed buffer: scales (2 float32) first, at the allocation's own alignment
-# (the attention kernel may read both with one 8-byte load), then the maxima (u32 float bits).
-_N_SCALES = 2
-_WORDS = _N_SCALES + N_TENSORS
 
 
 @dataclass
 class SplitOperands:
     hi: dict  # name -> cupy float16 array (batch, seq, heads, padded dim), contiguous
     lo: dict  # the same, or empty without lo
-    scales: object  # cupy float32 array [score multiplier, output multiplier]
+    shifts: object  # cupy int32 array: every tile's shift, laid out as shift_layout says
+
+
+@dataclass(frozen=True)
+class ShiftLayout:
+    """Where each tile's shift sits in the int32 array (cuda_src/tile_shifts.h):
+    first the {e_k, e_v} pairs of every (batch, kv head, key tile), then e_q of
+    every (batch, query head, query block)."""
+
+    batch: int
+    heads_q: int
+    heads_kv: int
+    n_tiles: int   # key tiles per (batch, kv head): ceil(seqlen_k / block_n)
+    m_blocks: int  # query blocks per (batch, head): ceil(seqlen_q / block_m)
+
+    @property
+    def q_offset(self) -> int:
+        return KV_SHIFTS_PER_TILE * self.batch * self.heads_kv * self.n_tiles
+
+    @property
+    def size(self) -> int:
+        return self.q_offset + self.batch * self.heads_q * self.m_blocks
+
+    def kv_index(self, batch: int, kv_head: int, tile: int) -> int:
+        """Index of e_k of key tile ``tile`` (e_v follows it); kv_shift_index on the device, in ints."""
+        return KV_SHIFTS_PER_TILE * ((batch * self.heads_kv + kv_head) * self.n_tiles + tile)
+
+    def q_index(self, batch: int, head: int, m_block: int) -> int:
+        """Index of e_q of query block ``m_block`` (q_shift_index on the device)."""
+        return self.q_offset + (batch * self.heads_q + head) * self.m_blocks + m_block
+
+
+def shift_layout(batch: int, heads_q: int, heads_kv: int, seqlen_q: int, seqlen_k: int, block_m: int,
+                 block_n: int) -> ShiftLayout:
+    return ShiftLayout(batch, heads_q, heads_kv, -(-seqlen_k // block_n), -(-seqlen_q // block_m))
 
 
 def shift_exponent(max_abs: float, target: int = TARGET_EXP, max_shift: int = MAX_SHIFT["v"]) -> int:
-    """The shift e of a tensor whose finite abs-max is ``max_abs`` (a float32 value):
+    """The shift e of a tile whose finite abs-max is ``max_abs`` (a float32 value):
     max |x * 2^e| in (2^(target-1), 2^target], clipped to +-max_shift; 0 takes
     +max_shift. The kernel's integer formula (split_shift in split_fp32.cu), in Python."""
     m = np.float32(max_abs)
@@ -126,91 +165,104 @@ def vector_width(ptr: int, strides: tuple[int, int, int], sizes: tuple[int, int,
     return VEC_ELEMS
 
 
-def grid_blocks(row_counts: list[int], vec_counts: list[int], sm_count: int) -> int:
-    """gridDim.x of both kernels: enough blocks for the largest tensor's rows
-    (each thread keeps SPLIT_ROWS_IN_FLIGHT rows in flight; ``vec_counts``: column
-    groups per row of the split kernel, which the abs-max kernel's do not exceed), at most one resident
-    wave of the three tensors together; at least 1 (block (0, 0) writes ``scales``)."""
-    needed = 1
-    for rows, vecs in zip(row_counts, vec_counts):
-        if rows and vecs:
-            per_block = max(SPLIT_THREADS // vecs, 1) * SPLIT_ROWS_IN_FLIGHT
-            needed = max(needed, -(-rows // per_block))
-    return max(1, min(needed, sm_count * BLOCKS_PER_SM // N_TENSORS))
+def tile_passes(tile_rows: int, pad: int, vec: int) -> int:
+    """Rows of a full tile that one thread owns (the kernel's passes): a block
+    covers SPLIT_THREADS // (pad / vec) rows at a time."""
+    return -(-tile_rows // (SPLIT_THREADS // (pad // vec)))
 
 
-def absmax_name(vec: int) -> str:
-    return f"cupyflash::split_fp32_absmax<{vec}>"
+def stage_bytes(tile_rows: int, pad: int, vec: int) -> int:
+    """Shared memory one block stages a tile in: a float (vec 1) or float4 per thread and pass."""
+    return tile_passes(tile_rows, pad, vec) * SPLIT_THREADS * vec * F32_BYTES
 
 
 def split_name(vec: int, with_lo: bool) -> str:
-    return f"cupyflash::split_fp32_split<{vec}, {'true' if with_lo else 'false'}>"
+    return f"cupyflash::split_fp32_tiles<{vec}, {'true' if with_lo else 'false'}>"
 
 
 def kernel_names() -> list[tuple[str, str]]:
     """(label, name expression) of every pre-pass kernel instantiation."""
-    names = []
-    for vec in (VEC_ELEMS, 1):
-        names.append((f"split_fp32_absmax_v{vec}", absmax_name(vec)))
-        for with_lo in (True, False):
-            names.append((f"split_fp32_split_v{vec}_{'lo' if with_lo else 'hi'}", split_name(vec, with_lo)))
-    return names
+    return [(f"split_fp32_tiles_v{vec}_{'lo' if with_lo else 'hi'}", split_name(vec, with_lo))
+            for vec in (VEC_ELEMS, 1) for with_lo in (True, False)]
 
 
-def pack_params(tensors: list[tuple], maxima_ptr: int, scales_ptr: int) -> np.void:
+def pack_params(tensors: list[tuple]) -> np.void:
     """One ``SplitParams`` value; ``tensors`` holds, per q, k, v, the values of
     SPLIT_TENSOR_FIELDS in order."""
     flat = [v for t in tensors for v in t]
-    raw = _PARAMS_STRUCT.pack(*flat, maxima_ptr, scales_ptr, TARGET_EXP, *_MAX_SHIFTS)
+    raw = _PARAMS_STRUCT.pack(*flat, TARGET_EXP, *_MAX_SHIFTS)
     return np.frombuffer(raw, SPLIT_PARAMS_DTYPE)[0]
 
 
-_sm_counts: dict[int, int] = {}
+_smem_opted_in: set[tuple[int, str]] = set()
 
 
-def _sm_count(cupy) -> int:
-    dev = cupy.cuda.Device()
-    n = _sm_counts.get(dev.id)
-    if n is None:
-        n = _sm_counts[dev.id] = int(dev.attributes["MultiProcessorCount"])
-    return n
-
-
-def _kernel(cupy, name_expression: str):
+def _kernel(cupy, name_expression: str, smem: int):
+    """The loaded pre-pass kernel, allowed (once per kernel and device) to stage up
+    to SPLIT_MAX_STAGE_BYTES of shared memory when this launch needs more than the default."""
     from ._compile import get_named_function
 
-    return get_named_function(SPLIT_ENTRY_FILE, name_expression, cupy.cuda.Device().id)
+    device = cupy.cuda.Device().id
+    fn = get_named_function(SPLIT_ENTRY_FILE, name_expression, device)
+    if smem > DEFAULT_SMEM_BYTES and (device, name_expression) not in _smem_opted_in:
+        fn.max_dynamic_shared_size_bytes = SPLIT_MAX_STAGE_BYTES
+        _smem_opted_in.add((device, name_expression))
+    return fn
 
 
-def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, with_lo: bool = True) -> SplitOperands:
-    """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers) and the undoing
-    factors, made on cupy's current stream without host synchronisation."""
+def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, block_m: int, block_n: int,
+                   with_lo: bool = True) -> SplitOperands:
+    """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers), each tile scaled
+    by its own power of two, and the tiles' shifts, made on cupy's current stream
+    without host synchronisation. ``block_m`` / ``block_n``: the query rows and key
+    rows of one tile of the attention kernel variant that will read them."""
     if list(bufs) != ["q", "k", "v"]:
         raise ValueError(f"split_operands takes q, k, v in that order; got {list(bufs)}")
-    hi, lo, tensors, rows_all, vecs_out, vec = {}, {}, [], [], [], VEC_ELEMS
+    shapes = {name: to_bshd(buf.shape, layout) for name, buf in bufs.items()}
+    (batch, seqlen_q, heads_q, _), (bk, seqlen_k, heads_kv, _), kv_v = shapes.values()
+    if (bk, seqlen_k, heads_kv) != kv_v[:3] or bk != batch:
+        raise ValueError(f"split_operands: q, k, v must share the batch and k, v the keys and heads; got "
+                         f"{[s[:3] for s in shapes.values()]} (batch, seqlen, heads)")
+    where = shift_layout(batch, heads_q, heads_kv, seqlen_q, seqlen_k, block_m, block_n)
+    shifts = cupy.empty(where.size, dtype=cupy.int32)  # every entry is written: one per tile
+    base = shifts.data.ptr
+    # (tile rows, first shift's address, ints between tiles) per tensor
+    placement = {"q": (block_m, base + 4 * where.q_offset, 1), "k": (block_n, base, KV_SHIFTS_PER_TILE),
+                 "v": (block_n, base + 4, KV_SHIFTS_PER_TILE)}
+    hi, lo, tensors, pads, vec, first = {}, {}, [], [], VEC_ELEMS, 0
     for name, buf in bufs.items():
-        batch, seqlen, heads, dim = to_bshd(buf.shape, layout)
+        batch, seqlen, heads, dim = shapes[name]
         strides = to_bshd(buf.strides, layout)
         if dim > 1 and strides[3] != 1 and batch * seqlen * heads:
             raise ValueError(f"{name}: the last axis must be contiguous; got stride {strides[3]}")
+        if dim < 1:
+            raise ValueError(f"{name}: the pre-pass needs a head dim of at least 1; got {dim}")
         pad = padded_dim(dim)
         h = cupy.empty((batch, seqlen, heads, pad), dtype=cupy.float16)
         hi[name] = h
         if with_lo:
             lo[name] = cupy.empty((batch, seqlen, heads, pad), dtype=cupy.float16)
-        rows = batch * seqlen * heads if dim else 0
-        if rows:
+        rows, shift_ptr, step = placement[name]
+        seq_tiles = -(-seqlen // rows)
+        tiles = batch * heads * seq_tiles
+        if tiles:
             vec = min(vec, vector_width(buf.ptr, strides[:3], (batch, seqlen, heads), dim))
-        rows_all.append(rows)
-        tensors.append((buf.ptr, h.data.ptr, lo[name].data.ptr if with_lo else 0, *strides[:3], rows,
-                        seqlen, heads, dim, pad))
-        vecs_out.append(pad)
-    words = cupy.zeros(_WORDS, dtype=cupy.uint32)  # atomicMax needs zeroed maxima
-    scales = words[:_N_SCALES].view(cupy.float32)
-    params = pack_params(tensors, words[_N_SCALES:].data.ptr, scales.data.ptr)
-    grid = (grid_blocks(rows_all, [v // vec for v in vecs_out], _sm_count(cupy)), N_TENSORS)
-    absmax, split = _kernel(cupy, absmax_name(vec)), _kernel(cupy, split_name(vec, with_lo))
-    absmax(grid, (SPLIT_THREADS,), (params,))
-    split(grid, (SPLIT_THREADS,), (params,))
-    return SplitOperands(hi, lo, scales)
-
+            pads.append((name, rows, pad))
+        tensors.append((buf.ptr, h.data.ptr, lo[name].data.ptr if with_lo else 0, shift_ptr, *strides[:3],
+                        seqlen, heads, dim, pad, rows, seq_tiles, first, step))
+        first += tiles
+    if first == 0:
+        return SplitOperands(hi, lo, shifts)
+    if first >= 2**31:
+        raise ValueError(f"split_operands: {first} tiles exceed one launch's 2^31 - 1 blocks")
+    for name, rows, pad in pads:
+        if pad // vec > SPLIT_THREADS:
+            raise ValueError(f"{name}: rows of {pad} columns exceed the pre-pass's {SPLIT_THREADS} column "
+                             f"groups of {vec} (the wgmma kernels serve head dims up to 256)")
+    smem = max(stage_bytes(rows, pad, vec) for _, rows, pad in pads)
+    if smem > SPLIT_MAX_STAGE_BYTES:
+        raise ValueError(f"split_operands: a tile would stage {smem} bytes in shared memory, more than "
+                         f"{SPLIT_MAX_STAGE_BYTES}; tiles: {[(n, r, p) for n, r, p in pads]} (name, rows, columns)")
+    fn = _kernel(cupy, split_name(vec, with_lo), smem)
+    fn((first,), (SPLIT_THREADS,), (pack_params(tensors),), shared_mem=smem)
+    return SplitOperands(hi, lo, shifts)

@@ -77,9 +77,10 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         reference computed in another order).
         float32 on wgmma runs on the tensor cores at fp32 accuracy (measured
         ~1e-6 relative error up to seqlen 16384): q, k and v are rescaled by
-        one power of two per tensor on the device and split into fp16 hi + lo,
-        three products each. Values more than ~2^-24 below their tensor's
-        largest lose precision; for data with such a range use "simt".
+        one power of two per tile of the kernel (128 query rows, 64 key rows
+        of one head) on the device and split into fp16 hi + lo, three
+        products each. Values more than ~2^-24 below their tile's largest
+        lose precision; for data with such a range use "simt".
     precision : {"highest", "fast"}
         float32 only. "highest" (default) keeps fp32 accuracy (relative error
         ~1e-6). "fast" (Hopper) runs one tensor-core pass with fp32
@@ -301,7 +302,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     ptrs = {"q": q.ptr, "k": k.ptr, "v": v.ptr, "o": o.ptr}
     staged_out = None
     keep = {}  # staged copies live until the kernel is enqueued (the pool reuses memory in stream order)
-    scales_ptr, lo_ptrs, vt = 0, None, None
+    shifts_ptr, lo_ptrs, vt = 0, None, None
     if plan.spec.tf32:
         import cupy
 
@@ -312,13 +313,15 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     if plan.spec.fp32_terms:
         import cupy
 
-        # fp32 on wgmma: rescaled fp16 copies (hi, and lo for 3 terms), made on the device.
-        keep["split"] = split = _split.split_operands(cupy, {"q": q, "k": k, "v": v}, layout, plan.spec.split)
+        # fp32 on wgmma: fp16 copies (hi, and lo for 3 terms), each tile of the kernel's
+        # (block_m query rows, block_n key rows) rescaled by its own power of two on the device.
+        keep["split"] = split = _split.split_operands(cupy, {"q": q, "k": k, "v": v}, layout, plan.spec.block_m,
+                                                      plan.spec.block_n, plan.spec.split)
         for name, arr in split.hi.items():
             ptrs[name], strides[name] = arr.data.ptr, tuple(x // arr.itemsize for x in arr.strides[:3])
         lo_ptrs = {name: arr.data.ptr for name, arr in split.lo.items()} or None
         head_dim, head_dim_v = split.hi["q"].shape[3], split.hi["v"].shape[3]
-        scales_ptr = split.scales.data.ptr
+        shifts_ptr = split.shifts.data.ptr
     if plan.staged:
         import cupy
 
@@ -341,7 +344,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
     params = fill_params(_params_template(problem, head_dim, head_dim_v),
-                         ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, scales_ptr,
+                         ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
                          *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":

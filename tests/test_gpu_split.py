@@ -1,8 +1,10 @@
-"""GPU: the float32 pre-pass kernels (cuda_src/split_fp32.cu) write hi, lo and
-scales bit for bit as the NumPy reference of the original formula does
-(tests/split_reference.py): strided bhsd views, odd head dims (the scalar
-kernels), misaligned bases, a NaN and an inf, an all-zero tensor, a zero-size
-one, rows wider than a block, and enough rows for several block-stride passes."""
+"""GPU: the float32 pre-pass kernel (cuda_src/split_fp32.cu) writes hi, lo and
+every tile's shift bit for bit as the NumPy reference of the original formula,
+applied tile by tile, does (tests/split_reference.py): strided bhsd views, odd
+head dims (the scalar kernel), misaligned bases, a NaN and an inf, an all-zero
+tensor, a zero-size one, partial last tiles, GQA, tiles 2^40 apart, and the
+tile shapes of every shipped variant (192-row query blocks, 80-key tiles,
+rows of 256 columns)."""
 
 from __future__ import annotations
 
@@ -37,17 +39,17 @@ def _rand(shape, seed, scale, misaligned=False):
     return y
 
 
-def _check(xs, layout, with_lo):
+def _check(xs, layout, with_lo, block_m=128, block_n=64):
     import cupy as cp
 
     bufs = {name: _cupy_buffer(x) for name, x in xs.items()}
-    out = _split.split_operands(cp, bufs, layout, with_lo)
+    out = _split.split_operands(cp, bufs, layout, block_m, block_n, with_lo)
     host = {name: cp.asnumpy(x) for name, x in xs.items()}
     if layout == "bhsd":
         host = {name: x.transpose(0, 2, 1, 3) for name, x in host.items()}
-    hi, lo, scales, _ = reference_split(host, with_lo)
-    assert out.scales.dtype == cp.float32 and out.scales.shape == (2,)
-    assert out.scales.get().view(np.uint32).tolist() == scales.view(np.uint32).tolist()
+    hi, lo, shifts, _ = reference_split(host, block_m, block_n, with_lo)
+    assert out.shifts.dtype == cp.int32 and out.shifts.shape == shifts.shape
+    assert out.shifts.get().tolist() == shifts.tolist()
     assert set(out.lo) == set(lo)
     for name in xs:
         for got, want in ((out.hi[name], hi[name]),) + (((out.lo[name], lo[name]),) if with_lo else ()):
@@ -61,7 +63,8 @@ def _check(xs, layout, with_lo):
 
 @pytest.mark.parametrize("with_lo", [True, False], ids=["hi_lo", "hi_only"])
 def test_bhsd_dim72_nan_inf_zero(with_lo):
-    """float4 kernels on bhsd views: dim 72 (padded to 72), dim_v 44 (padded to 48)."""
+    """float4 kernel on bhsd views: dim 72 (padded to 72), dim_v 44 (padded to 48);
+    37 queries (one partial tile), 41 keys (a full and a partial 32-key tile)."""
     _require_sm80()
     b, h, sq, sk = 2, 3, 37, 41
     q = _rand((b, h, sq, 72), 1, 3e5)
@@ -69,36 +72,50 @@ def test_bhsd_dim72_nan_inf_zero(with_lo):
     q[0, 1, 36, 71] = float("inf")
     k = _rand((b, h, sk, 72), 2, 1.0) * 0
     v = _rand((b, h, sk, 44), 3, 7e8)
-    _check({"q": q, "k": k, "v": v}, "bhsd", with_lo)
+    _check({"q": q, "k": k, "v": v}, "bhsd", with_lo, 128, 32)
 
 
 @pytest.mark.parametrize("with_lo", [True, False], ids=["hi_lo", "hi_only"])
-def test_scalar_kernels_odd_dim_and_misaligned(with_lo):
+def test_scalar_kernel_odd_dim_and_misaligned(with_lo):
     """kVec = 1: an odd dim (33, padded to 40) and a base 4 bytes off alignment."""
     _require_sm80()
     q = _rand((2, 29, 3, 33), 4, 2e-6)
     k = _rand((2, 31, 3, 33), 5, 1e-30)  # clipped shift: the operand keeps its rounding
     v = _rand((2, 31, 3, 16), 6, 5.0, misaligned=True)
-    _check({"q": q, "k": k, "v": v}, "bshd", with_lo)
+    _check({"q": q, "k": k, "v": v}, "bshd", with_lo, 16, 8)
 
 
-def test_zero_size_and_wide_rows():
-    """No keys at all (k, v empty: their maxima stay 0) with q rows wider than a
-    block (dim 1028: 257 float4 groups per row, a column loop)."""
+def test_zero_size_keys_and_wide_rows():
+    """No keys at all (k, v empty: no key tile, no shift pair) with q rows of 256
+    columns (64 float4 groups: 4 rows per pass)."""
     import cupy as cp
 
     _require_sm80()
-    q = _rand((1, 9, 2, 1028), 7, 11.0)
-    k = cp.empty((1, 0, 2, 1028), dtype=cp.float32)
+    q = _rand((1, 9, 2, 256), 7, 11.0)
+    k = cp.empty((1, 0, 2, 256), dtype=cp.float32)
     v = cp.empty((1, 0, 2, 8), dtype=cp.float32)
     _check({"q": q, "k": k, "v": v}, "bshd", True)
 
 
-def test_many_block_stride_passes():
-    """More rows than one wave covers (every thread walks several passes, carrying
-    seq and head across their bounds); one head and a short sequence too."""
+def test_tiles_far_apart_gqa_odd_lengths():
+    """GQA 8:2, 1000 queries and keys (partial last tiles), head dim 72, and tiles
+    2^40 apart in magnitude: every tile gets its own shift."""
+    import cupy as cp
+
     _require_sm80()
-    q = _rand((3, 1024, 4, 128), 8, 1.0)
-    k = _rand((97, 3, 1, 128), 9, 0.01)
-    v = _rand((3, 4, 1024, 128), 10, 100.0).transpose(0, 2, 1, 3)  # a bhsd-ordered buffer seen as bshd
-    _check({"q": q, "k": k, "v": v}, "bshd", True)
+    x = {name: _rand(shape, 8 + i, 1.0) for i, (name, shape) in
+         enumerate((("q", (2, 1000, 8, 72)), ("k", (2, 1000, 2, 72)), ("v", (2, 1000, 2, 72))))}
+    for name, rows in (("q", 128), ("k", 64), ("v", 64)):
+        x[name][:, rows:2 * rows] *= cp.float32(2.0 ** -40)
+    _check(x, "bshd", True, 128, 64)
+
+
+@pytest.mark.parametrize("block_m,block_n,dim", [(192, 128, 64), (128, 80, 256), (128, 64, 200)])
+def test_shipped_tile_shapes(block_m, block_n, dim):
+    """The tiles of the one-term variants: 192-row query blocks (width 64), 80-key
+    tiles at width 256, rows of 256 and 200 columns (128 KB and 104 KB staged)."""
+    _require_sm80()
+    q = _rand((1, 1000, 4, dim), 8, 1.0)
+    k = _rand((1, 291, 1, dim), 9, 0.01)
+    v = _rand((1, 1, 291, dim), 10, 100.0).transpose(0, 2, 1, 3)  # a bhsd-ordered buffer seen as bshd
+    _check({"q": q, "k": k, "v": v}, "bshd", False, block_m, block_n)

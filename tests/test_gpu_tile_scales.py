@@ -1,0 +1,131 @@
+"""GPU: the float32 wgmma kernels undo the pre-pass's per-tile power-of-two
+shifts (cuda_src/tile_shifts.h) correctly: q, k and v whose tiles (the
+kernel's own query blocks and key tiles, or whole heads) differ in magnitude by
+2^20, causal and not, GQA, odd lengths (1000) and an odd head dim (72, padded),
+against the float64 reference, overall and per head. A shift undone in the
+wrong place (the wrong tile, the wrong units of O) is off by powers of two up to
+2^20 and fails by orders of magnitude; a shift shared by the whole tensor would
+leave the small heads near the bound (tests/test_split_model.py, the CPU model)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import cupyflash
+
+from split_reference import tiled_magnitudes
+from test_gpu_attention import check, poisoned, require_backend
+
+pytestmark = pytest.mark.gpu
+
+SPREAD_LOG2 = 20
+FAST_BOUND = 2e-3  # test_gpu_attention.FAST_FP32_BOUND
+SPLIT_BOUND = 1e-5
+
+
+def _inputs(seed, batch, sq, sk, hq, hkv, d, by, precision):
+    """Host q, k, v with magnitudes varying by the tiles of the variant that will run them."""
+    rng = np.random.default_rng(seed)
+    shapes = ((batch, sq, hq, d), (batch, sk, hkv, d), (batch, sk, hkv, d))
+    probe = [np.zeros((batch, max(s[1], 1), s[2], d), np.float32) for s in shapes]
+    spec = cupyflash.explain(*probe, precision=precision, backend="auto", arch=90).spec
+    assert spec.fp32_terms == (3 if precision == "highest" else 1), spec.variant_name
+    rows = (spec.block_m, spec.block_n, spec.block_n)
+    return [tiled_magnitudes(rng, shape, r, SPREAD_LOG2, by) for shape, r in zip(shapes, rows)]
+
+
+def _per_head_errors(out, q, k, v, causal, alignment):
+    import cupy as cp
+
+    from gpu_reference import attention_ref
+
+    sq, sk = q.shape[1], k.shape[1]
+    offset = sk - sq if alignment == "bottom_right" else 0
+    ref, ref_lse = attention_ref(q, k, v, causal=causal, offset=offset, scale=1 / math.sqrt(q.shape[3]))
+    got = out.astype(cp.float64)
+    assert not cp.isnan(got).any()
+    errs = [float(cp.linalg.norm(got[:, :, h] - ref[:, :, h]) / max(float(cp.linalg.norm(ref[:, :, h])), 1e-300))
+            for h in range(out.shape[2])]
+    return errs, ref_lse
+
+
+CASES = [  # (batch, sq, sk, hq, hkv, d)
+    (2, 1000, 1000, 8, 2, 72),   # GQA 4:1, partial last tiles, padded head dim
+    (1, 239, 1000, 4, 4, 64),
+    (2, 1000, 203, 6, 1, 128),   # MQA
+]
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("causal,alignment", [(False, "bottom_right"), (True, "bottom_right"), (True, "top_left")],
+                         ids=["full", "causal_br", "causal_tl"])
+@pytest.mark.parametrize("case", CASES, ids=lambda c: "x".join(map(str, c)))
+def test_split_tiles_2_to_the_20_apart(case, causal, alignment, by):
+    """3 terms (fp32 accuracy): the suite's 1e-5 bound overall and for every head."""
+    import cupy as cp
+
+    require_backend("wgmma")
+    batch, sq, sk, hq, hkv, d = case
+    q, k, v = (cp.asarray(x) for x in _inputs(sum(case) + causal, batch, sq, sk, hq, hkv, d, by, "highest"))
+    out = poisoned((batch, sq, hq, d), "float32")
+    res, lse = cupyflash.attention(q, k, v, causal=causal, causal_alignment=alignment, out=out, return_lse=True)
+    assert res is out
+    check(out, lse, q, k, v, causal=causal, alignment=alignment, dtype="float32")
+    errs, _ = _per_head_errors(out, q, k, v, causal, alignment)
+    assert max(errs) <= SPLIT_BOUND, errs
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("causal,alignment,sq,sk,d", [
+    (False, "bottom_right", 1100, 1100, 72),  # longer than the tf32 rule's 1024: the fp16 kernel
+    (True, "bottom_right", 2100, 2049, 128),  # past the causal rule's 2048
+    (True, "top_left", 1000, 1000, 200),      # width 256: no tf32 variant, 80-key tiles
+], ids=["full_d72", "causal_br_d128", "causal_tl_d200"])
+def test_fast_tiles_2_to_the_20_apart(causal, alignment, sq, sk, d, by):
+    """1 term (precision="fast" on the fp16 kernel): O follows the largest V tile so
+    far and smaller tiles enter with P shifted down; within the fast bound per head."""
+    import cupy as cp
+
+    require_backend("wgmma")
+    batch, hq, hkv = 1, 4, 2
+    q, k, v = (cp.asarray(x) for x in _inputs(sq + d + causal, batch, sq, sk, hq, hkv, d, by, "fast"))
+    out = poisoned((batch, sq, hq, d), "float32")
+    res, lse = cupyflash.attention(q, k, v, causal=causal, causal_alignment=alignment, out=out, return_lse=True,
+                                   precision="fast")
+    assert res is out
+    errs, ref_lse = _per_head_errors(out, q, k, v, causal, alignment)
+    assert max(errs) <= FAST_BOUND, errs
+    fin = cp.isfinite(ref_lse)
+    assert bool((cp.isneginf(lse) == cp.isneginf(ref_lse)).all())
+    assert float(cp.abs(lse[fin] - ref_lse[fin]).max()) <= 1e-2 * (1 + float(cp.abs(ref_lse[fin]).max()))
+
+
+@pytest.mark.parametrize("precision", ["highest", "fast"])
+def test_extreme_v_tiles(precision):
+    """V tiles at the ends of the shift range in every kv head: all zeros (shift
+    +120), 2^-110 (clipped shift), 2^60, next to ordinary ones, causal and GQA.
+    Nothing overflows (one term: O moves to the 2^60 tile's units) and the zero
+    tile still counts in the softmax's sums."""
+    import cupy as cp
+
+    require_backend("wgmma")
+    sq, sk = 1000, 1100
+    d = 64 if precision == "highest" else 200  # fast: width 256 always takes the fp16 kernel, causal too
+    probe = np.zeros((1, sk, 2, d), np.float32)
+    block_n = cupyflash.explain(probe[:, :sq], probe[:, :, :1], probe[:, :, :1], precision=precision,
+                                arch=90).spec.block_n
+    rng = np.random.default_rng(17)
+    q = cp.asarray(rng.standard_normal((1, sq, 2, d)).astype(np.float32))
+    k = cp.asarray(rng.standard_normal((1, sk, 1, d)).astype(np.float32))
+    v = rng.standard_normal((1, sk, 1, d))
+    for tile, factor in ((1, 0.0), (2, 2.0 ** -110), (4, 2.0 ** 60)):
+        v[:, tile * block_n:(tile + 1) * block_n] *= factor
+    v = cp.asarray(v.astype(np.float32))
+    for causal in (False, True):
+        out = poisoned((1, sq, 2, d), "float32")
+        cupyflash.attention(q, k, v, causal=causal, out=out, precision=precision)
+        errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+        assert max(errs) <= (SPLIT_BOUND if precision == "highest" else FAST_BOUND), (causal, errs)
