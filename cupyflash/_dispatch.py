@@ -21,8 +21,10 @@ PRECISIONS = ("highest", "fast")
 # The tf32 length rule: precision="fast" takes the tf32 kernel (head dims that fit
 # WGMMA_TF32_TILES) when max(seqlen_q, seqlen_k) <= FAST_TF32_MAX_SEQLEN, or, under a
 # causal mask, <= FAST_TF32_MAX_SEQLEN_CAUSAL; otherwise the fp16 pre-pass kernel.
-# Why a length: the tf32 kernel saves the fp16 pre-pass (it reads q, k, v twice and
-# writes them once) for a V^T pass of a third of the bytes, but its products run at
+# Why a length: the tf32 kernel saves the fp16 pre-pass (it read q, k, v twice and
+# wrote them once when this was measured; it reads them once since the per-tile
+# shifts of bench/notes/fp32_fp64.md, "Per-tile scales in one pre-pass read", so
+# the crossover is to be measured again) for a V^T pass of a third of the bytes, but its products run at
 # half the fp16 rate, and the attention's share of a call grows with the length;
 # the causal mask halves that share, so the crossover moves out. Measured
 # (bench/ab_tf32.py, H100, GFLOP/s of whole calls, fast-fp16 / best tf32;

@@ -80,12 +80,15 @@ def test_tf32_variants_issue_tf32_hgmma():
 
 
 def test_split_kernels_issue_vector_memory_ops():
-    """kVec = 4 reads float4 (LDG.E.128) and writes 4 x fp16 (STG.E.64); the
-    abs-max joins its blocks with one reduction atomic each."""
-    absmax = _sass(compile_names("split_fp32.cu", [("a", "cupyflash::split_fp32_absmax<4>")], "sm_90a")[1])
-    split = _sass(compile_names("split_fp32.cu", [("s", "cupyflash::split_fp32_split<4, true>")], "sm_90a")[1])
-    assert "LDG.E.128" in absmax and re.search(r"\bRED[G]?\.E\.MAX", absmax)
-    assert "LDG.E.128" in split and "STG.E.64" in split and "STG.E.U16" not in split
+    """kVec = 4 copies 16 bytes global -> shared (LDGSTS.E.BYPASS.128: cp.async.cg, no
+    register per element) and writes 4 x fp16 (STG.E.64); kVec = 1 copies 4 bytes.
+    One read of global memory (no LDG of the input), no atomics (per-tile shifts)."""
+    vec4 = _sass(compile_names("split_fp32.cu", [("s", "cupyflash::split_fp32_tiles<4, true>")], "sm_90a")[1])
+    vec1 = _sass(compile_names("split_fp32.cu", [("s", "cupyflash::split_fp32_tiles<1, true>")], "sm_90a")[1])
+    assert re.search(r"LDGSTS\.E\.BYPASS\S*\.128", vec4) and "STG.E.64" in vec4 and "STG.E.U16" not in vec4
+    assert re.search(r"LDGSTS\.E(?!\S*\.128)", vec1) and "STG.E.U16" in vec1
+    for sass in (vec4, vec1):
+        assert not re.search(r"\bLDG\.", sass) and not re.search(r"\b(RED|ATOM)G?\.", sass)
 
 
 def test_every_tuning_candidate_compiles_unserialised():
