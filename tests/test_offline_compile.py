@@ -43,9 +43,10 @@ def test_every_variant_compiles_without_spills(arch):
 @pytest.mark.parametrize("arch", TARGET_ARCHS)
 def test_split_kernels_compile_without_spills(arch):
     """The float32 pre-pass kernels (split_fp32.cu), each alone as at run time:
-    no spill, no stack frame (SplitParams is indexed by blockIdx.y in place, as a
-    __grid_constant__, not copied to local memory), and within the register cap of
-    __launch_bounds__(256, BLOCKS_PER_SM) that the host's one-wave grid relies on."""
+    no spill, no stack frame (SplitParams is indexed by the block's tensor in place,
+    as a __grid_constant__, not copied to local memory), and within the register
+    cap of __launch_bounds__(256, BLOCKS_PER_SM): BLOCKS_PER_SM blocks fit an SM's
+    registers, as many as tiles of up to 56 KB staged fit its shared memory."""
     from cupyflash._split import BLOCKS_PER_SM, SPLIT_THREADS, kernel_names
 
     reports = split_reports(arch)
