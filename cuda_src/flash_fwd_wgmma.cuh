@@ -316,7 +316,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Split: O += this tile's P.V (acc_pv) x pv_mult = 2^-e_v, after its wgmmas
   // completed: one FFMA per element, exact product (a power of two), so O is in
   // true units and rounds as the plain add did.
-  float pv_mult = 1.f;  // split: 2^-e_v of the tile whose P.V is pending (set with its softmax)
+  float pv_mult = 1.f;  // split: 2^-e_v of the tile whose P.V is pending (set once the one before was added)
   auto add_pv = [&] {
     if constexpr (kSplit) {
       fence_acc(acc_pv);

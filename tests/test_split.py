@@ -52,13 +52,14 @@ def test_shift_layout_matches_header():
     for batch, hq, hkv, sq, sk, bm, bn in ((2, 8, 2, 1000, 1000, 128, 64), (3, 5, 1, 1, 513, 192, 128),
                                            (1, 4, 4, 239, 1, 128, 80)):
         where = shift_layout(batch, hq, hkv, sq, sk, bm, bn)
-        assert where.size == where.q_offset + batch * hq * -(-sq // bm) and where.q_offset == 2 * batch * hkv * where.n_tiles
+        assert where.size == where.q_offset + batch * hq * -(-sq // bm)
+        assert where.q_offset == 2 * batch * hkv * where.n_tiles
         for b in range(batch):
             for h in range(hq):
                 kvh = h // (hq // hkv)
                 t, m = where.n_tiles - 1, where.m_blocks - 1
-                checks.append(f"static_assert(2 * (cupyflash::kv_shift_index({b}, {kvh}, {hkv}, {where.n_tiles}) + {t}) "
-                              f"== {where.kv_index(b, kvh, t)});")
+                checks.append(f"static_assert(2 * (cupyflash::kv_shift_index({b}, {kvh}, {hkv}, {where.n_tiles}) "
+                              f"+ {t}) == {where.kv_index(b, kvh, t)});")
                 checks.append(f"static_assert(cupyflash::q_shift_index({b}, {h}, {m}, {batch}, {hq}, {hkv}, "
                               f"{where.n_tiles}, {where.m_blocks}) == {where.q_index(b, h, m)});")
     compile_asserts("tile_shifts.h", checks)
@@ -169,7 +170,8 @@ def test_reference_split_reconstructs():
     assert np.isnan(hi["q"]).sum() == 1 and np.isnan(hi["q"][1, 2, 0, 5])
     where = shift_layout(2, 3, 3, 5, 7, 4, 4)
     assert flat.shape == (where.size,)
-    assert flat[where.kv_index(1, 2, 1)] == shifts["k"][1, 2, 1] and flat[where.kv_index(1, 2, 1) + 1] == shifts["v"][1, 2, 1]
+    kv = where.kv_index(1, 2, 1)
+    assert flat[kv] == shifts["k"][1, 2, 1] and flat[kv + 1] == shifts["v"][1, 2, 1]
     assert flat[where.q_index(1, 0, 1)] == shifts["q"][1, 0, 1]
     assert (tile_shifts(q, 4, MAX_SHIFT["q"]) == shifts["q"]).all()
 
@@ -267,7 +269,8 @@ def test_split_operands_places_every_tile_and_shift(launches):
     assert grid == (nq + 2 * nkv,) and out.shifts.shape == (where.size,) and smem == 64 * 1024
     t = p["t"]
     assert [t[i]["first_block"] for i in range(3)] == [0, nq, nq + nkv]
-    assert [t[i]["seq_tiles"] for i in range(3)] == [8, 16, 16] and [t[i]["tile_rows"] for i in range(3)] == [128, 64, 64]
+    assert [t[i]["seq_tiles"] for i in range(3)] == [8, 16, 16]
+    assert [t[i]["tile_rows"] for i in range(3)] == [128, 64, 64]
     base = out.shifts.data.ptr
     assert [t[i]["shifts"] for i in range(3)] == [base + 4 * where.q_offset, base, base + 4]
     assert [t[i]["shift_step"] for i in range(3)] == [1, 2, 2]
