@@ -226,6 +226,20 @@ DMMA_TILES: dict[int, tuple[int, int, int, int]] = {
     224: (64, 16, 8, 1),
     256: (64, 16, 8, 1),
 }
+# Where they beat DMMA_TILES at width 128 (bench/results/device_20261123c/tune_dmma.txt,
+# batch 2 x 8 heads, interleaved rounds; bench/notes/fp32_fp64.md, "fp64 tiles by
+# length and mask"): under a causal mask 32-row blocks of 4 warps, +9-23 % from
+# seqlen 1024 (the diagonal wastes less of a small block, and there are 4x the
+# CTAs to balance it); at short lengths without a mask 64-row blocks of 8 warps,
+# +39 % at 512, where the 128-row blocks leave half the SMs of an H100 idle
+# (64 CTAs) and 1024 is already 6 % behind the table.
+DMMA_CAUSAL_TILES: dict[int, tuple[int, int, int, int]] = {
+    128: (32, 32, 4, 1),
+}
+DMMA_SHORT_SEQLEN = 512
+DMMA_SHORT_TILES: dict[int, tuple[int, int, int, int]] = {
+    128: (64, 32, 8, 1),
+}
 # What a DMMA tuning sweep times per width (the table's entry among them); the
 # offline test compiles every one.
 DMMA_CANDIDATES: dict[int, tuple[tuple[int, int, int, int], ...]] = {
@@ -468,5 +482,7 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
+    specs += [dmma_spec(w, t) for w, t in [*DMMA_CAUSAL_TILES.items(), *DMMA_SHORT_TILES.items()]
+              if dmma_spec(w, t) not in specs]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs
