@@ -14,7 +14,7 @@
 //   O += P V               (mma, P straight from the S registers, V via ldmatrix.trans)
 //
 // Double duty of cp.async: V[j] is in flight while S = Q K[j]^T runs, and
-// K[j-1] is in flight while O += P V[j] runs.
+// K[j-1] is in flight while the softmax of tile j and O += P V[j] run.
 #pragma once
 #include "mask.h"
 #include "params.h"
@@ -161,10 +161,10 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
     }
-#pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
 
-    // V[tile] landed; every warp finished reading K[tile].
+    // V[tile] landed; every warp finished reading K[tile]. The next K goes out
+    // before the softmax (FlashAttention-2's order), so its copy overlaps the
+    // exponentials as well as the P.V.
     cp_async_wait<0>();
     __syncthreads();
     if (tile > 0) {
@@ -172,6 +172,8 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
       load_tile_async<kBlockN, kD, Tr::kThreads>(sK, k + n0_next * p.k_row_stride, p.k_row_stride, p.seqlen_k - n0_next, q_chunks, tid);
     }
     cp_async_commit();
+#pragma unroll
+    for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
     gemm_pv<Elem, Tr, kMTiles>(acc_o, s, sV, lane);
   }
 
