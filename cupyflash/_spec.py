@@ -111,7 +111,10 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
 MmaTiles = tuple[int, int, int, int]
 MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
     64: ((128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)),
-    80: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 96, 4, 2), (64, 64, 4, 1), (64, 128, 4, 1), (128, 128, 8, 1)),
+    80: ((128, 64, 4, 2), (128, 80, 4, 2), (64, 128, 4, 1), (128, 128, 8, 1)),
+    # 128 x 96 and 64 x 64 at width 80 left the list when the next K went out before the
+    # softmax (flash_fwd_mma.cuh, kNextKFirst): they spilled under NVRTC 13.5, and neither was
+    # the best candidate at any measured point (bench/notes/mma.md, "Next K before the softmax").
     # 128 x 96 and 64 x 128 left the list: once the softmax's row max ran as four chains
     # (softmax.h) they spilled (4 B for sm_80 under NVRTC 13.0 at 255 registers; 20 B for sm_90a
     # under 13.5), and 128 x 64 was within 1 % of the best candidate at every point (bench/notes/mma.md,
@@ -212,6 +215,7 @@ WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 }
 WGMMA_ARCH = 90
 WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
+WGMMA_THIRD_Q_MAX_BYTES = 16 * 1024  # a third Q buffer where one is this small (kThirdQBufferMaxBytes)
 
 # head-dim width -> (block_m, block_n, warps, m_tiles) for the fp64 DMMA kernel;
 # each warp owns 8 * m_tiles query rows, so block_m = 8 * m_tiles * warps.
@@ -393,10 +397,13 @@ class KernelSpec:
     @property
     def q_buffers(self) -> int:
         """wgmma: Q buffers (kQStages): two where they fit, so that a persistent CTA
-        loads the next item's Q while the current one still runs."""
+        loads the next item's Q while the current one still runs; three where a Q
+        buffer is at most WGMMA_THIRD_Q_MAX_BYTES (short causal items)."""
         if self.family != "wgmma":
             return 1
         fixed, q_bytes = self._wgmma_smem_parts()
+        if q_bytes <= WGMMA_THIRD_Q_MAX_BYTES and fixed + 3 * q_bytes <= WGMMA_MAX_SMEM_BYTES:
+            return 3
         return 2 if fixed + 2 * q_bytes <= WGMMA_MAX_SMEM_BYTES else 1
 
     def _wgmma_smem_parts(self) -> tuple[int, int]:
