@@ -172,17 +172,14 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       if (has) load_q(w);
       while (has) {
         bool has_next = false;
-        // The next item's Q goes out with this item's tile q_at at the latest. With
-        // two or three buffers that is tile kQPrefetchTile: the buffer it reuses (the item before this
+        // The next item's Q goes out with this item's tile q_at. With two buffers
+        // that is tile kQPrefetchTile: the buffer it reuses (the item before this
         // one) comes back when the consumers drain that item's epilogue store, in
         // this item's tile 1 (or after its only tile). Loading it only after this
         // item's last K/V (as with one buffer, where nothing earlier is free) left
         // the consumers waiting for Q at every item start: 5 % of the stall
         // samples at seqlen 1024 (bench/notes/wgmma.md, "Where the consumers wait").
-        // Earlier than q_at only when the buffer is already free (tested, never waited
-        // for: a producer blocked on Q holds back K/V loads whose slots are free).
-        const int q_at = kQS >= 2 ? min(kQPrefetchTile, w.n_tiles - 1) : w.n_tiles - 1;
-        bool next_q_out = false;
+        const int q_at = kQS == 2 ? min(kQPrefetchTile, w.n_tiles - 1) : w.n_tiles - 1;
         for (int i = 0; i < w.n_tiles; ++i, ++use) {
           const int n0 = (w.n_tiles - 1 - i) * kBlockN;
           const int s = slot(use);
@@ -192,10 +189,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
           // runs once this item's first K and V are out, while the producer would
           // wait for the next slot anyway, not between a freed slot and its load.
           if (i == 0) has_next = next_loaded(next);
-          if (has_next && !next_q_out && (i == q_at || mbar_test(empty_q(q_slot(q_use)), q_phase(q_use) ^ 1))) {
-            load_q(next);
-            next_q_out = true;
-          }
+          if (has_next && i == q_at) load_q(next);
         }
         w = next;
         has = has_next;

@@ -35,20 +35,6 @@ __device__ __forceinline__ void mbar_wait(u32 bar, u32 phase) {
       "r"(phase)
       : "memory");
 }
-// Whether the phase of parity `phase` has completed, without waiting.
-__device__ __forceinline__ bool mbar_test(u32 bar, u32 phase) {
-  u32 done;
-  asm volatile(
-      "{\n"
-      ".reg .pred p;\n"
-      "mbarrier.test_wait.parity.shared::cta.b64 p, [%1], %2;\n"
-      "selp.u32 %0, 1, 0, p;\n"
-      "}\n"
-      : "=r"(done)
-      : "r"(bar), "r"(phase)
-      : "memory");
-  return done != 0;
-}
 
 // ---------------------------------------------------------------- TMA
 // The tensor map lives in kernel parameter space (__grid_constant__); TMA takes

@@ -18,13 +18,6 @@ constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgrou
 // came late: -3 to -8 % (bench/notes/wgmma.md, "Where the consumers wait").
 constexpr int kQPrefetchTile = 2;
 constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on sm_90
-// A third Q buffer where a Q block is this small (16-bit, width 64, 128 rows): under
-// a causal mask at short lengths items of 1-2 key tiles follow each other, and
-// with two buffers the next item's Q had to wait for the current item's end
-// (the buffer it reuses is drained after an item's tile 1 or only tile): 4.5 % of
-// the stall samples at d64 s1024 causal were waits for Q and K (bench/notes/wgmma.md,
-// "Per-item cost after the Q prefetch"; "A third Q buffer" measures it).
-constexpr int kThirdQBufferMaxBytes = 16 * 1024;
 constexpr int kScratchBytesPerThread = 4;   // order_before_wait's store (ptx_sm90.h)
 constexpr int kWgmmaStepBytes = 32;  // one wgmma k-step along a swizzled row (k16 x 2 B, k8 x 4 B)
 constexpr int kStepsPerSwizzleRow = kSwizzleRowBytes / kWgmmaStepBytes;
@@ -67,12 +60,10 @@ struct WgmmaKernelTraits {
   static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
   // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
   static constexpr int kFixedBytes = 2 * kStages * kKVBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
-  // Two Q buffers where they fit (three for small ones): a persistent CTA's producer
-  // then loads the next item's Q while the current item still reads its own, so
-  // the next item's first Q.K^T (issued with this item's last P.V) need not wait for it.
-  static constexpr int kQStages = kQBytes <= kThirdQBufferMaxBytes && kFixedBytes + 3 * kQBytes <= kMaxSmemBytes ? 3
-                                  : kFixedBytes + 2 * kQBytes <= kMaxSmemBytes                                ? 2
-                                                                                                              : 1;
+  // Two Q buffers where they fit: a persistent CTA's producer then loads the next
+  // item's Q while the current item still reads its own, so the next item's first
+  // Q.K^T (issued with this item's last P.V) need not wait for it.
+  static constexpr int kQStages = kFixedBytes + 2 * kQBytes <= kMaxSmemBytes ? 2 : 1;
   // Byte offsets into (1024-aligned) dynamic shared memory.
   static constexpr int kOffK = kQStages * kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;

@@ -215,7 +215,6 @@ WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 }
 WGMMA_ARCH = 90
 WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
-WGMMA_THIRD_Q_MAX_BYTES = 16 * 1024  # a third Q buffer where one is this small (kThirdQBufferMaxBytes)
 
 # head-dim width -> (block_m, block_n, warps, m_tiles) for the fp64 DMMA kernel;
 # each warp owns 8 * m_tiles query rows, so block_m = 8 * m_tiles * warps.
@@ -397,13 +396,10 @@ class KernelSpec:
     @property
     def q_buffers(self) -> int:
         """wgmma: Q buffers (kQStages): two where they fit, so that a persistent CTA
-        loads the next item's Q while the current one still runs; three where a Q
-        buffer is at most WGMMA_THIRD_Q_MAX_BYTES (short causal items)."""
+        loads the next item's Q while the current one still runs."""
         if self.family != "wgmma":
             return 1
         fixed, q_bytes = self._wgmma_smem_parts()
-        if q_bytes <= WGMMA_THIRD_Q_MAX_BYTES and fixed + 3 * q_bytes <= WGMMA_MAX_SMEM_BYTES:
-            return 3
         return 2 if fixed + 2 * q_bytes <= WGMMA_MAX_SMEM_BYTES else 1
 
     def _wgmma_smem_parts(self) -> tuple[int, int]:
