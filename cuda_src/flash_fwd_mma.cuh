@@ -112,12 +112,19 @@ constexpr bool kTightRegistersArch = true;
 #else
 constexpr bool kTightRegistersArch = false;
 #endif
+// Widest head dim whose softmax runs its exponentials after O's rescale (see kExpAfterRescale).
+constexpr int kExpAfterRescaleMaxWidth = 96;
 
 template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps, int kMTiles>
 __global__ void __launch_bounds__(kNWarps * kWarpSize)
     flash_fwd_mma(const __grid_constant__ FlashParams p) {
   using Tr = MmaKernelTraits<Elem, kD, kBlockM, kBlockN, kNWarps, kMTiles>;
   constexpr bool kNextKFirst = !(kTightRegistersArch && kD <= 64 && kBlockN == 128);
+  // Exponentials after O's rescale, beside the P.V (softmax.h, online_softmax_step):
+  // +1.5-4 % at widths 64, 80 and 96 against FA2 in the same rounds, but -1 to -3 %
+  // at 256, and at 128 (two m16 tiles, 255 registers) it spilled 20 bytes on sm_90a
+  // under NVRTC 13.5 (bench/notes/mma.md, "Exponentials beside the P.V").
+  constexpr bool kExpAfterRescale = kD <= kExpAfterRescaleMaxWidth;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   u16* sQ = reinterpret_cast<u16*>(smem_raw);
   u16* sK = sQ + Tr::kSmemQ;
@@ -176,7 +183,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     }
     if constexpr (!kNextKFirst) {
 #pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
+      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale>(s[mt], acc_o[mt], st[mt], p.scale_log2);
     }
     // V[tile] landed; every warp finished reading K[tile].
     cp_async_wait<0>();
@@ -188,7 +195,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     cp_async_commit();
     if constexpr (kNextKFirst) {
 #pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
+      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale>(s[mt], acc_o[mt], st[mt], p.scale_log2);
     }
     gemm_pv<Elem, Tr, kMTiles>(acc_o, s, sV, lane);
   }
