@@ -5,6 +5,8 @@ racecheck and memcheck to come back clean on one configuration per head dim):
     compute-sanitizer --tool memcheck  python bench/sanitize_case.py --backend wgmma
 
 Odd lengths, GQA and causal, so the masked and zero-filled paths run too.
+``--seqlen 1024 --heads 528`` gives a persistent CTA several items, so that its Q
+buffers are reused (the default shape hands each CTA one or two).
 """
 
 from __future__ import annotations
@@ -20,12 +22,17 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--backend", default="wgmma")
     ap.add_argument("--dims", default="64,128,192,256")
+    ap.add_argument("--seqlen", type=int, default=0, help="seqlen_q = seqlen_k (default: 200 queries, 333 keys)")
+    ap.add_argument("--heads", type=int, default=4, help="query heads (even: 2 query heads per KV head)")
     args = ap.parse_args()
+    s_q, s_k = (args.seqlen, args.seqlen) if args.seqlen else (200, 333)
+    if args.heads % 2:
+        raise SystemExit(f"--heads must be even (2 query heads per KV head); got {args.heads}")
     for d in map(int, args.dims.split(",")):
         rs = cp.random.RandomState(d)
-        q = rs.standard_normal((1, 200, 4, d), dtype=cp.float32).astype(cp.float16)
-        k = rs.standard_normal((1, 333, 2, d), dtype=cp.float32).astype(cp.float16)
-        v = rs.standard_normal((1, 333, 2, d), dtype=cp.float32).astype(cp.float16)
+        q = rs.standard_normal((1, s_q, args.heads, d), dtype=cp.float32).astype(cp.float16)
+        k = rs.standard_normal((1, s_k, args.heads // 2, d), dtype=cp.float32).astype(cp.float16)
+        v = rs.standard_normal((1, s_k, args.heads // 2, d), dtype=cp.float32).astype(cp.float16)
         out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True, backend=args.backend)
         cp.cuda.runtime.deviceSynchronize()
         print(f"d={d}: {cupyflash.explain(q, k, v, causal=True, backend=args.backend).spec.variant_name} "

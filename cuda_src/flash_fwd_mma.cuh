@@ -14,7 +14,8 @@
 //   O += P V               (mma, P straight from the S registers, V via ldmatrix.trans)
 //
 // Double duty of cp.async: V[j] is in flight while S = Q K[j]^T runs, and
-// K[j-1] is in flight while O += P V[j] runs.
+// K[j-1] is in flight while the softmax of tile j and O += P V[j] run (see
+// kNextKFirst for the one exception).
 #pragma once
 #include "mask.h"
 #include "params.h"
@@ -101,10 +102,29 @@ __device__ __forceinline__ void gemm_pv(float (&acc_o)[kMTiles][Tr::kOTiles][4],
   }
 }
 
+// The next K tile goes out before the softmax (FlashAttention-2's order), so its
+// copy overlaps the exponentials as well as the P.V: +0.3-5 % on an H100 against
+// issuing it after the softmax (bench/notes/mma.md, "Next K before the softmax").
+// Except for sm_80 code at head dim <= 64 with 128-key tiles, where that order made
+// ptxas (NVRTC 13.5) spill 4 bytes at 255 registers; sm_90a code is spill-free both ways.
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ < 900
+constexpr bool kTightRegistersArch = true;
+#else
+constexpr bool kTightRegistersArch = false;
+#endif
+// Widest head dim whose softmax runs its exponentials after O's rescale (see kExpAfterRescale).
+constexpr int kExpAfterRescaleMaxWidth = 96;
+
 template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps, int kMTiles>
 __global__ void __launch_bounds__(kNWarps * kWarpSize)
     flash_fwd_mma(const __grid_constant__ FlashParams p) {
   using Tr = MmaKernelTraits<Elem, kD, kBlockM, kBlockN, kNWarps, kMTiles>;
+  constexpr bool kNextKFirst = !(kTightRegistersArch && kD <= 64 && kBlockN == 128);
+  // Exponentials after O's rescale, beside the P.V (softmax.h, online_softmax_step):
+  // +1.5-4 % at widths 64, 80 and 96 against FA2 in the same rounds, but -1 to -3 %
+  // at 256, and at 128 (two m16 tiles, 255 registers) it spilled 20 bytes on sm_90a
+  // under NVRTC 13.5 (bench/notes/mma.md, "Exponentials beside the P.V").
+  constexpr bool kExpAfterRescale = kD <= kExpAfterRescaleMaxWidth;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   u16* sQ = reinterpret_cast<u16*>(smem_raw);
   u16* sK = sQ + Tr::kSmemQ;
@@ -161,9 +181,10 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
     }
+    if constexpr (!kNextKFirst) {
 #pragma unroll
-    for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step(s[mt], acc_o[mt], st[mt], p.scale_log2);
-
+      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale>(s[mt], acc_o[mt], st[mt], p.scale_log2);
+    }
     // V[tile] landed; every warp finished reading K[tile].
     cp_async_wait<0>();
     __syncthreads();
@@ -172,6 +193,10 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
       load_tile_async<kBlockN, kD, Tr::kThreads>(sK, k + n0_next * p.k_row_stride, p.k_row_stride, p.seqlen_k - n0_next, q_chunks, tid);
     }
     cp_async_commit();
+    if constexpr (kNextKFirst) {
+#pragma unroll
+      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale>(s[mt], acc_o[mt], st[mt], p.scale_log2);
+    }
     gemm_pv<Elem, Tr, kMTiles>(acc_o, s, sV, lane);
   }
 

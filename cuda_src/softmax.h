@@ -58,18 +58,18 @@ struct ScaledShiftedTile {
   float sum_mult;  // 2^p_shift: the row sum gets p back exactly
 };
 
-// One row half (rows g or g+8 of the fragment) of an online-softmax step: s
-// becomes p = exp2(s * scale_log2 - m) for that half, and the running max and
-// sum move on. Returns the factor exp2((old max - new max) * scale) by which
-// O's rows must be rescaled; any_moved says whether any row of the warp moved
-// (after the first few key tiles the maxima rarely do, and O is left alone).
+// The first half of an online-softmax step for one row half (rows g or g+8 of
+// the fragment): the tile's row max joins the running max. Returns the factor
+// exp2((old max - new max) * scale) by which O's rows and the running sum must be
+// rescaled, and in offset the exponent's shift (new max * scale); moved says
+// whether this thread's row max moved.
 // Requires scale_log2 > 0 (checked on the host), so max(s) * scale = max(s * scale).
 // A scaled tile (Tile::kScaled) keeps the running max in true units: the tile's
 // raw max times score_mult, exact (a power of two), so maxima of tiles with
 // different shifts compare correctly; LSE and the epilogue read true units as before.
 template <int kNTiles, class Tile = UnitTile>
-__device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
-                                              bool& any_moved, const Tile& tile = Tile{}) {
+__device__ __forceinline__ float row_max_step(const float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
+                                              float& offset, bool& moved, const Tile& tile = Tile{}) {
   // The row max runs as kMaxChains interleaved chains joined by a tree, not as
   // one chain: it stands between the scores and the first exponential, and the
   // compiler keeps fmaxf's order as written (one chain was kNTiles dependent
@@ -91,14 +91,22 @@ __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& 
   const float new_max = fmaxf(st.max[half], tile_max);
   // A row with no unmasked key so far has max = -inf: use 0 as the offset so
   // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
-  const float offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
+  offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
   // Compare the raw maxima: recomputing exp2(max * scale - offset) for an
   // unchanged max need not give exactly 1 once the compiler fuses it into an FFMA.
-  const bool moved = new_max != st.max[half];
+  moved = new_max != st.max[half];
   const float correction = moved ? exp2_ftz(st.max[half] * scale_log2 - offset) : 1.f;
   st.max[half] = new_max;
-  // A scaled tile's raw scores take the tile's factor in the exponent's multiplier
-  // (exact: a power of two); a shifted P subtracts its shift from the exponent.
+  return correction;
+}
+
+// The second half: s becomes p = exp2(s * scale_log2 - offset) for that row half,
+// and the running sum moves on (rescaled by correction first). A scaled tile's raw
+// scores take the tile's factor in the exponent's multiplier (exact: a power of
+// two); a shifted P subtracts its shift from the exponent.
+template <int kNTiles, class Tile = UnitTile>
+__device__ __forceinline__ void exp_step(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
+                                         float offset, float correction, const Tile& tile = Tile{}) {
   float score_log2 = scale_log2, p_offset = offset;
   if constexpr (Tile::kScaled) score_log2 *= tile.score_mult;
   if constexpr (Tile::kShiftsP) p_offset += tile.p_shift;
@@ -115,6 +123,18 @@ __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& 
   }
   if constexpr (Tile::kShiftsP) tile_sum *= tile.sum_mult;
   st.sum[half] = st.sum[half] * correction + tile_sum;
+}
+
+// Both halves of the step for one row half: s becomes P, and the factor by which
+// O's rows must be rescaled is returned; any_moved says whether any row of the
+// warp moved (after the first few key tiles the maxima rarely do, and O is left alone).
+template <int kNTiles, class Tile = UnitTile>
+__device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
+                                              bool& any_moved, const Tile& tile = Tile{}) {
+  float offset;
+  bool moved;
+  const float correction = row_max_step(s, st, half, scale_log2, offset, moved, tile);
+  exp_step(s, st, half, scale_log2, offset, correction, tile);
   any_moved = __any_sync(0xffffffffu, moved);  // warp-uniform
   return correction;
 }
@@ -130,15 +150,35 @@ __device__ __forceinline__ void rescale_o_half(float (&acc_o)[kOTiles][4], int h
 
 // Fold one tile of raw scores s (kNTiles n8 tiles, C-fragment layout) into the
 // running state and rescale O at once: for kernels whose P.V comes right after.
-template <int kNTiles, int kOTiles>
+// Maxima first, then O's (conditional) rescale, then the exponentials: with no
+// branch between the exponentials and the P.V that follows, the compiler can
+// interleave the MUFU.EX2 of later score columns with the HMMAs of earlier ones
+// (FlashAttention-2's SASS does; with the rescale's branch after the
+// exponentials ours ran them as one block: bench/notes/mma.md, "Exponentials
+// beside the P.V").
+// kExpAfterRescale = false keeps the older order (per row half: maxima,
+// exponentials, then the rescale), which needs fewer registers live at once.
+template <bool kExpAfterRescale, int kNTiles, int kOTiles>
 __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
                                                     RowState& st, float scale_log2) {
+  if constexpr (!kExpAfterRescale) {
+#pragma unroll
+    for (int half = 0; half < 2; ++half) {
+      bool any_moved;
+      const float factor = softmax_half(s, st, half, scale_log2, any_moved);
+      if (any_moved) rescale_o_half(acc_o, half, factor);
+    }
+    return;
+  }
+  float offset[2], correction[2];
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
-    bool any_moved;
-    const float factor = softmax_half(s, st, half, scale_log2, any_moved);
-    if (any_moved) rescale_o_half(acc_o, half, factor);
+    bool moved;
+    correction[half] = row_max_step(s, st, half, scale_log2, offset[half], moved);
+    if (__any_sync(0xffffffffu, moved)) rescale_o_half(acc_o, half, correction[half]);
   }
+#pragma unroll
+  for (int half = 0; half < 2; ++half) exp_step(s, st, half, scale_log2, offset[half], correction[half]);
 }
 
 // How O must be rescaled after a softmax step, kept for later.
@@ -168,6 +208,7 @@ __device__ __forceinline__ void fold_unit_change(RowCorrection& corr, float unit
     corr.any_moved[half] = true;
   }
 }
+
 
 template <int kOTiles>
 __device__ __forceinline__ void rescale_o(float (&acc_o)[kOTiles][4], const RowCorrection& corr) {

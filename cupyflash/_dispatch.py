@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN,
-                    WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec,
+from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH,
+                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec,
                     dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec, wgmma_spec,
                     wgmma_tf32_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
@@ -181,13 +181,27 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                               f"(mma.sync f64); this one is {arch // 10}.{arch % 10}. Use backend 'auto' or 'simt'")
         reasons.append("float64: fp64 tensor cores through mma.sync m8n8k4 (DMMA), IEEE fp64 products and sums"
                        + (" [auto]" if backend == "auto" else " [forced]") + " (backend='simt': CUDA cores)")
-        return dmma_spec(width), reasons
+        tiles = dmma_tiles(problem, width)
+        if tiles is not None:
+            reasons.append(f"{'causal' if problem.causal else f'short sequences (<= {DMMA_SHORT_SEQLEN})'}: "
+                           f"the DMMA tiles (block_m, block_n, warps, m_tiles) = {tiles}")
+        return dmma_spec(width, tiles), reasons
     if backend in ("mma", "wgmma"):
         serves = ", ".join(MMA_DTYPES) + (", float64" if backend == "mma" else ", float32")
         raise ArgumentError(f"backend={backend!r} serves {serves}; {problem.dtype} runs on backend "
                             "'auto' or 'simt'")
     reasons.append(f"{problem.dtype}: exact {problem.dtype} arithmetic on CUDA cores (no TF32)")
     return simt_spec(problem.dtype, width), reasons
+
+
+def dmma_tiles(problem: Problem, width: int) -> tuple[int, int, int, int] | None:
+    """The fp64 kernel's tiles where they differ from DMMA_TILES[width]: under a
+    causal mask, else for short sequences (max(seqlen_q, seqlen_k) <= DMMA_SHORT_SEQLEN)."""
+    if problem.causal:
+        return DMMA_CAUSAL_TILES.get(width)
+    if max(problem.seqlen_q, problem.seqlen_k) <= DMMA_SHORT_SEQLEN:
+        return DMMA_SHORT_TILES.get(width)
+    return None
 
 
 def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] | None) -> dict[str, str]:

@@ -111,7 +111,10 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
 MmaTiles = tuple[int, int, int, int]
 MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
     64: ((128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)),
-    80: ((128, 64, 4, 2), (128, 80, 4, 2), (128, 96, 4, 2), (64, 64, 4, 1), (64, 128, 4, 1), (128, 128, 8, 1)),
+    80: ((128, 64, 4, 2), (128, 80, 4, 2), (64, 128, 4, 1), (128, 128, 8, 1)),
+    # 128 x 96 and 64 x 64 at width 80 left the list when the next K went out before the
+    # softmax (flash_fwd_mma.cuh, kNextKFirst): they spilled under NVRTC 13.5, and neither was
+    # the best candidate at any measured point (bench/notes/mma.md, "Next K before the softmax").
     # 128 x 96 and 64 x 128 left the list: once the softmax's row max ran as four chains
     # (softmax.h) they spilled (4 B for sm_80 under NVRTC 13.0 at 255 registers; 20 B for sm_90a
     # under 13.5), and 128 x 64 was within 1 % of the best candidate at every point (bench/notes/mma.md,
@@ -225,6 +228,20 @@ DMMA_TILES: dict[int, tuple[int, int, int, int]] = {
     192: (64, 16, 8, 1),
     224: (64, 16, 8, 1),
     256: (64, 16, 8, 1),
+}
+# Where they beat DMMA_TILES at width 128 (bench/results/device_20261123c/tune_dmma.txt,
+# batch 2 x 8 heads, interleaved rounds; bench/notes/fp32_fp64.md, "fp64 tiles by
+# length and mask"): under a causal mask 32-row blocks of 4 warps, +9-23 % from
+# seqlen 1024 (the diagonal wastes less of a small block, and there are 4x the
+# CTAs to balance it); at short lengths without a mask 64-row blocks of 8 warps,
+# +39 % at 512, where the 128-row blocks leave half the SMs of an H100 idle
+# (64 CTAs) and 1024 is already 6 % behind the table.
+DMMA_CAUSAL_TILES: dict[int, tuple[int, int, int, int]] = {
+    128: (32, 32, 4, 1),
+}
+DMMA_SHORT_SEQLEN = 512
+DMMA_SHORT_TILES: dict[int, tuple[int, int, int, int]] = {
+    128: (64, 32, 8, 1),
 }
 # What a DMMA tuning sweep times per width (the table's entry among them); the
 # offline test compiles every one.
@@ -468,5 +485,7 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
+    specs += [dmma_spec(w, t) for w, t in [*DMMA_CAUSAL_TILES.items(), *DMMA_SHORT_TILES.items()]
+              if dmma_spec(w, t) not in specs]
     specs += [simt_spec(dt, w) for dt in SIMT_DTYPES for w in HEAD_DIM_BUCKETS]
     return specs

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import cupyflash
-from cupyflash._spec import (DMMA_CANDIDATES, DMMA_TILES, HEAD_DIM_BUCKETS, MMA_CANDIDATES, MMA_TILES, MMA_WIDTHS,
+from cupyflash._spec import (DMMA_CANDIDATES, DMMA_CAUSAL_TILES, DMMA_SHORT_TILES, DMMA_TILES, HEAD_DIM_BUCKETS, MMA_CANDIDATES, MMA_TILES, MMA_WIDTHS,
                              dmma_spec, head_dim_bucket, mma_spec, mma_width, shipped_specs)
 
 from helpers import expected_grid, qkv
@@ -122,6 +122,25 @@ def test_dmma_tiles_match_the_kernel_rules():
         assert DMMA_TILES[width] in candidates
         for tiles in candidates:
             assert dmma_spec(width, tiles).smem_bytes <= 227 * 1024, (width, tiles)
+
+
+@pytest.mark.parametrize("seqlen, causal, tiles", [
+    (512, False, DMMA_SHORT_TILES[128]), (513, False, DMMA_TILES[128]), (2048, False, DMMA_TILES[128]),
+    (512, True, DMMA_CAUSAL_TILES[128]), (4096, True, DMMA_CAUSAL_TILES[128])])
+def test_float64_width_128_tiles_follow_length_and_mask(seqlen, causal, tiles):
+    q, k, v = qkv(np.random.default_rng(0), 1, seqlen, seqlen, 2, 2, 128, 128, "float64")
+    plan = cupyflash.explain(q, k, v, causal=causal, arch=90)
+    assert plan.spec == dmma_spec(128, tiles)
+    assert (str(tiles) in str(plan)) == (tiles != DMMA_TILES[128])
+    # other widths keep their table entry whatever the length and mask
+    q, k, v = qkv(np.random.default_rng(0), 1, seqlen, seqlen, 2, 2, 64, 64, "float64")
+    assert cupyflash.explain(q, k, v, causal=causal, arch=90).spec == dmma_spec(64)
+
+
+def test_dmma_length_and_mask_tiles_are_measured_candidates():
+    for table in (DMMA_CAUSAL_TILES, DMMA_SHORT_TILES):
+        for width, tiles in table.items():
+            assert tiles in DMMA_CANDIDATES[width] and dmma_spec(width, tiles) in shipped_specs()
 
 
 def test_wgmma_needs_hopper():
