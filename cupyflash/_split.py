@@ -69,7 +69,8 @@ N_TENSORS = 3  # q, k, v
 # needs at most 128 KB (128 rows x 256 columns, or 128 rows x 1 KB of scalar
 # passes); sm_90 gives a block up to 227 KB.
 SPLIT_MAX_STAGE_BYTES = 192 * 1024
-# Above this a kernel must opt in to more dynamic shared memory.
+# From this much dynamic shared memory on, a kernel must opt in to more (its static
+# shared memory shares the default 48 KB).
 DEFAULT_SMEM_BYTES = 48 * 1024
 KV_SHIFTS_PER_TILE = 2  # {e_k, e_v} side by side: one 8-byte load per key tile
 
@@ -204,7 +205,10 @@ def _kernel(cupy, name_expression: str, smem: int):
 
     device = cupy.cuda.Device().id
     fn = get_named_function(SPLIT_ENTRY_FILE, name_expression, device)
-    if smem > DEFAULT_SMEM_BYTES and (device, name_expression) not in _smem_opted_in:
+    # ">=", not ">": the kernel's static shared memory (its block reduction) counts
+    # against the same 48 KB, so a 48 KB stage (192 query rows at width 64) needs
+    # the opt-in too (it failed with CUDA_ERROR_INVALID_VALUE on the device).
+    if smem >= DEFAULT_SMEM_BYTES and (device, name_expression) not in _smem_opted_in:
         fn.max_dynamic_shared_size_bytes = SPLIT_MAX_STAGE_BYTES
         _smem_opted_in.add((device, name_expression))
     return fn
