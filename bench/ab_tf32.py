@@ -9,8 +9,9 @@ backend in fp32, on the bench's fp32 shapes (batch 16384 / s, heads 2048 / d).
 Whole calls as the caller pays for them on the GPU (pre-passes included, host
 cost excluded: floor.interleaved_ms). Each contender's output is checked first
 against the exact CUDA-core kernel (relative L2 <= FAST_REL_BOUND). The line ends
-with the variant dispatch picks for precision="fast" at that point (the tf32 length
-rule, fast_takes_tf32 in cupyflash/_dispatch.py, was set from this). Writes ab_tf32.json under $OUT.
+with the variant dispatch picks for precision="fast" at that point (the choice of
+the fp16 pass for "fast" and the explicit precision="tf32", cupyflash/_dispatch.py
+PRECISIONS, was set from this). Writes ab_tf32.json under $OUT.
 """
 
 from __future__ import annotations

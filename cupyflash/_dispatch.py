@@ -15,32 +15,15 @@ from .errors import ArgumentError, DeviceError
 BACKENDS = ("auto", "wgmma", "mma", "simt")
 # float32 only: "highest" keeps fp32 accuracy (fp16 hi + lo on wgmma: auto on sm_90
 # up to head dim 128; exact CUDA cores otherwise, or with backend="simt"); "fast"
-# runs tf32 products on wgmma (short sequences, head dims <= 128) or one rescaled
-# fp16 pass (TF32-like error).
-PRECISIONS = ("highest", "fast")
-# The tf32 length rule: precision="fast" takes the tf32 kernel (head dims that fit
-# WGMMA_TF32_TILES) when max(seqlen_q, seqlen_k) <= FAST_TF32_MAX_SEQLEN, or, under a
-# causal mask, <= FAST_TF32_MAX_SEQLEN_CAUSAL; otherwise the fp16 pre-pass kernel.
-# Why a length: the tf32 kernel saves the fp16 pre-pass (it read q, k, v twice and
-# wrote them once when this was measured; it reads them once since the per-tile
-# shifts of bench/notes/fp32_fp64.md, "Per-tile scales in one pre-pass read", so
-# the crossover is to be measured again) for a V^T pass of a third of the bytes, but its products run at
-# half the fp16 rate, and the attention's share of a call grows with the length;
-# the causal mask halves that share, so the crossover moves out. Measured
-# (bench/ab_tf32.py, H100, GFLOP/s of whole calls, fast-fp16 / best tf32;
-# bench/notes/fp32_fp64.md, "tf32 fast mode, measured"):
-#   d64  s1024 full 198 / 212, causal 113 / 148;  s2048 full 301 / 267, causal 190 / 215
-#   d64  s4096 full 389 / 304, causal 286 / 266
-#   d128 s1024 full 223 / 228, causal 130 / 160;  s2048 full 343 / 299, causal 223 / 241
-#   d128 s4096 full 466 / 351, causal 340 / 304
-# so tf32 wins at 1024 keys either way and at 2048 under the mask only.
-FAST_TF32_MAX_SEQLEN = 1024
-FAST_TF32_MAX_SEQLEN_CAUSAL = 2048
-
-
-def fast_takes_tf32(longest: int, causal: bool) -> bool:
-    """The tf32 length rule (see FAST_TF32_MAX_SEQLEN): longest = max(seqlen_q, seqlen_k)."""
-    return longest <= (FAST_TF32_MAX_SEQLEN_CAUSAL if causal else FAST_TF32_MAX_SEQLEN)
+# runs one pass of fp16 products on q, k, v rounded once by the one-read pre-pass
+# (TF32-like error); "tf32" runs tf32 products (q and k as they are, head dims <= 128).
+# Why "fast" is not the tf32 kernel: with the one-read pre-pass (bench/notes/fp32_fp64.md,
+# "Per-tile scales in one pre-pass read") the fp16 pass was faster at every bench shape
+# but one (bench/ab_tf32.py, H100, GFLOP/s of whole calls, fast-fp16 / tf32):
+#   d64  s1024 full 248 / 216, causal 147 / 151;  s2048 full 350 / 272, causal 233 / 219
+#   d128 s1024 full 291 / 229, causal 179 / 161;  s2048 full 410 / 304, causal 288 / 245
+# (before that change the tf32 kernel won up to 1024 keys, 2048 under a causal mask).
+PRECISIONS = ("highest", "fast", "tf32")
 MMA_MIN_ARCH = 80
 # Output elements each kernel family stores at once (16-byte chunks of 16-bit
 # values; pairs; scalars): the output's strides must be multiples of it.
@@ -103,8 +86,8 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         raise ArgumentError(f"backend must be one of {', '.join(map(repr, BACKENDS))}; got {backend!r}")
     if precision not in PRECISIONS:
         raise ArgumentError(f"precision must be one of {', '.join(map(repr, PRECISIONS))}; got {precision!r}")
-    if precision == "fast" and problem.dtype != "float32":
-        raise ArgumentError(f"precision='fast' applies to float32 input; {problem.dtype} runs at its own precision "
+    if precision != "highest" and problem.dtype != "float32":
+        raise ArgumentError(f"precision={precision!r} applies to float32 input; {problem.dtype} runs at its own precision "
                             "(leave precision at 'highest')")
     width = head_dim_bucket(problem.head_dim, problem.head_dim_v)
     reasons = [f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"]
@@ -137,22 +120,24 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         reasons.append(f"{problem.dtype}: tensor cores through mma.sync (sm_80+ path)"
                        + (" [auto]" if backend == "auto" else " [forced]"))
         return mma_spec(problem.dtype, width), reasons
-    if precision == "fast":
+    if precision in ("fast", "tf32"):
         if backend not in ("auto", "wgmma"):
-            raise ArgumentError(f"precision='fast' runs on backend 'auto' or 'wgmma'; got {backend!r}")
-        _require_hopper(arch, "precision='fast'", "precision 'highest'")
+            raise ArgumentError(f"precision={precision!r} runs on backend 'auto' or 'wgmma'; got {backend!r}")
+        _require_hopper(arch, f"precision={precision!r}", "precision 'highest'")
         width = wgmma_width(problem.head_dim, problem.head_dim_v)
         reasons[0] = f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width}"
-        longest = max(problem.seqlen_q, problem.seqlen_k)
-        if width in WGMMA_TF32_TILES and fast_takes_tf32(longest, problem.causal):
-            limit = FAST_TF32_MAX_SEQLEN_CAUSAL if problem.causal else FAST_TF32_MAX_SEQLEN
-            reasons.append(f"float32, precision='fast', sequences <= {limit}{' (causal)' if problem.causal else ''}: "
-                           "tf32 products on wgmma (q and k read as they are, rounded to tf32 by their TFLOAT32 "
-                           "tensor maps; v transposed and rounded by a small pre-pass; p rounded), fp32 "
-                           "accumulation and output")
+        if precision == "tf32":
+            if width not in WGMMA_TF32_TILES:
+                raise ArgumentError(f"precision='tf32' serves head_dim and head_dim_v up to {max(WGMMA_TF32_TILES)}; "
+                                    f"got {max(problem.head_dim, problem.head_dim_v)}. Use precision 'fast' (one "
+                                    "fp16 pass, the same error) or 'highest'")
+            reasons.append("float32, precision='tf32': tf32 products on wgmma (q and k read as they are, rounded to "
+                           "tf32 by their TFLOAT32 tensor maps; v transposed and rounded by a small pre-pass; p "
+                           "rounded), fp32 accumulation and output")
             return wgmma_tf32_spec(width), reasons
-        reasons.append("float32, precision='fast': q, k, v rescaled by powers of two on the device and rounded to "
-                       "fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and output")
+        reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
+                       "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
+                       "output (measured faster than precision='tf32' on an H100)")
         return wgmma_fp32_spec(width, 1), reasons
     # auto on sm_90, float32, head dims <= 128: the split kernel (fp32 accuracy on
     # random inputs: the GPU suite checks <= 1e-5; 4-12x the exact SIMT kernel,

@@ -81,18 +81,18 @@ def attention(q, k, v, *, causal: bool = False, causal_alignment: str = "bottom_
         of one head) on the device and split into fp16 hi + lo, three
         products each. Values more than ~2^-24 below their tile's largest
         lose precision; for data with such a range use "simt".
-    precision : {"highest", "fast"}
+    precision : {"highest", "fast", "tf32"}
         float32 only. "highest" (default) keeps fp32 accuracy (relative error
         ~1e-6). "fast" (Hopper) runs one tensor-core pass with fp32
         accumulation and output, at TF32-like accuracy (JAX's
         ``Precision.DEFAULT``, torch's ``allow_tf32``): relative error ~4e-4
-        on N(0, 1) data, within 2e-3 (the GPU suite's bound). Two kernels
-        serve it (``explain`` says which), whichever the H100 measured faster:
-        up to head dim 128 and 1024 queries and keys (2048 with a causal mask),
-        tf32 products (q and k rounded to tf32 by TMA as they load, v and p
-        rounded to nearest; ~4e-4 on N(0, 1) data); past that, q, k, v
-        rescaled by powers of two and rounded to fp16 once (~4e-4), then the
-        fp16 kernel. Either keeps fp32's exponent range.
+        on N(0, 1) data, within 2e-3 (the GPU suite's bound): q, k, v rescaled
+        by a power of two per kernel tile and rounded to fp16 once, then the
+        fp16 kernel. "tf32" (Hopper, head dims <= 128) takes tf32 products
+        instead: q and k rounded to tf32 by TMA as they load, v and p rounded
+        to nearest (~4e-4 on N(0, 1) data), no rescaling at all; the H100
+        measured it slower than "fast" at every bench shape but one (d64
+        causal s1024, +3 %). Both keep fp32's exponent range.
 
     Returns
     -------

@@ -219,13 +219,14 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
     assert not _dispatch.plan(one_batch, 90, pointers=aligned).staged
 
 
-@pytest.mark.parametrize("d,width,s", [(40, 64, 2100), (128, 128, 4096), (64, 64, 1025), (200, 256, 300)])
-def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s):
-    """Wide heads and sequences past the tf32 length rule (no mask: FAST_TF32_MAX_SEQLEN):
-    one rescaled fp16 pass."""
+@pytest.mark.parametrize("d,width,s,causal", [(40, 64, 2100, False), (128, 128, 4096, True), (64, 64, 1024, False),
+                                               (64, 64, 1024, True), (128, 128, 512, True), (200, 256, 300, False)])
+def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal):
+    """precision="fast" at every length and width, short sequences included: one
+    rescaled fp16 pass (measured faster than the tf32 kernel, _dispatch.PRECISIONS)."""
     q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
-    plan = cupyflash.explain(q, k, v, arch=90, precision="fast")
-    assert plan.spec.fp32_terms == 1 and not plan.spec.split and plan.spec.head_dim == width
+    plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
+    assert plan.spec.fp32_terms == 1 and not plan.spec.split and not plan.spec.tf32 and plan.spec.head_dim == width
     assert re.search(r", 1, [23]>$", plan.spec.name_expression) and "TF32-like" in str(plan)
     assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
     with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
@@ -234,24 +235,25 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s):
         cupyflash.explain(q, k, v, arch=90, precision="fast", backend="simt")
 
 
-@pytest.mark.parametrize("d,sq,sk,causal,tf32", [
-    (64, 1024, 1024, False, True), (64, 1, 1025, False, False), (128, 1025, 7, False, False),
-    (64, 2048, 2048, True, True), (128, 100, 2048, True, True), (128, 2049, 2049, True, False),
-    (100, 1000, 1000, False, True), (128, 2048, 2048, False, False), (192, 512, 512, True, False)])
-def test_precision_fast_tf32_length_rule(d, sq, sk, causal, tf32):
-    """The tf32 length rule (from bench/ab_tf32.py on an H100): tf32 up to 1024 keys and
-    queries, up to 2048 under a causal mask, head dims <= 128; the fp16 pre-pass otherwise."""
-    from cupyflash._dispatch import FAST_TF32_MAX_SEQLEN, FAST_TF32_MAX_SEQLEN_CAUSAL, fast_takes_tf32
-    from cupyflash._spec import WGMMA_TF32_TILES, wgmma_tf32_spec, wgmma_width
+@pytest.mark.parametrize("d,dv,s,causal", [(64, 64, 1024, False), (100, 100, 4096, True), (33, 50, 300, False)])
+def test_precision_tf32_takes_the_tf32_kernel(d, dv, s, causal):
+    """precision="tf32": the tf32 kernel at any length, head dims <= 128 (explain says TFLOAT32)."""
+    from cupyflash._spec import wgmma_tf32_spec, wgmma_width
 
-    assert (FAST_TF32_MAX_SEQLEN, FAST_TF32_MAX_SEQLEN_CAUSAL) == (1024, 2048)
-    q, k, v = qkv(np.random.default_rng(0), 1, sq, sk, 2, 1, d, d, "float32")
-    plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
-    assert plan.spec.tf32 == tf32 == (fast_takes_tf32(max(sq, sk), causal) and wgmma_width(d, d) in WGMMA_TF32_TILES)
-    if tf32:
-        assert plan.spec == wgmma_tf32_spec(wgmma_width(d, d)) and "TFLOAT32" in str(plan)
-    else:
-        assert plan.spec.fp32_terms == 1
+    q, k, v = qkv(np.random.default_rng(0), 1, s, s, 2, 1, d, dv, "float32")
+    plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="tf32")
+    assert plan.spec == wgmma_tf32_spec(wgmma_width(d, dv)) and "TFLOAT32" in str(plan)
+    with pytest.raises(cupyflash.DeviceError, match="precision='tf32' needs a Hopper GPU"):
+        cupyflash.explain(q, k, v, arch=80, precision="tf32")
+    with pytest.raises(cupyflash.ArgumentError, match="precision='tf32' runs on backend 'auto' or 'wgmma'"):
+        cupyflash.explain(q, k, v, arch=90, precision="tf32", backend="mma")
+
+
+def test_precision_tf32_names_its_head_dim_limit():
+    q, k, v = qkv(np.random.default_rng(0), 1, 64, 64, 2, 1, 192, 192, "float32")
+    with pytest.raises(cupyflash.ArgumentError, match="precision='tf32' serves head_dim and head_dim_v up to 128; "
+                                                      "got 192"):
+        cupyflash.explain(q, k, v, arch=90, precision="tf32")
 
 
 def test_tf32_tiles_are_the_measured_best():
@@ -306,9 +308,10 @@ def test_output_staging_follows_the_store_path():
 
 def test_precision_is_checked():
     q, k, v = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 64, 64, "float32")
-    with pytest.raises(cupyflash.ArgumentError, match="precision must be one of 'highest', 'fast'"):
-        cupyflash.explain(q, k, v, arch=90, precision="tf32")
+    with pytest.raises(cupyflash.ArgumentError, match="precision must be one of 'highest', 'fast', 'tf32'"):
+        cupyflash.explain(q, k, v, arch=90, precision="medium")
     q16, k16, v16 = qkv(np.random.default_rng(0), 1, 10, 10, 2, 2, 64, 64, "bfloat16")
-    with pytest.raises(cupyflash.ArgumentError, match="applies to float32 input"):
-        cupyflash.explain(q16, k16, v16, arch=90, precision="fast")
+    for precision in ("fast", "tf32"):
+        with pytest.raises(cupyflash.ArgumentError, match=f"precision='{precision}' applies to float32 input"):
+            cupyflash.explain(q16, k16, v16, arch=90, precision=precision)
     assert cupyflash.explain(q, k, v, arch=90, backend="wgmma").spec.fp32_terms == 3

@@ -1,4 +1,4 @@
-"""GPU: the tf32 fast mode (float32, precision="fast" on Hopper; cupyflash._vt and the
+"""GPU: the tf32 mode (float32, precision="tf32" on Hopper; cupyflash._vt and the
 Elem = Tf32 wgmma kernel). The V^T pre-pass matches its NumPy reference bit for
 bit (permutation, tf32 rounding, zero padding, strided and bhsd views, NaN and
 inf); attention matches the float64 reference within the fast-mode bound, over
@@ -204,9 +204,8 @@ DISPATCH_CASES = [(64, 64, 1000, 1000, False), (64, 64, 1000, 1000, True), (128,
 
 
 @pytest.mark.parametrize("d,dv,sq,sk,causal", DISPATCH_CASES, ids=lambda x: str(x))
-def test_precision_fast_dispatches_tf32(d, dv, sq, sk, causal):
-    """The public call: dispatch picks the tf32 kernel for these lengths (1024 keys, 2048
-    under a causal mask: the tf32 length rule); out= and LSE;
+def test_precision_tf32_dispatches_tf32(d, dv, sq, sk, causal):
+    """The public call with precision="tf32" takes the tf32 kernel; out= and LSE;
     head dim 33 stages q and k (rows of 33 floats are not 16-byte strides) and dv 50/100 the output."""
     import cupy as cp
 
@@ -214,12 +213,12 @@ def test_precision_fast_dispatches_tf32(d, dv, sq, sk, causal):
     seed = zlib.crc32(repr(("dispatch", d, dv, sq, sk, causal)).encode()) % 2**31
     q, k, v = (_randn(shape, seed + i) for i, shape in
                enumerate(((2, sq, 4, d), (2, sk, 2, d), (2, sk, 2, dv))))
-    plan = cupyflash.explain(q, k, v, causal=causal, precision="fast")
+    plan = cupyflash.explain(q, k, v, causal=causal, precision="tf32")
     assert plan.spec.tf32, plan
     if d == 33:
         assert {"q", "k", "out"} <= set(plan.staged)
     out = _poisoned((2, sq, 4, dv))
-    res, lse = cupyflash.attention(q, k, v, causal=causal, precision="fast", out=out, return_lse=True)
+    res, lse = cupyflash.attention(q, k, v, causal=causal, precision="tf32", out=out, return_lse=True)
     assert res is out and lse.dtype == cp.float32
     _check(out, lse, q, k, v, causal, "bottom_right")
 
@@ -233,8 +232,8 @@ def test_tf32_error_on_normal_data():
 
     _require_hopper()
     q, k, v = (_randn((2, 1024, 8, 128), 40 + i) for i in range(3))
-    assert cupyflash.explain(q, k, v, precision="fast").spec.tf32
-    out = cupyflash.attention(q, k, v, precision="fast")
+    assert cupyflash.explain(q, k, v, precision="tf32").spec.tf32
+    out = cupyflash.attention(q, k, v, precision="tf32")
     ref, _ = attention_ref(q, k, v, causal=False, offset=0, scale=1 / math.sqrt(128), layout="bshd")
     rel = float(cp.linalg.norm(out.astype(cp.float64) - ref) / cp.linalg.norm(ref))
     assert rel <= TF32_NORMAL_BOUND, f"relative error {rel:.3e} > {TF32_NORMAL_BOUND} (truncated, not rounded?)"
@@ -246,7 +245,7 @@ def test_tf32_large_magnitudes():
 
     _require_hopper()
     q, k, v = _randn((2, 500, 4, 64), 1, 40.0), _randn((2, 700, 2, 64), 2, 1e-3), _randn((2, 700, 2, 64), 3, 1e20)
-    out, lse = cupyflash.attention(q, k, v, causal=True, precision="fast", return_lse=True)
-    assert cupyflash.explain(q, k, v, causal=True, precision="fast").spec.tf32
+    out, lse = cupyflash.attention(q, k, v, causal=True, precision="tf32", return_lse=True)
+    assert cupyflash.explain(q, k, v, causal=True, precision="tf32").spec.tf32
     _check(out, lse, q, k, v, True, "bottom_right")
     assert not cp.isinf(out).any()
