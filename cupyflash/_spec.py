@@ -44,8 +44,8 @@ The table's entries are persistent at widths 64 (192 rows) and 128; up to 1024
 queries and keys, WGMMA_SHORT_TILES replaces them (128 rows with pingpong). 16-bit
 outputs leave through shared memory and TMA stores (the item's Q buffer holds O).
 Measured on H100 against cuDNN in the same run (bench/notes/full_bench.md,
-"Full bench v3.4"): 0.96-1.14 x at seqlen 4096 and 1.00-1.20 x at 16384 (d 64/128/256,
-fp16 and bf16); 0.85-0.99 x at 1024, where the per-item start and end are a larger share of
+"Full bench v3.5"): 0.97-1.16 x at seqlen 4096 and 0.88-1.18 x at 16384 (d 64/128/256,
+fp16 and bf16); 0.83-1.04 x at 1024, where the per-item start and end are a larger share of
 each block's work (bench/notes/wgmma.md, "Per-item cost after the Q prefetch").
 
 DMMA path (fp64 on the fp64 tensor cores, mma.sync m8n8k4, sm_80+): each warp
