@@ -145,16 +145,17 @@ def test_tolerance_rule():
 
 
 def test_constants_mirror_the_gpu_tests():
-    """accuracy.py mirrors tests/test_gpu_attention.py's check() (the package
+    """accuracy.py mirrors tests/gpu_checks.py's check() (the package
     cannot import tests/): this fails when one side changes alone."""
     pytest.importorskip("cupy", reason="tests/gpu_reference.py imports CuPy, not installed")
+    import gpu_checks
     import gpu_reference
     import test_gpu_attention
 
     assert accuracy.FAST_FP32_BOUND == test_gpu_attention.FAST_FP32_BOUND
     for ours, theirs in (("fp16", "float16"), ("bf16", "bfloat16")):
         assert accuracy.EPS[ours] == gpu_reference.EPS[theirs]
-    src = inspect.getsource(test_gpu_attention.check)
+    src = inspect.getsource(gpu_checks.check)
     assert "err <= 2 * naive_err + EPS[dtype] / 2" in src and accuracy.NAIVE_FACTOR == 2
     assert all(accuracy.ABS_FLOOR[d] == accuracy.EPS[d] / 2 for d in accuracy.EPS)
     literals = {node.value for node in ast.walk(ast.parse(src))

@@ -17,7 +17,7 @@ import pytest
 import cupyflash
 
 from split_reference import tiled_magnitudes
-from test_gpu_attention import check, poisoned, require_backend
+from gpu_checks import check, poisoned, require_backend
 
 pytestmark = pytest.mark.gpu
 

@@ -29,7 +29,7 @@ from .reference_rows import (DEFAULT_ROWS, attention_rows, max_abs_error,
                              query_rows, rel_l2_error)
 from .results import MAX_ABS, REL_L2, Accuracy
 
-# Mirrors of tests/test_gpu_attention.py's check() and tests/gpu_reference.py.
+# Mirrors of tests/gpu_checks.py's check() and tests/gpu_reference.py.
 NAIVE_FACTOR = 2.0
 EPS = {"fp16": 2.0 ** -10, "bf16": 2.0 ** -7}  # spacing of the dtype's values at 1.0
 ABS_FLOOR = {dtype: eps / 2 for dtype, eps in EPS.items()}
