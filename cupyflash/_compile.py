@@ -100,11 +100,14 @@ def get_function(spec: KernelSpec, device_id: int):
     return _cached((spec, device_id), spec.variant_name, lambda: _build(spec))
 
 
-def get_named_function(entry: str, name_expression: str, device_id: int, arch_options: tuple[str, ...] = ()):
+def get_named_function(entry: str, name_expression: str, device_id: int, arch_options: tuple[str, ...] = (),
+                       max_dynamic_smem: int = 0):
     """The loaded kernel ``name_expression`` of the translation unit ``entry`` (a
-    cuda_src file with no KernelSpec: the float32 pre-pass) on ``device_id``."""
-    key = (entry, name_expression, arch_options, device_id)
-    return _cached(key, name_expression, lambda: _build_named(entry, name_expression, arch_options))
+    cuda_src file with no KernelSpec: the float32 pre-passes) on ``device_id``.
+    ``max_dynamic_smem`` > 0: the kernel is allowed that much dynamic shared memory
+    once, when it is loaded (whatever a launch then asks for, up to it)."""
+    key = (entry, name_expression, arch_options, max_dynamic_smem, device_id)
+    return _cached(key, name_expression, lambda: _build_named(entry, name_expression, arch_options, max_dynamic_smem))
 
 
 def _cached(key, label: str, build):
@@ -147,5 +150,8 @@ def _build(spec: KernelSpec):
     return fn
 
 
-def _build_named(entry: str, name_expression: str, arch_options: tuple[str, ...]):
-    return _load(entry, name_expression, arch_options, name_expression)
+def _build_named(entry: str, name_expression: str, arch_options: tuple[str, ...], max_dynamic_smem: int):
+    fn = _load(entry, name_expression, arch_options, name_expression)
+    if max_dynamic_smem:
+        fn.max_dynamic_shared_size_bytes = max_dynamic_smem
+    return fn
