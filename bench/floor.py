@@ -22,6 +22,17 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 import cupyflash
 
 
+# torch SDPA's backends, by the names the sweeps and A/Bs use for them.
+SDPA_BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_ATTENTION,
+                 "efficient": SDPBackend.EFFICIENT_ATTENTION}
+
+
+def sdpa(backend: str, qt, kt, vt, causal: bool):
+    """torch SDPA forced to one backend (SDPA_BACKENDS), on bhsd tensors."""
+    with sdpa_kernel(SDPA_BACKENDS[backend]):
+        return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+
+
 def time_ms(fn, warmup=5, repeats=30, inner=10):
     """Median per-call time; each sample times ``inner`` back-to-back calls so
     that host-side launch cost overlaps the GPU work, as in a real pipeline."""
@@ -201,12 +212,9 @@ def main():
         flops = 4 * b * h * d * (s * (s + 1) / 2 if causal else s * s)
         res = {"cupyflash": time_ms(lambda: cupyflash.attention(q, k, v, causal=causal, backend=args.backend))}
         qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
-        for name, be in (("flash", SDPBackend.FLASH_ATTENTION), ("cudnn", SDPBackend.CUDNN_ATTENTION),
-                         ("efficient", SDPBackend.EFFICIENT_ATTENTION)):
+        for name in SDPA_BACKENDS:
             try:
-                with sdpa_kernel(be):
-                    res[name] = time_ms(lambda: torch.nn.functional.scaled_dot_product_attention(
-                        qt, kt, vt, is_causal=causal))
+                res[name] = time_ms(lambda: sdpa(name, qt, kt, vt, causal))
             except RuntimeError as exc:
                 res[name] = float("nan")
                 print(f"{name}: rejected: {str(exc).splitlines()[0]}")

@@ -14,11 +14,10 @@ from __future__ import annotations
 import argparse
 
 import torch
-from torch.nn.attention import SDPBackend, sdpa_kernel
 
 import cupyflash
 from ab_auto import launcher  # bench/ is on sys.path as a script
-from floor import SWEEP_DTYPES, sweep_inputs
+from floor import SWEEP_DTYPES, sdpa, sweep_inputs
 
 
 def main():
@@ -36,8 +35,7 @@ def main():
         qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
 
         def run():
-            with sdpa_kernel(SDPBackend.FLASH_ATTENTION):
-                torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=args.causal)
+            sdpa("flash", qt, kt, vt, args.causal)
         variant = "torch flash (FlashAttention-2)"
     else:
         run, variant = launcher(cupyflash, q, k, v, bufs, stream, args.causal, args.backend)
