@@ -19,6 +19,7 @@
 // otherwise kVec = 1 (4-byte copies).
 #include "split_params.h"
 #include "ptx.h"
+#include "split_shift.h"
 #include "tile_shifts.h"
 
 namespace cupyflash {
@@ -28,33 +29,6 @@ constexpr int kSplitThreads = 256;  // mirrored by SPLIT_THREADS in cupyflash/_s
 // per thread. Shared memory decides the actual count (a 128 x 128 fp32 tile
 // stages 64 KB: 3 blocks per SM, 192 KB of loads in flight per SM).
 constexpr int kSplitBlocksPerSm = 4;  // mirrored by BLOCKS_PER_SM
-constexpr u32 kF32AbsMask = 0x7fffffffu;
-constexpr u32 kF32InfBits = 0x7f800000u;  // |x| bits below this: x is finite
-constexpr u32 kF32MantMask = (1u << kF32MantBits) - 1;
-constexpr int kF32SubnormalExp = -149;  // a subnormal float is mantissa * 2^-149
-// ceil(log2(0)) as the reference formula has it: log2 of 2^-1000, its stand-in for 0.
-constexpr int kZeroCeilLog2 = -1000;
-
-// ---- the factor formula (mirrored by shift_exponent in cupyflash/_split.py) ----
-
-// ceil(log2(m)) for a finite m > 0, exactly: integer work on the bits, so it
-// agrees with the reference's double-precision ceil(log2(m)) for every float.
-__device__ __forceinline__ int ceil_log2_f32(u32 bits) {
-  const int biased = static_cast<int>(bits >> kF32MantBits);
-  const u32 mant = bits & kF32MantMask;
-  if (biased == 0) {  // subnormal: ceil(log2(mant)) + kF32SubnormalExp, mant >= 1
-    return (32 - __clz(static_cast<int>(mant - 1))) + kF32SubnormalExp;
-  }
-  return biased - kF32ExpBias + (mant != 0 ? 1 : 0);  // 1.f * 2^x: a power of two only when f = 0
-}
-
-// The shift e of one tile from its finite abs-max (float bits): max |x * 2^e| in
-// (2^(target-1), 2^target], clipped to +-max_shift; an all-zero tile takes +max_shift.
-__device__ __forceinline__ int split_shift(u32 max_bits, int target, int max_shift) {
-  const int e = target - (max_bits == 0 ? kZeroCeilLog2 : ceil_log2_f32(max_bits));
-  return min(max(e, -max_shift), max_shift);
-}
-
 template <int kVec>
 struct F32Vec { float v[kVec]; };
 
@@ -121,8 +95,7 @@ __global__ void __launch_bounds__(kSplitThreads, kSplitBlocksPerSm) split_fp32_t
       const F32Vec<kVec> x = stage[j * kSplitThreads + threadIdx.x];
 #pragma unroll
       for (int i = 0; i < kVec; ++i) {
-        const u32 a = __float_as_uint(x.v[i]) & kF32AbsMask;
-        m = max(m, a < kF32InfBits ? a : 0u);  // NaN and inf stay out of the factor
+        m = max(m, finite_abs_bits(x.v[i]));  // NaN and inf stay out of the factor
       }
     }
   }

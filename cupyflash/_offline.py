@@ -64,9 +64,15 @@ def compile_names(entry: str, names: list[tuple[str, str]], arch: str) -> tuple[
     """Compile the kernels ``names`` ((label, name expression) pairs) of the
     translation unit ``entry`` in one NVRTC program for ``arch``; return their
     resource reports (in order, ``variant`` = the label) and the cubin."""
+    return compile_program(kernel_source(entry), names, arch)
+
+
+def compile_program(source: str, names: list[tuple[str, str]], arch: str) -> tuple[list[ResourceReport], bytes]:
+    """compile_names for a whole translation unit given as text (headers already
+    inlined), e.g. a test's wrapper kernel around one device building block."""
     from cuda.bindings import nvrtc
 
-    src = kernel_source(entry).encode()
+    src = source.encode()
     err, prog = nvrtc.nvrtcCreateProgram(src, b"cupyflash.cu", 0, [], [])
     _check(err, "create")
     try:

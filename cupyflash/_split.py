@@ -137,7 +137,7 @@ def shift_layout(batch: int, heads_q: int, heads_kv: int, seqlen_q: int, seqlen_
 def shift_exponent(max_abs: float, target: int = TARGET_EXP, max_shift: int = MAX_SHIFT["v"]) -> int:
     """The shift e of a tile whose finite abs-max is ``max_abs`` (a float32 value):
     max |x * 2^e| in (2^(target-1), 2^target], clipped to +-max_shift; 0 takes
-    +max_shift. The kernel's integer formula (split_shift in split_fp32.cu), in Python."""
+    +max_shift. The kernel's integer formula (split_shift in split_shift.h), in Python."""
     m = np.float32(max_abs)
     if m == 0:
         ceil_log2 = ZERO_CEIL_LOG2

@@ -224,3 +224,42 @@ def test_softmax_overlaps_the_previous_pv(variant):
     before, after = _exps_around_pv_wait(_wgmma_sass_by_variant()[variant])
     # a thread owns 2 rows x block_n / 4 scores, plus 2 row-max corrections
     assert before >= block_n // 2 and after == 0, (before, after)
+
+
+# A wrapper kernel around the in-kernel converter (cuda_src/convert_tile.h): one
+# 96-thread block converts one staged d128 K tile (64 x 128), as the converter
+# warps will. Compiled, never run: no spill, and within the producer's planned
+# setmaxnreg budget (bench/notes/fp32_fp64.md, "In-kernel conversion, offline work").
+_CONVERT_WRAPPER = """
+namespace cupyflash {
+template <int kRows, int kCols>
+__global__ void __launch_bounds__(kConverterThreads, 1) convert_tile_probe(int* shift_out) {
+  extern __shared__ unsigned char smem_raw[];
+  const u32 smem = (smem_addr(smem_raw) + 1023) & ~1023u;
+  const u32 stage = smem, dst = smem + kRows * kCols * 4, words = dst + kRows * kCols * 2;
+  const int ct = threadIdx.x;
+  const u32 m = converters_abs_max(staged_abs_max<kRows, kCols>(stage, ct), words, ct);
+  const int e = split_shift(m, 14, 120);
+  convert_staged_tile<kRows, kCols>(stage, dst, pow2_f32(e), ct);
+  if (ct == 0) *shift_out = e;
+}
+}  // namespace cupyflash
+"""
+CONVERTER_REG_BUDGET = 32  # the planned producer setmaxnreg target
+
+
+@pytest.mark.parametrize("rows,cols", [(64, 128), (128, 64), (192, 64)])
+def test_convert_tile_probe_compiles_within_budget(rows, cols):
+    from cupyflash._compile import _inline, source_dir
+    from cupyflash._offline import compile_program
+
+    lines: list[str] = []
+    _inline(source_dir() / "convert_tile.h", set(), lines)
+    src = "\n".join(lines) + _CONVERT_WRAPPER
+    (r,), cubin = compile_program(src, [("probe", f"cupyflash::convert_tile_probe<{rows}, {cols}>")], "sm_90a")
+    print(f"\nconvert_tile_probe<{rows}, {cols}>: regs {r.registers} stack {r.stack_frame} "
+          f"spill {r.spill_stores}/{r.spill_loads}")
+    assert not r.spills and not r.stack_frame, r
+    assert r.registers <= CONVERTER_REG_BUDGET, r
+    sass = _sass(cubin)
+    assert "STS.64" in sass and "LDS.128" in sass and not re.search(r"\b(LDL|STL)\b", sass)

@@ -1,0 +1,147 @@
+// In-kernel fp32 -> fp16 conversion of one staged tile (groundwork; not yet used
+// by flash_fwd_wgmma.cuh). The plan: bench/notes/fp32_fp64.md, "In-kernel
+// conversion, offline work". TMA puts a tile of the caller's float32 q, k or v
+// into shared memory as fp32 boxes (rows x 32 columns, 128-byte swizzled); the
+// producer warpgroup's three idle warps (the converters) take the tile's finite
+// abs-max, its shift (split_shift.h, as the pre-pass), and write the tile x 2^e
+// as fp16 boxes (rows x 64 columns, 128-byte swizzled), the layout wgmma reads.
+//
+// Both layouts are TMA's 128-byte swizzle: the 16-byte chunk c of row r of a box
+// sits at chunk position c ^ (r % 8); a box is rows x 128 bytes, a tile's boxes
+// are consecutive. (Host-callable so that tests/test_convert_tile.py checks
+// them against a Python model with static_asserts.)
+#pragma once
+#include "common.h"
+#include "ptx.h"
+#include "split_shift.h"
+#include "tile_shifts.h"
+
+namespace cupyflash {
+
+constexpr int kConverterWarps = 3;  // warps 1-3 of the producer warpgroup; warp 0 issues TMA
+constexpr int kConverterThreads = kConverterWarps * kWarpSize;
+// Named barrier of the converters' abs-max (0 is __syncthreads, 1-2 the pingpong
+// turns, 3-5 the epilogues of up to three consumer warpgroups).
+constexpr int kConvertBarrier = 6;
+constexpr int kCvtRowBytes = 128;  // one swizzled box row (= kSwizzleRowBytes)
+constexpr int kCvtChunkBytes = 16;
+constexpr int kCvtSwizzleRows = 8;  // the swizzle's period in rows
+constexpr int kF32BoxCols = kCvtRowBytes / 4;   // 32
+constexpr int kF16BoxCols = kCvtRowBytes / 2;   // 64
+constexpr int kF32ChunkElems = kCvtChunkBytes / 4;  // 4
+constexpr int kF16ChunkElems = kCvtChunkBytes / 2;  // 8
+// An fp32 chunk (4 values) becomes half an fp16 chunk: 8 bytes.
+constexpr int kF16HalfChunkBytes = kCvtChunkBytes / 2;
+// Lanes per row in one warp instruction: the 8 chunks of an fp32 box row.
+constexpr int kLanesPerRow = kCvtRowBytes / kCvtChunkBytes;
+// Rows per warp instruction, and instructions per 8-row swizzle atom.
+constexpr int kRowsPerWarpStep = kWarpSize / kLanesPerRow;                // 4
+constexpr int kStepsPerAtom = kCvtSwizzleRows / kRowsPerWarpStep;         // 2
+
+// Byte offset of chunk `chunk` of row `row` of box `box`, in a tile of `rows` rows.
+__host__ __device__ constexpr u32 swizzled_chunk_offset(int rows, int box, int row, int chunk) {
+  return static_cast<u32>((box * rows + row) * kCvtRowBytes + kCvtChunkBytes * (chunk ^ (row % kCvtSwizzleRows)));
+}
+// Byte offset of fp32 element (row, col) of a staged tile of `rows` rows.
+__host__ __device__ constexpr u32 f32_elem_offset(int rows, int row, int col) {
+  return swizzled_chunk_offset(rows, col / kF32BoxCols, row, (col % kF32BoxCols) / kF32ChunkElems) +
+         4 * (col % kF32ChunkElems);
+}
+// Byte offset of fp16 element (row, col) of a converted tile of `rows` rows.
+__host__ __device__ constexpr u32 f16_elem_offset(int rows, int row, int col) {
+  return swizzled_chunk_offset(rows, col / kF16BoxCols, row, (col % kF16BoxCols) / kF16ChunkElems) +
+         2 * (col % kF16ChunkElems);
+}
+// Where fp32 chunk (box b, row r, chunk c) lands, as 8 bytes: fp16 box b / 2,
+// chunk 4 (b % 2) + c / 2, its low or high 8 bytes by c % 2. (= f16_elem_offset
+// of the chunk's first element, (r, 32 b + 4 c).)
+__host__ __device__ constexpr u32 f16_dst_of_f32_chunk(int rows, int b, int r, int c) {
+  return swizzled_chunk_offset(rows, b / 2, r, (kF32BoxCols / kF16ChunkElems) * (b % 2) + c / 2) +
+         kF16HalfChunkBytes * (c % 2);
+}
+// The row (within an 8-row swizzle atom) of lane `lane` in warp step k (0 or 1)
+// of the atom: lanes 8q..8q+7 take row 4 (q % 2) + q / 2 + 2 k, lane % 8 its chunk.
+// Hazard: a half-warp (the unit of an STS.64) must pair rows r and r + 4: the 64
+// bytes one row's fp32 box writes fill the half (r % 8) >> 2 of the fp16 row (the
+// swizzle's bit 2), so rows r and r + 4 fill complementary halves, all 32 banks
+// once. Rows r and r + 1 (lane / 8 order) would share a half: 2-way conflicts.
+__host__ __device__ constexpr int converter_row_in_atom(int lane, int k) {
+  return kRowsPerWarpStep * ((lane / kLanesPerRow) % 2) + (lane / kLanesPerRow) / 2 + 2 * k;
+}
+
+__device__ __forceinline__ float4 lds128_f32(u32 addr) {
+  float4 v;
+  asm volatile("ld.shared.v4.f32 {%0, %1, %2, %3}, [%4];\n"
+               : "=f"(v.x), "=f"(v.y), "=f"(v.z), "=f"(v.w) : "r"(addr) : "memory");
+  return v;
+}
+__device__ __forceinline__ void sts64(u32 addr, u32 a, u32 b) {
+  asm volatile("st.shared.v2.b32 [%0], {%1, %2};\n" ::"r"(addr), "r"(a), "r"(b) : "memory");
+}
+__device__ __forceinline__ void sts32(u32 addr, u32 a) {
+  asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(a) : "memory");
+}
+__device__ __forceinline__ u32 lds32(u32 addr) {
+  u32 v;
+  asm volatile("ld.shared.b32 %0, [%1];\n" : "=r"(v) : "r"(addr) : "memory");
+  return v;
+}
+
+// The warp steps of a kRows x kCols tile: (kCols / 32 fp32 boxes) x (kRows / 8
+// atoms) x 2; converter warp w takes steps w, w + 3, ... (warp-uniform bounds).
+// f(box, row, chunk) is called once per 16-byte fp32 chunk of this thread's.
+template <int kRows, int kCols, class F>
+__device__ __forceinline__ void for_each_converter_chunk(int ct, F&& f) {
+  static_assert(kRows % kCvtSwizzleRows == 0, "tile rows: a multiple of the 8-row swizzle atom");
+  static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
+  constexpr int kAtoms = kRows / kCvtSwizzleRows;
+  constexpr int kSteps = (kCols / kF32BoxCols) * kAtoms * kStepsPerAtom;
+  const int warp = ct / kWarpSize, lane = ct % kWarpSize;
+  const int chunk = lane % kLanesPerRow;
+#pragma unroll 4
+  for (int s = warp; s < kSteps; s += kConverterWarps) {
+    const int k = s % kStepsPerAtom;
+    const int atom = (s / kStepsPerAtom) % kAtoms;
+    const int box = s / (kStepsPerAtom * kAtoms);
+    f(box, atom * kCvtSwizzleRows + converter_row_in_atom(lane, k), chunk);
+  }
+}
+
+// This thread's part of the staged tile's finite abs-max, as float bits
+// (non-negative floats order like their bits), the pre-pass's rule.
+template <int kRows, int kCols>
+__device__ __forceinline__ u32 staged_abs_max(u32 stage, int ct) {
+  u32 m = 0;
+  for_each_converter_chunk<kRows, kCols>(ct, [&](int box, int row, int chunk) {
+    const float4 x = lds128_f32(stage + swizzled_chunk_offset(kRows, box, row, chunk));
+    m = max(max(m, finite_abs_bits(x.x)), max(finite_abs_bits(x.y), max(finite_abs_bits(x.z), finite_abs_bits(x.w))));
+  });
+  return m;
+}
+
+// The tile's abs-max across the three converter warps. words: 3 u32 of shared
+// memory. Hazard: the caller alternates two such arrays by tile parity; a warp
+// writes tile t + 2's words only after the barrier of tile t + 1, which every
+// warp reaches after reading tile t's, so two arrays suffice and one does not.
+__device__ __forceinline__ u32 converters_abs_max(u32 m, u32 words, int ct) {
+  m = __reduce_max_sync(0xffffffffu, m);
+  if (ct % kWarpSize == 0) sts32(words + 4 * (ct / kWarpSize), m);
+  asm volatile("bar.sync %0, %1;\n" ::"n"(kConvertBarrier), "n"(kConverterThreads) : "memory");
+  return max(lds32(words), max(lds32(words + 4), lds32(words + 8)));
+}
+
+// Writes the staged tile x 2^e (scale = 2^e, exact) as fp16 into dst, rounded
+// to nearest even as the pre-pass does (__fmul_rn: never contracted). The caller
+// then runs fence.proxy.async (wgmma reads dst through the async proxy; these
+// are generic-proxy stores) before arriving on the slot's full barrier.
+template <int kRows, int kCols>
+__device__ __forceinline__ void convert_staged_tile(u32 stage, u32 dst, float scale, int ct) {
+  for_each_converter_chunk<kRows, kCols>(ct, [&](int box, int row, int chunk) {
+    const float4 x = lds128_f32(stage + swizzled_chunk_offset(kRows, box, row, chunk));
+    sts64(dst + f16_dst_of_f32_chunk(kRows, box, row, chunk),
+          pack2<Half>(__fmul_rn(x.x, scale), __fmul_rn(x.y, scale)),
+          pack2<Half>(__fmul_rn(x.z, scale), __fmul_rn(x.w, scale)));
+  });
+}
+
+}  // namespace cupyflash
