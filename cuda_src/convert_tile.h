@@ -1,5 +1,5 @@
-// In-kernel fp32 -> fp16 conversion of one staged tile (groundwork; not yet used
-// by flash_fwd_wgmma.cuh). The plan: bench/notes/fp32_fp64.md, "In-kernel
+// In-kernel fp32 -> fp16 conversion of one staged tile, used by the converter
+// warps of wgmma_convert.h. The plan: bench/notes/fp32_fp64.md, "In-kernel
 // conversion, offline work". TMA puts a tile of the caller's float32 q, k or v
 // into shared memory as fp32 boxes (rows x 32 columns, 128-byte swizzled); the
 // producer warpgroup's three idle warps (the converters) take the tile's finite
@@ -87,33 +87,35 @@ __device__ __forceinline__ u32 lds32(u32 addr) {
   return v;
 }
 
-// The warp steps of a kRows x kCols tile: (kCols / 32 fp32 boxes) x (kRows / 8
-// atoms) x 2; converter warp w takes steps w, w + 3, ... (warp-uniform bounds).
+// The warp steps of a rows x kCols tile (rows a multiple of 8, known only at run
+// time: a Q unit and a key tile may differ), in the order (atom, box, k): 2 x
+// (kCols / 32 fp32 boxes) steps per 8-row atom. Converter warp w takes steps w,
+// w + 3, ... (warp-uniform bounds); every division is by a constant.
 // f(box, row, chunk) is called once per 16-byte fp32 chunk of this thread's.
-template <int kRows, int kCols, class F>
-__device__ __forceinline__ void for_each_converter_chunk(int ct, F&& f) {
-  static_assert(kRows % kCvtSwizzleRows == 0, "tile rows: a multiple of the 8-row swizzle atom");
+template <int kCols, class F>
+__device__ __forceinline__ void for_each_converter_chunk(int rows, int ct, F&& f) {
   static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
-  constexpr int kAtoms = kRows / kCvtSwizzleRows;
-  constexpr int kSteps = (kCols / kF32BoxCols) * kAtoms * kStepsPerAtom;
+  constexpr int kBoxes = kCols / kF32BoxCols;
+  constexpr int kStepsPerRowAtom = kBoxes * kStepsPerAtom;
+  const int steps = (rows / kCvtSwizzleRows) * kStepsPerRowAtom;
   const int warp = ct / kWarpSize, lane = ct % kWarpSize;
   const int chunk = lane % kLanesPerRow;
 #pragma unroll 4
-  for (int s = warp; s < kSteps; s += kConverterWarps) {
+  for (int s = warp; s < steps; s += kConverterWarps) {
     const int k = s % kStepsPerAtom;
-    const int atom = (s / kStepsPerAtom) % kAtoms;
-    const int box = s / (kStepsPerAtom * kAtoms);
+    const int box = (s / kStepsPerAtom) % kBoxes;
+    const int atom = s / kStepsPerRowAtom;
     f(box, atom * kCvtSwizzleRows + converter_row_in_atom(lane, k), chunk);
   }
 }
 
 // This thread's part of the staged tile's finite abs-max, as float bits
 // (non-negative floats order like their bits), the pre-pass's rule.
-template <int kRows, int kCols>
-__device__ __forceinline__ u32 staged_abs_max(u32 stage, int ct) {
+template <int kCols>
+__device__ __forceinline__ u32 staged_abs_max(u32 stage, int rows, int ct) {
   u32 m = 0;
-  for_each_converter_chunk<kRows, kCols>(ct, [&](int box, int row, int chunk) {
-    const float4 x = lds128_f32(stage + swizzled_chunk_offset(kRows, box, row, chunk));
+  for_each_converter_chunk<kCols>(rows, ct, [&](int box, int row, int chunk) {
+    const float4 x = lds128_f32(stage + swizzled_chunk_offset(rows, box, row, chunk));
     m = max(max(m, finite_abs_bits(x.x)), max(finite_abs_bits(x.y), max(finite_abs_bits(x.z), finite_abs_bits(x.w))));
   });
   return m;
@@ -131,16 +133,24 @@ __device__ __forceinline__ u32 converters_abs_max(u32 m, u32 words, int ct) {
 }
 
 // Writes the staged tile x 2^e (scale = 2^e, exact) as fp16 into dst, rounded
-// to nearest even as the pre-pass does (__fmul_rn: never contracted). The caller
-// then runs fence.proxy.async (wgmma reads dst through the async proxy; these
-// are generic-proxy stores) before arriving on the slot's full barrier.
-template <int kRows, int kCols>
-__device__ __forceinline__ void convert_staged_tile(u32 stage, u32 dst, float scale, int ct) {
-  for_each_converter_chunk<kRows, kCols>(ct, [&](int box, int row, int chunk) {
-    const float4 x = lds128_f32(stage + swizzled_chunk_offset(kRows, box, row, chunk));
-    sts64(dst + f16_dst_of_f32_chunk(kRows, box, row, chunk),
-          pack2<Half>(__fmul_rn(x.x, scale), __fmul_rn(x.y, scale)),
-          pack2<Half>(__fmul_rn(x.z, scale), __fmul_rn(x.w, scale)));
+// to nearest even as the pre-pass does (split_pair: __fmul_rn, never contracted).
+// kLo: also the remainder x 2^e - hi, as the pre-pass's lo copy, lo_offset bytes
+// after dst. dst's boxes are dst_rows rows apart: a key tile's own rows, or, for
+// the 64 rows of one consumer warpgroup, the whole Q buffer's (the unit lands at
+// its rows of each box; its first row is a multiple of 8, so the swizzle is the
+// same). The caller then runs fence.proxy.async (wgmma reads dst through the
+// async proxy; these are generic-proxy stores) before arriving on dst's barrier.
+template <int kCols, bool kLo>
+__device__ __forceinline__ void convert_staged_tile(u32 stage, int rows, u32 dst, int dst_rows, u32 lo_offset,
+                                                    float scale, int ct) {
+  for_each_converter_chunk<kCols>(rows, ct, [&](int box, int row, int chunk) {
+    const float4 x = lds128_f32(stage + swizzled_chunk_offset(rows, box, row, chunk));
+    const u32 to = dst + f16_dst_of_f32_chunk(dst_rows, box, row, chunk);
+    u32 hi0, hi1, lo0, lo1;
+    split_pair(x.x, x.y, scale, hi0, lo0);
+    split_pair(x.z, x.w, scale, hi1, lo1);
+    sts64(to, hi0, hi1);
+    if constexpr (kLo) sts64(to + lo_offset, lo0, lo1);
   });
 }
 

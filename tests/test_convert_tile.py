@@ -43,11 +43,11 @@ def f16_dst_of_f32_chunk(rows: int, b: int, r: int, c: int) -> int:
 
 def warp_steps(rows: int, cols: int, row_of=converter_row_in_atom):
     """For each warp step of each converter warp: per lane (box, row, chunk)."""
-    atoms = rows // 8
-    steps = (cols // 32) * atoms * 2
+    boxes = cols // 32
+    steps = (rows // 8) * boxes * 2
     for warp in range(CONVERTER_WARPS):
         for s in range(warp, steps, CONVERTER_WARPS):
-            k, atom, box = s % 2, (s // 2) % atoms, s // (2 * atoms)
+            k, box, atom = s % 2, (s // 2) % boxes, s // (2 * boxes)
             yield [(box, atom * 8 + row_of(lane, k), lane % 8) for lane in range(WARP)]
 
 

@@ -1,0 +1,146 @@
+// The producer warpgroup when the Hopper kernel converts float32 operands itself
+// (Tr::kConvert), in place of the host's pre-pass (cupyflash/_split.py): the
+// caller's q, k, v are read from global memory by TMA, and no fp16 copy ever
+// goes to global memory.
+//   warp 0, lane 0 (the TMA thread): walks the producer's load order
+//     (walk_loads) and stages every unit of it, fp32 as the caller has it, in
+//     a ring of Tr::kStagesCvt slots (stage_full: TMA bytes landed; stage_empty:
+//     the converters are done with it). A unit is one consumer warpgroup's 64
+//     rows of Q, or one K or V tile. Before the bytes it writes the slot's unit
+//     header: where the unit goes and which barriers guard it, so that the
+//     converters need not replay the walk (one copy of their loop, not one per
+//     call site of the walk: the code of every copy shares the instruction
+//     cache with the consumers). After the walk, an empty unit ends the loop.
+//   warps 1-3 (the converters): per unit, the finite abs-max and the power-of-two
+//     shift exactly as the pre-pass takes them (split_shift.h), then, once the
+//     unit's fp16 buffer is empty (the consumers' empty_q / empty_k / empty_v,
+//     which the TMA thread waits for in the plain producer), the unit x 2^e as
+//     fp16 (and its lo part with 3 terms) in wgmma's layout (convert_tile.h),
+//     and the shift in the buffer's shift word. Each converter warp then arrives
+//     on the buffer's full barrier (which the consumers wait on as before) and
+//     on the staging slot's empty barrier.
+// The consumers read the shifts from the shift words instead of p.tile_shifts.
+// A Q unit is 64 rows, not the pre-pass's kBlockM: each consumer warpgroup has
+// its own e_q, which is all the softmax needs (its rows' scores).
+#pragma once
+#include "convert_tile.h"
+#include "wgmma_producer.h"
+
+namespace cupyflash {
+
+// Arrivals per full barrier of a converted buffer: one per converter warp and unit.
+template <class Tr>
+__host__ __device__ constexpr int converted_full_count(bool is_q) {
+  return kConverterWarps * (is_q ? Tr::kConsumerWarpgroups : 1);
+}
+
+// Where a staged unit goes, written by the TMA thread into its slot's header.
+struct UnitHeader {
+  u32 dst;          // fp16 destination (hi); lo follows lo_offset bytes on (3 terms)
+  u32 lo_offset;
+  u32 empty;        // dst's empty barrier, and the phase the converters wait for
+  u32 empty_phase;
+  u32 full;         // dst's full barrier
+  u32 shift_word;   // where the unit's shift goes
+  u32 max_shift;    // |e| bound of the operand (split_shift.h)
+  u32 rows;         // staged rows (0: no more units); dst_rows: dst's rows per box
+  u32 dst_rows;
+};
+static_assert(sizeof(UnitHeader) <= kUnitHeaderSlotBytes, "unit header slot (wgmma_traits.h)");
+
+__device__ __forceinline__ void write_header(u32 at, const UnitHeader& h) {
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(h.dst), "r"(h.lo_offset), "r"(h.empty),
+               "r"(h.empty_phase) : "memory");
+  asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at + 16), "r"(h.full), "r"(h.shift_word),
+               "r"(h.max_shift), "r"(h.rows) : "memory");
+  sts32(at + 32, h.dst_rows);
+}
+__device__ __forceinline__ UnitHeader read_header(u32 at) {
+  UnitHeader h;
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(h.dst), "=r"(h.lo_offset), "=r"(h.empty), "=r"(h.empty_phase) : "r"(at) : "memory");
+  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
+               : "=r"(h.full), "=r"(h.shift_word), "=r"(h.max_shift), "=r"(h.rows) : "r"(at + 16) : "memory");
+  h.dst_rows = lds32(at + 32);
+  return h;
+}
+
+template <class Tr, bool kPersistent>
+__device__ __forceinline__ void convert_producer(const FlashParams& p, const TmaParams& tma, const WgmmaSmem<Tr>& sm,
+                                                 int m_blocks, int tid) {
+  using Sm = WgmmaSmem<Tr>;
+  constexpr int kD = Tr::kWidth, kBlockN = Tr::kTileN, kQRows = Tr::kQUnitRows;
+  constexpr int kF32Boxes = kD / kF32BoxCols;
+  if (tid < kWarpSize) {
+    if (tid != 0) return;
+    // ------------------------------------------------ the TMA thread
+    tma_prefetch_desc(&tma.q);
+    tma_prefetch_desc(&tma.k);
+    tma_prefetch_desc(&tma.v);
+    int su = 0, use = 0, q_use = 0;  // staging, K/V ring and Q buffer uses so far
+    // One unit (h.rows rows from row0 of the map) into the next staging slot, once it is empty.
+    auto stage_unit = [&](const UnitHeader& h, const TmaDesc* map, int row0, int head, int batch) {
+      const int ss = Sm::stage_slot(su++);
+      mbar_wait(sm.stage_empty(ss), Sm::stage_phase(su - 1) ^ 1);
+      write_header(sm.unit_header(ss), h);  // ordered before the converters' reads by stage_full
+      if (h.rows == 0) {
+        mbar_arrive(sm.stage_full(ss));
+        return;
+      }
+      mbar_arrive_expect_tx(sm.stage_full(ss), h.rows * kD * kF32OperandBytes);
+#pragma unroll
+      for (int b = 0; b < kF32Boxes; ++b)
+        tma_load_4d(sm.stage(ss) + b * h.rows * kSwizzleRowBytes, map, sm.stage_full(ss), b * kF32BoxCols, row0,
+                    head, batch);
+    };
+    walk_loads<kPersistent, Tr::kBlockM, kBlockN, Tr::kQStages>(
+        p, m_blocks,
+        [&](const WorkItem& w) {
+          const int qs = Sm::q_slot(q_use);
+          for (int h = 0; h < Tr::kConsumerWarpgroups; ++h)
+            stage_unit({sm.q(qs) + kQRows * h * kSwizzleRowBytes, Tr::kQCopyBytes, sm.empty_q(qs),
+                        Sm::q_phase(q_use) ^ 1, sm.full_q(qs), sm.shift_q(qs, h), kMaxShiftQ, kQRows, Tr::kBlockM},
+                       &tma.q, w.m0 + kQRows * h, w.head, w.batch);
+          ++q_use;
+        },
+        [&](const WorkItem& w, int, int n0) {
+          const int s = Sm::slot(use);
+          const u32 ph = Sm::phase(use) ^ 1;
+          // K first: Q.K^T needs it first
+          stage_unit({sm.k(s), Tr::kKVCopyBytes, sm.empty_k(s), ph, sm.full_k(s), sm.shift_k(s), kMaxShiftK, kBlockN,
+                      kBlockN}, &tma.k, n0, w.kv_head, w.batch);
+          stage_unit({sm.v(s), Tr::kKVCopyBytes, sm.empty_v(s), ph, sm.full_v(s), sm.shift_v(s), kMaxShiftV, kBlockN,
+                      kBlockN}, &tma.v, n0, w.kv_head, w.batch);
+          ++use;
+        });
+    stage_unit(UnitHeader{}, nullptr, 0, 0, 0);  // the end
+    return;
+  }
+  // -------------------------------------------------- the converters
+  const int ct = tid - kWarpSize;
+  for (int su = 0;; ++su) {
+    const int ss = Sm::stage_slot(su);
+    const u32 stage = sm.stage(ss);
+    mbar_wait(sm.stage_full(ss), Sm::stage_phase(su));
+    const UnitHeader h = read_header(sm.unit_header(ss));
+    if (h.rows == 0) return;
+    const int rows = static_cast<int>(h.rows);
+    // The abs-max reads only staging: it overlaps the consumers' last use of dst.
+    const u32 m = converters_abs_max(staged_abs_max<kD>(stage, rows, ct), sm.max_words(su & 1), ct);
+    const int e = split_shift(m, kSplitTargetExp, static_cast<int>(h.max_shift));
+    mbar_wait(h.empty, h.empty_phase);
+    convert_staged_tile<kD, Tr::kSplit>(stage, rows, h.dst, static_cast<int>(h.dst_rows), h.lo_offset, pow2_f32(e),
+                                        ct);
+    if (ct == 0) sts32(h.shift_word, static_cast<u32>(e));
+    // Hazard: wgmma reads dst through the async proxy and these were generic-proxy
+    // stores: without the fence the consumers' wgmma may read stale bytes.
+    fence_proxy_async_smem();
+    __syncwarp();
+    if (ct % kWarpSize == 0) {
+      mbar_arrive(h.full);
+      mbar_arrive(sm.stage_empty(ss));
+    }
+  }
+}
+
+}  // namespace cupyflash
