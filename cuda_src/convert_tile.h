@@ -87,36 +87,90 @@ __device__ __forceinline__ u32 lds32(u32 addr) {
   return v;
 }
 
-// The warp steps of a rows x kCols tile (rows a multiple of 8, known only at run
-// time: a Q unit and a key tile may differ), in the order (atom, box, k): 2 x
-// (kCols / 32 fp32 boxes) steps per 8-row atom. Converter warp w takes steps w,
-// w + 3, ... (warp-uniform bounds); every division is by a constant.
-// f(box, row, chunk) is called once per 16-byte fp32 chunk of this thread's.
-template <int kCols, class F>
-__device__ __forceinline__ void for_each_converter_chunk(int rows, int ct, F&& f) {
-  static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
-  constexpr int kBoxes = kCols / kF32BoxCols;
-  constexpr int kStepsPerRowAtom = kBoxes * kStepsPerAtom;
-  const int steps = (rows / kCvtSwizzleRows) * kStepsPerRowAtom;
-  const int warp = ct / kWarpSize, lane = ct % kWarpSize;
+// This lane's byte offsets within an 8-row swizzle atom, for its two rows
+// (warp step k = 0, 1; converter_row_in_atom) and its chunk (lane % 8): where
+// it reads in a staged fp32 box, and where that chunk lands in an fp16 box,
+// for an even or odd fp32 box (fp32 box b fills half b % 2 of fp16 box b / 2).
+// An atom starts at a multiple of 8 rows, so these hold in every atom and box.
+struct ConverterLane {
+  u32 src[kStepsPerAtom];
+  u32 dst[kStepsPerAtom][2];
+};
+__device__ __forceinline__ ConverterLane converter_lane(int lane) {
+  ConverterLane l;
   const int chunk = lane % kLanesPerRow;
-#pragma unroll 4
-  for (int s = warp; s < steps; s += kConverterWarps) {
-    const int k = s % kStepsPerAtom;
-    const int box = (s / kStepsPerAtom) % kBoxes;
-    const int atom = s / kStepsPerRowAtom;
-    f(box, atom * kCvtSwizzleRows + converter_row_in_atom(lane, k), chunk);
+#pragma unroll
+  for (int k = 0; k < kStepsPerAtom; ++k) {
+    const int r = converter_row_in_atom(lane, k);
+    l.src[k] = swizzled_chunk_offset(kCvtSwizzleRows, 0, r, chunk);
+#pragma unroll
+    for (int h = 0; h < 2; ++h) l.dst[k][h] = f16_dst_of_f32_chunk(kCvtSwizzleRows, h, r, chunk);
   }
+  return l;
 }
 
-// This thread's part of the staged tile's finite abs-max, as float bits
-// (non-negative floats order like their bits), the pre-pass's rule.
+// The chunks of a rows x kCols staged tile (rows a multiple of 8, known only at
+// run time: a Q unit and a key tile may differ): converter warp w takes the
+// 8-row atoms w, w + 3, ..., and in each all 2 x (kCols / 32) of its warp steps,
+// unrolled. f(a) gets the atom's byte offset (a multiple of 1024); its chunk
+// (k, b) is at the lane's offset for step k plus b boxes.
+template <int kCols, class F>
+__device__ __forceinline__ void for_each_converter_atom(int rows, int ct, F&& f) {
+  static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
+  constexpr u32 kAtomBytes = kCvtSwizzleRows * kCvtRowBytes;
+  const int atoms = rows / kCvtSwizzleRows;
+  for (int atom = ct / kWarpSize; atom < atoms; atom += kConverterWarps) f(static_cast<u32>(atom) * kAtomBytes);
+}
+
+// The lane's kStepsPerAtom x kBoxes chunks of one atom, loaded together before
+// any is used. Hazard: the shared-memory accesses are volatile asm, kept in
+// program order, so a loop that loads and stores chunk by chunk waits out each
+// load's latency (one warp per scheduler, nothing else to issue); loading the
+// whole atom first keeps them all in flight.
+template <int kBoxes>
+struct AtomChunks {
+  float4 x[kStepsPerAtom][kBoxes];
+  __device__ __forceinline__ void load(u32 stage, u32 a, const ConverterLane& l, u32 box_bytes) {
+#pragma unroll
+    for (int k = 0; k < kStepsPerAtom; ++k)
+#pragma unroll
+      for (int b = 0; b < kBoxes; ++b) x[k][b] = lds128_f32(stage + a + l.src[k] + b * box_bytes);
+  }
+};
+
+// This thread's part of the staged tile's abs-max, as float bits (non-negative
+// floats order like their bits). fmaxf ignores NaN (IEEE maxNum) and keeps
+// subnormals (no flush-to-zero in this build), so for a tile of finite values
+// and NaNs this is the pre-pass's rule in one FMNMX per value; an infinity makes
+// it inf, and the caller then takes staged_finite_abs_max instead.
 template <int kCols>
 __device__ __forceinline__ u32 staged_abs_max(u32 stage, int rows, int ct) {
+  const ConverterLane l = converter_lane(ct % kWarpSize);
+  const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
+  float m = 0.f;
+  for_each_converter_atom<kCols>(rows, ct, [&](u32 a) {
+    AtomChunks<kCols / kF32BoxCols> c;
+    c.load(stage, a, l, box_bytes);
+    for (const auto& row : c.x)
+      for (const float4& x : row) m = fmaxf(fmaxf(m, fabsf(x.x)), fmaxf(fmaxf(fabsf(x.y), fabsf(x.z)), fabsf(x.w)));
+  });
+  return __float_as_uint(m);
+}
+
+// The pre-pass's exact rule (finite_abs_bits: inf and NaN count as 0), for a
+// tile whose plain abs-max came out infinite: the same value, not an approximation.
+template <int kCols>
+__device__ __forceinline__ u32 staged_finite_abs_max(u32 stage, int rows, int ct) {
+  const ConverterLane l = converter_lane(ct % kWarpSize);
+  const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
   u32 m = 0;
-  for_each_converter_chunk<kCols>(rows, ct, [&](int box, int row, int chunk) {
-    const float4 x = lds128_f32(stage + swizzled_chunk_offset(rows, box, row, chunk));
-    m = max(max(m, finite_abs_bits(x.x)), max(finite_abs_bits(x.y), max(finite_abs_bits(x.z), finite_abs_bits(x.w))));
+  for_each_converter_atom<kCols>(rows, ct, [&](u32 a) {
+    AtomChunks<kCols / kF32BoxCols> c;
+    c.load(stage, a, l, box_bytes);
+    for (const auto& row : c.x)
+      for (const float4& x : row)
+        m = max(max(m, finite_abs_bits(x.x)),
+                max(finite_abs_bits(x.y), max(finite_abs_bits(x.z), finite_abs_bits(x.w))));
   });
   return m;
 }
@@ -143,14 +197,25 @@ __device__ __forceinline__ u32 converters_abs_max(u32 m, u32 words, int ct) {
 template <int kCols, bool kLo>
 __device__ __forceinline__ void convert_staged_tile(u32 stage, int rows, u32 dst, int dst_rows, u32 lo_offset,
                                                     float scale, int ct) {
-  for_each_converter_chunk<kCols>(rows, ct, [&](int box, int row, int chunk) {
-    const float4 x = lds128_f32(stage + swizzled_chunk_offset(rows, box, row, chunk));
-    const u32 to = dst + f16_dst_of_f32_chunk(dst_rows, box, row, chunk);
-    u32 hi0, hi1, lo0, lo1;
-    split_pair(x.x, x.y, scale, hi0, lo0);
-    split_pair(x.z, x.w, scale, hi1, lo1);
-    sts64(to, hi0, hi1);
-    if constexpr (kLo) sts64(to + lo_offset, lo0, lo1);
+  const ConverterLane l = converter_lane(ct % kWarpSize);
+  const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
+  const u32 dst_box_bytes = static_cast<u32>(dst_rows) * kCvtRowBytes;
+  constexpr int kBoxes = kCols / kF32BoxCols;
+  for_each_converter_atom<kCols>(rows, ct, [&](u32 a) {
+    AtomChunks<kBoxes> c;
+    c.load(stage, a, l, box_bytes);
+#pragma unroll
+    for (int k = 0; k < kStepsPerAtom; ++k)
+#pragma unroll
+      for (int b = 0; b < kBoxes; ++b) {
+        const float4& x = c.x[k][b];
+        const u32 to = dst + a + l.dst[k][b % 2] + (b / 2) * dst_box_bytes;
+        u32 hi0, hi1, lo0, lo1;
+        split_pair(x.x, x.y, scale, hi0, lo0);
+        split_pair(x.z, x.w, scale, hi1, lo1);
+        sts64(to, hi0, hi1);
+        if constexpr (kLo) sts64(to + lo_offset, lo0, lo1);
+      }
   });
 }
 

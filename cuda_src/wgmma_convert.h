@@ -126,7 +126,11 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
     if (h.rows == 0) return;
     const int rows = static_cast<int>(h.rows);
     // The abs-max reads only staging: it overlaps the consumers' last use of dst.
-    const u32 m = converters_abs_max(staged_abs_max<kD>(stage, rows, ct), sm.max_words(su & 1), ct);
+    u32 m = converters_abs_max(staged_abs_max<kD>(stage, rows, ct), sm.max_words(su & 1), ct);
+    // An infinity in the unit: the exact rule leaves it out (uniform across the
+    // converters: every thread read the same words). Its words are a third set:
+    // the first round's may still be read by a slower warp.
+    if (m == kF32InfBits) m = converters_abs_max(staged_finite_abs_max<kD>(stage, rows, ct), sm.max_words(2), ct);
     const int e = split_shift(m, kSplitTargetExp, static_cast<int>(h.max_shift));
     mbar_wait(h.empty, h.empty_phase);
     convert_staged_tile<kD, Tr::kSplit>(stage, rows, h.dst, static_cast<int>(h.dst_rows), h.lo_offset, pow2_f32(e),

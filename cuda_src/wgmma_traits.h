@@ -145,7 +145,7 @@ struct WgmmaSmem {
   __device__ __forceinline__ u32 scratch() const { return base + Tr::kOffScratch; }
   // In-kernel conversion only: the staging ring of fp32 units and its barriers,
   // the shift word of each fp16 buffer (Q: one per consumer warpgroup's rows),
-  // and two sets of the converter warps' abs-max words (by unit parity).
+  // and three sets of the converter warps' abs-max words (wgmma_convert.h).
   __device__ __forceinline__ u32 stage(int s) const { return base + Tr::kOffStage + s * Tr::kStageBytes; }
   __device__ __forceinline__ u32 stage_full(int s) const { return bar(2 * Tr::kQStages + 4 * Tr::kStagesKV + s); }
   __device__ __forceinline__ u32 stage_empty(int s) const {
@@ -167,7 +167,8 @@ struct WgmmaSmem {
   static constexpr int kKVWordsOff = kWordsOff + 4 * 2 * 3;    // Q words: up to 2 buffers x 3 consumer warpgroups
   static constexpr int kMaxWordsPerSet = 4;                     // 3 converter warps, padded
   static_assert(Tr::kStagesCvt <= 4 && Tr::kQStages * Tr::kConsumerWarpgroups <= 6, "convert area slots");
-  static_assert(kKVWordsOff + 4 * (2 * Tr::kStagesKV + 2 * kMaxWordsPerSet) <= kConvertAreaBytes, "convert area");
+  // max_words: sets 0 and 1 by unit parity, set 2 for a unit's second (exact) round.
+  static_assert(kKVWordsOff + 4 * (2 * Tr::kStagesKV + 3 * kMaxWordsPerSet) <= kConvertAreaBytes, "convert area");
 
   __device__ __forceinline__ static int slot(int u) { return u % Tr::kStagesKV; }
   __device__ __forceinline__ static u32 phase(int u) { return static_cast<u32>((u / Tr::kStagesKV) & 1); }
