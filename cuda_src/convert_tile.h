@@ -109,71 +109,101 @@ __device__ __forceinline__ ConverterLane converter_lane(int lane) {
   return l;
 }
 
-// The chunks of a rows x kCols staged tile (rows a multiple of 8, known only at
-// run time: a Q unit and a key tile may differ): converter warp w takes the
-// 8-row atoms w, w + 3, ..., and in each all 2 x (kCols / 32) of its warp steps,
-// unrolled. f(a) gets the atom's byte offset (a multiple of 1024); its chunk
-// (k, b) is at the lane's offset for step k plus b boxes.
-template <int kCols, class F>
-__device__ __forceinline__ void for_each_converter_atom(int rows, int ct, F&& f) {
+// One unit's chunks of this converter thread, held in registers from one read of
+// the staged unit (rows x kCols, rows a multiple of 8 and at most kMaxRows,
+// known only at run time: a Q unit and a key tile may differ) until they are
+// converted: the abs-max and the conversion read shared memory once, not twice.
+// Converter warp w takes the 8-row atoms w, w + 3, ..., each whole (2 x kCols /
+// 32 warp steps). All loads are issued before any value is used. Hazard: the
+// shared-memory accesses are volatile asm, kept in program order, so a loop that
+// loaded and used chunk by chunk would wait out each load's latency (one warp
+// per scheduler, nothing else to issue).
+template <int kCols, int kMaxRows>
+struct HeldUnit {
   static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
-  constexpr u32 kAtomBytes = kCvtSwizzleRows * kCvtRowBytes;
-  const int atoms = rows / kCvtSwizzleRows;
-  for (int atom = ct / kWarpSize; atom < atoms; atom += kConverterWarps) f(static_cast<u32>(atom) * kAtomBytes);
-}
+  static_assert(kMaxRows % kCvtSwizzleRows == 0, "unit rows: whole 8-row atoms");
+  static constexpr int kBoxes = kCols / kF32BoxCols;
+  static constexpr int kAtoms = (kMaxRows / kCvtSwizzleRows + kConverterWarps - 1) / kConverterWarps;
+  static constexpr u32 kAtomBytes = kCvtSwizzleRows * kCvtRowBytes;
+  float4 x[kAtoms][kStepsPerAtom][kBoxes];
+  int warp, atoms;  // this thread's warp among the converters; the unit's atoms
 
-// The lane's kStepsPerAtom x kBoxes chunks of one atom, loaded together before
-// any is used. Hazard: the shared-memory accesses are volatile asm, kept in
-// program order, so a loop that loads and stores chunk by chunk waits out each
-// load's latency (one warp per scheduler, nothing else to issue); loading the
-// whole atom first keeps them all in flight.
-template <int kBoxes>
-struct AtomChunks {
-  float4 x[kStepsPerAtom][kBoxes];
-  __device__ __forceinline__ void load(u32 stage, u32 a, const ConverterLane& l, u32 box_bytes) {
+  __device__ __forceinline__ bool held(int j) const { return warp + kConverterWarps * j < atoms; }
+  __device__ __forceinline__ u32 atom_offset(int j) const {
+    return static_cast<u32>(warp + kConverterWarps * j) * kAtomBytes;
+  }
+
+  __device__ __forceinline__ void load(u32 stage, int rows, int ct, const ConverterLane& l) {
+    warp = ct / kWarpSize;
+    atoms = rows / kCvtSwizzleRows;
+    const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
 #pragma unroll
-    for (int k = 0; k < kStepsPerAtom; ++k)
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
 #pragma unroll
-      for (int b = 0; b < kBoxes; ++b) x[k][b] = lds128_f32(stage + a + l.src[k] + b * box_bytes);
+        for (int k = 0; k < kStepsPerAtom; ++k)
+#pragma unroll
+          for (int b = 0; b < kBoxes; ++b) x[j][k][b] = lds128_f32(stage + atom_offset(j) + l.src[k] + b * box_bytes);
+  }
+
+  // This thread's part of the abs-max, as float bits (non-negative floats order
+  // like their bits). fmaxf ignores NaN (IEEE maxNum) and keeps subnormals (no
+  // flush-to-zero in this build), so for finite values and NaNs this is the
+  // pre-pass's rule in one FMNMX per value; an infinity makes it inf, and the
+  // caller then takes finite_abs_max.
+  __device__ __forceinline__ u32 abs_max() const {
+    float m = 0.f;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+        for (const auto& step : x[j])
+          for (const float4& v : step) m = fmaxf(fmaxf(m, fabsf(v.x)), fmaxf(fmaxf(fabsf(v.y), fabsf(v.z)), fabsf(v.w)));
+    return __float_as_uint(m);
+  }
+  // The pre-pass's exact rule (finite_abs_bits: inf and NaN count as 0): the same
+  // value as abs_max wherever that is finite.
+  __device__ __forceinline__ u32 finite_abs_max() const {
+    u32 m = 0;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+        for (const auto& step : x[j])
+          for (const float4& v : step)
+            m = max(max(m, finite_abs_bits(v.x)),
+                    max(finite_abs_bits(v.y), max(finite_abs_bits(v.z), finite_abs_bits(v.w))));
+    return m;
+  }
+
+  // Writes the unit x 2^e (scale = 2^e, exact) as fp16 into dst, rounded to
+  // nearest even as the pre-pass does (split_pair: __fmul_rn, never contracted).
+  // kLo: also the remainder x 2^e - hi, as the pre-pass's lo copy, lo_offset
+  // bytes after dst. dst's boxes are dst_rows rows apart: a key tile's own rows,
+  // or, for the 64 rows of one consumer warpgroup, the whole Q buffer's (the unit
+  // lands at its rows of each box; its first row is a multiple of 8, so the
+  // swizzle is the same). The caller then runs fence.proxy.async (wgmma reads
+  // dst through the async proxy; these are generic-proxy stores) before
+  // arriving on dst's barrier.
+  template <bool kLo>
+  __device__ __forceinline__ void store(u32 dst, int dst_rows, u32 lo_offset, float scale,
+                                        const ConverterLane& l) const {
+    const u32 dst_box_bytes = static_cast<u32>(dst_rows) * kCvtRowBytes;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+#pragma unroll
+        for (int k = 0; k < kStepsPerAtom; ++k)
+#pragma unroll
+          for (int b = 0; b < kBoxes; ++b) {
+            const float4& v = x[j][k][b];
+            const u32 to = dst + atom_offset(j) + l.dst[k][b % 2] + (b / 2) * dst_box_bytes;
+            u32 hi0, hi1, lo0, lo1;
+            split_pair(v.x, v.y, scale, hi0, lo0);
+            split_pair(v.z, v.w, scale, hi1, lo1);
+            sts64(to, hi0, hi1);
+            if constexpr (kLo) sts64(to + lo_offset, lo0, lo1);
+          }
   }
 };
-
-// This thread's part of the staged tile's abs-max, as float bits (non-negative
-// floats order like their bits). fmaxf ignores NaN (IEEE maxNum) and keeps
-// subnormals (no flush-to-zero in this build), so for a tile of finite values
-// and NaNs this is the pre-pass's rule in one FMNMX per value; an infinity makes
-// it inf, and the caller then takes staged_finite_abs_max instead.
-template <int kCols>
-__device__ __forceinline__ u32 staged_abs_max(u32 stage, int rows, int ct) {
-  const ConverterLane l = converter_lane(ct % kWarpSize);
-  const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
-  float m = 0.f;
-  for_each_converter_atom<kCols>(rows, ct, [&](u32 a) {
-    AtomChunks<kCols / kF32BoxCols> c;
-    c.load(stage, a, l, box_bytes);
-    for (const auto& row : c.x)
-      for (const float4& x : row) m = fmaxf(fmaxf(m, fabsf(x.x)), fmaxf(fmaxf(fabsf(x.y), fabsf(x.z)), fabsf(x.w)));
-  });
-  return __float_as_uint(m);
-}
-
-// The pre-pass's exact rule (finite_abs_bits: inf and NaN count as 0), for a
-// tile whose plain abs-max came out infinite: the same value, not an approximation.
-template <int kCols>
-__device__ __forceinline__ u32 staged_finite_abs_max(u32 stage, int rows, int ct) {
-  const ConverterLane l = converter_lane(ct % kWarpSize);
-  const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
-  u32 m = 0;
-  for_each_converter_atom<kCols>(rows, ct, [&](u32 a) {
-    AtomChunks<kCols / kF32BoxCols> c;
-    c.load(stage, a, l, box_bytes);
-    for (const auto& row : c.x)
-      for (const float4& x : row)
-        m = max(max(m, finite_abs_bits(x.x)),
-                max(finite_abs_bits(x.y), max(finite_abs_bits(x.z), finite_abs_bits(x.w))));
-  });
-  return m;
-}
 
 // The tile's abs-max across the three converter warps. words: 3 u32 of shared
 // memory. Hazard: the caller alternates two such arrays by tile parity; a warp
@@ -184,39 +214,6 @@ __device__ __forceinline__ u32 converters_abs_max(u32 m, u32 words, int ct) {
   if (ct % kWarpSize == 0) sts32(words + 4 * (ct / kWarpSize), m);
   asm volatile("bar.sync %0, %1;\n" ::"n"(kConvertBarrier), "n"(kConverterThreads) : "memory");
   return max(lds32(words), max(lds32(words + 4), lds32(words + 8)));
-}
-
-// Writes the staged tile x 2^e (scale = 2^e, exact) as fp16 into dst, rounded
-// to nearest even as the pre-pass does (split_pair: __fmul_rn, never contracted).
-// kLo: also the remainder x 2^e - hi, as the pre-pass's lo copy, lo_offset bytes
-// after dst. dst's boxes are dst_rows rows apart: a key tile's own rows, or, for
-// the 64 rows of one consumer warpgroup, the whole Q buffer's (the unit lands at
-// its rows of each box; its first row is a multiple of 8, so the swizzle is the
-// same). The caller then runs fence.proxy.async (wgmma reads dst through the
-// async proxy; these are generic-proxy stores) before arriving on dst's barrier.
-template <int kCols, bool kLo>
-__device__ __forceinline__ void convert_staged_tile(u32 stage, int rows, u32 dst, int dst_rows, u32 lo_offset,
-                                                    float scale, int ct) {
-  const ConverterLane l = converter_lane(ct % kWarpSize);
-  const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
-  const u32 dst_box_bytes = static_cast<u32>(dst_rows) * kCvtRowBytes;
-  constexpr int kBoxes = kCols / kF32BoxCols;
-  for_each_converter_atom<kCols>(rows, ct, [&](u32 a) {
-    AtomChunks<kBoxes> c;
-    c.load(stage, a, l, box_bytes);
-#pragma unroll
-    for (int k = 0; k < kStepsPerAtom; ++k)
-#pragma unroll
-      for (int b = 0; b < kBoxes; ++b) {
-        const float4& x = c.x[k][b];
-        const u32 to = dst + a + l.dst[k][b % 2] + (b / 2) * dst_box_bytes;
-        u32 hi0, hi1, lo0, lo1;
-        split_pair(x.x, x.y, scale, hi0, lo0);
-        split_pair(x.z, x.w, scale, hi1, lo1);
-        sts64(to, hi0, hi1);
-        if constexpr (kLo) sts64(to + lo_offset, lo0, lo1);
-      }
-  });
 }
 
 }  // namespace cupyflash

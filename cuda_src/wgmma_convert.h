@@ -118,32 +118,32 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
   }
   // -------------------------------------------------- the converters
   const int ct = tid - kWarpSize;
+  const ConverterLane lane = converter_lane(ct % kWarpSize);
   for (int su = 0;; ++su) {
     const int ss = Sm::stage_slot(su);
-    const u32 stage = sm.stage(ss);
     mbar_wait(sm.stage_full(ss), Sm::stage_phase(su));
     const UnitHeader h = read_header(sm.unit_header(ss));
     if (h.rows == 0) return;
-    const int rows = static_cast<int>(h.rows);
-    // The abs-max reads only staging: it overlaps the consumers' last use of dst.
-    u32 m = converters_abs_max(staged_abs_max<kD>(stage, rows, ct), sm.max_words(su & 1), ct);
+    HeldUnit<kD, Tr::kStageBytes / (kD * kF32OperandBytes)> unit;
+    unit.load(sm.stage(ss), static_cast<int>(h.rows), ct, lane);
+    // Staging is read: the TMA thread may refill the slot while this unit converts.
+    __syncwarp();
+    if (ct % kWarpSize == 0) mbar_arrive(sm.stage_empty(ss));
+    u32 m = converters_abs_max(unit.abs_max(), sm.max_words(su & 1), ct);
     // An infinity in the unit: the exact rule leaves it out (uniform across the
     // converters: every thread read the same words). Its words are a third set:
     // the first round's may still be read by a slower warp.
-    if (m == kF32InfBits) m = converters_abs_max(staged_finite_abs_max<kD>(stage, rows, ct), sm.max_words(2), ct);
+    if (m == kF32InfBits) m = converters_abs_max(unit.finite_abs_max(), sm.max_words(2), ct);
     const int e = split_shift(m, kSplitTargetExp, static_cast<int>(h.max_shift));
+    // The abs-max read only staging: it overlapped the consumers' last use of dst.
     mbar_wait(h.empty, h.empty_phase);
-    convert_staged_tile<kD, Tr::kSplit>(stage, rows, h.dst, static_cast<int>(h.dst_rows), h.lo_offset, pow2_f32(e),
-                                        ct);
+    unit.template store<Tr::kSplit>(h.dst, static_cast<int>(h.dst_rows), h.lo_offset, pow2_f32(e), lane);
     if (ct == 0) sts32(h.shift_word, static_cast<u32>(e));
     // Hazard: wgmma reads dst through the async proxy and these were generic-proxy
     // stores: without the fence the consumers' wgmma may read stale bytes.
     fence_proxy_async_smem();
     __syncwarp();
-    if (ct % kWarpSize == 0) {
-      mbar_arrive(h.full);
-      mbar_arrive(sm.stage_empty(ss));
-    }
+    if (ct % kWarpSize == 0) mbar_arrive(h.full);
   }
 }
 

@@ -18,7 +18,7 @@ constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's
 // serialised their wgmmas and spilled).
 constexpr int kTmaProducerRegs = 24;
 template <int kConsumerWGs>
-__host__ __device__ constexpr int convert_producer_regs() { return kConsumerWGs == 3 ? 32 : 56; }
+__host__ __device__ constexpr int convert_producer_regs() { return kConsumerWGs == 3 ? 32 : 128; }
 // With two Q buffers the producer loads the next item's Q after this tile of the
 // current item (see the producer): the consumers hand the buffer back in tile 1,
 // when they also free the ring slot of tile 2's V. After tile 1 instead, the

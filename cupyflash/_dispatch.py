@@ -139,7 +139,7 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
             reasons.append("float32, precision='fast': q, k, v read by the kernel's TMA as they are, each tile "
                            "rescaled by a power of two and rounded to fp16 inside the kernel (10-bit mantissa, "
                            "TF32-like error), one wgmma pass, fp32 accumulation and output")
-            return wgmma_convert_spec(width, 1), reasons
+            return wgmma_convert_spec(width), reasons
         reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
                        "output (measured faster than precision='tf32' on an H100)")

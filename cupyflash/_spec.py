@@ -216,17 +216,15 @@ WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     128: ((128, 64, 2, True, False), (128, 64, 2, False, False), (128, 64, 2, False, True),
           (128, 64, 2, True, True)),
 }
-# fp32 converted inside the kernel (cuda_src/wgmma_convert.h; bench/notes/fp32_fp64.md,
-# "In-kernel conversion"): (tiles, staging slots). The fp32 staging ring takes the
-# shared memory that 128-key tiles would need at width 128 (a 64 x 128 fp32 tile is
-# 32 KB): 64 KB fp16 Q (two buffers) + 2 x 32 KB K/V + 2 x 32 KB staging.
+# fp32 converted inside the kernel, one term (precision="fast"; cuda_src/wgmma_convert.h;
+# bench/notes/fp32_fp64.md, "In-kernel conversion, measured"): (tiles, staging slots).
+# 64-key tiles: the fp32 staging ring takes the shared memory that 128-key tiles
+# would need at width 128 (64 KB fp16 Q in two buffers + 2 x 32 KB K/V + 2 x 32 KB
+# staging), and each converter thread holds its share of a unit in registers (96 at
+# width 128; a 128-key unit at width 64 spilled at the producer's 128).
 WGMMA_CONVERT_TILES: dict[int, tuple[WgmmaTiles, int]] = {
-    64: ((128, 128, 2, False, True), 2),
+    64: ((128, 64, 2, False, True), 2),
     128: ((128, 64, 2, False, True), 2),
-}
-WGMMA_CONVERT_SPLIT_TILES: dict[int, tuple[WgmmaTiles, int]] = {
-    64: ((128, 64, 2, False, False), 2),
-    128: ((128, 64, 2, False, False), 1),
 }
 WGMMA_CONVERT_AREA_BYTES = 512  # unit headers, shift and abs-max words (kConvertAreaBytes)
 WGMMA_ARCH = 90
@@ -465,14 +463,11 @@ def wgmma_fp32_spec(width: int, terms: int, tiles: WgmmaTiles | None = None) -> 
     return _wgmma("float32", width, tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width], terms)
 
 
-def wgmma_convert_spec(width: int, terms: int, tiles: WgmmaTiles | None = None,
-                       stages: int | None = None) -> KernelSpec:
-    """The float32 wgmma variant that converts q, k, v in the kernel (no pre-pass),
-    for ``width`` 64 or 128: ``terms`` 1 (precision="fast") or 3."""
-    table = WGMMA_CONVERT_TILES if terms == 1 else WGMMA_CONVERT_SPLIT_TILES
-    t, s = table[width]
-    spec = _wgmma("float32", width, tiles or t, terms)
-    return dataclasses.replace(spec, convert_stages=stages or s)
+def wgmma_convert_spec(width: int, tiles: WgmmaTiles | None = None, stages: int | None = None) -> KernelSpec:
+    """The one-term float32 wgmma variant (precision="fast") that converts q, k, v
+    inside the kernel (no pre-pass), for ``width`` 64 or 128."""
+    t, s = WGMMA_CONVERT_TILES[width]
+    return dataclasses.replace(_wgmma("float32", width, tiles or t, 1), convert_stages=stages or s)
 
 
 def wgmma_tf32_spec(width: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
@@ -491,7 +486,6 @@ def candidate_specs() -> list[KernelSpec]:
               if wgmma_fp32_spec(w, 3, t) not in specs]
     specs += [wgmma_tf32_spec(w, t) for w, ts in WGMMA_TF32_CANDIDATES.items() for t in ts
               if wgmma_tf32_spec(w, t) not in specs]
-    specs += [wgmma_convert_spec(w, 3) for w in WGMMA_CONVERT_SPLIT_TILES]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
@@ -521,7 +515,7 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
-    specs += [wgmma_convert_spec(w, 1) for w in WGMMA_CONVERT_TILES]
+    specs += [wgmma_convert_spec(w) for w in WGMMA_CONVERT_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
     specs += [dmma_spec(w, t) for w, t in [*DMMA_CAUSAL_TILES.items(), *DMMA_SHORT_TILES.items()]

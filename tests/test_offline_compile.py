@@ -80,17 +80,15 @@ def test_tf32_variants_issue_tf32_hgmma():
         assert "UTMALDG" in sass and not re.search(r"\b(LDL|STL)\b", sass)
 
 
-@pytest.mark.parametrize("terms", [1, 3])
-def test_converting_variants_stage_fp32_and_convert_in_shared_memory(terms):
-    """The variants that convert float32 in the kernel (wgmma_convert.h), the split
-    candidates included: TMA loads, the converters' 16-byte staged reads and 8-byte
-    fp16 stores, their proxy fence before the consumers' wgmma, fp16 HGMMA, no
-    local memory (the producer's setmaxnreg budget holds the converter loop)."""
-    from cupyflash._spec import WGMMA_CONVERT_SPLIT_TILES, WGMMA_CONVERT_TILES, wgmma_convert_spec
+def test_converting_variants_stage_fp32_and_convert_in_shared_memory():
+    """The variants that convert float32 in the kernel (wgmma_convert.h): TMA loads,
+    the converters' 16-byte staged reads and 8-byte fp16 stores, their proxy fence
+    before the consumers' wgmma, fp16 HGMMA, no local memory (the producer's
+    setmaxnreg budget holds a unit's share in registers)."""
+    from cupyflash._spec import WGMMA_CONVERT_TILES, wgmma_convert_spec
 
-    for width in (WGMMA_CONVERT_TILES if terms == 1 else WGMMA_CONVERT_SPLIT_TILES):
-        spec = wgmma_convert_spec(width, terms)
-        (r,), cubin = compile_specs([spec], "sm_90a")
+    for width in WGMMA_CONVERT_TILES:
+        (r,), cubin = compile_specs([wgmma_convert_spec(width)], "sm_90a")
         sass = _sass(cubin)
         assert not r.spills and not r.stack_frame, r
         assert "UTMALDG" in sass and "LDS.128" in sass and "STS.64" in sass and "FENCE.VIEW.ASYNC.S" in sass
