@@ -87,14 +87,19 @@ __device__ __forceinline__ u32 lds32(u32 addr) {
   return v;
 }
 
+// An odd fp32 box fills the other half of its fp16 box's row: chunk position
+// (4 + c / 2) ^ r instead of (c / 2) ^ r, i.e. the offset with bit 6 flipped.
+constexpr u32 kOddBoxDstFlip = 4 * kCvtChunkBytes;
+
 // This lane's byte offsets within an 8-row swizzle atom, for its two rows
 // (warp step k = 0, 1; converter_row_in_atom) and its chunk (lane % 8): where
-// it reads in a staged fp32 box, and where that chunk lands in an fp16 box,
-// for an even or odd fp32 box (fp32 box b fills half b % 2 of fp16 box b / 2).
-// An atom starts at a multiple of 8 rows, so these hold in every atom and box.
+// it reads in a staged fp32 box, and where that chunk lands in an fp16 box for
+// an even fp32 box (fp32 box b fills half b % 2 of fp16 box b / 2; an odd one:
+// ^ kOddBoxDstFlip). An atom starts at a multiple of 8 rows, so these hold in
+// every atom and box.
 struct ConverterLane {
   u32 src[kStepsPerAtom];
-  u32 dst[kStepsPerAtom][2];
+  u32 dst[kStepsPerAtom];
 };
 __device__ __forceinline__ ConverterLane converter_lane(int lane) {
   ConverterLane l;
@@ -103,8 +108,7 @@ __device__ __forceinline__ ConverterLane converter_lane(int lane) {
   for (int k = 0; k < kStepsPerAtom; ++k) {
     const int r = converter_row_in_atom(lane, k);
     l.src[k] = swizzled_chunk_offset(kCvtSwizzleRows, 0, r, chunk);
-#pragma unroll
-    for (int h = 0; h < 2; ++h) l.dst[k][h] = f16_dst_of_f32_chunk(kCvtSwizzleRows, h, r, chunk);
+    l.dst[k] = f16_dst_of_f32_chunk(kCvtSwizzleRows, 0, r, chunk);
   }
   return l;
 }
@@ -195,7 +199,7 @@ struct HeldUnit {
 #pragma unroll
           for (int b = 0; b < kBoxes; ++b) {
             const float4& v = x[j][k][b];
-            const u32 to = dst + atom_offset(j) + l.dst[k][b % 2] + (b / 2) * dst_box_bytes;
+            const u32 to = dst + atom_offset(j) + (l.dst[k] ^ (b % 2 ? kOddBoxDstFlip : 0u)) + (b / 2) * dst_box_bytes;
             u32 hi0, hi1, lo0, lo1;
             split_pair(v.x, v.y, scale, hi0, lo0);
             split_pair(v.z, v.w, scale, hi1, lo1);

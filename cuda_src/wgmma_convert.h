@@ -34,7 +34,8 @@ __host__ __device__ constexpr int converted_full_count(bool is_q) {
   return kConverterWarps * (is_q ? Tr::kConsumerWarpgroups : 1);
 }
 
-// Where a staged unit goes, written by the TMA thread into its slot's header.
+// Where a staged unit goes, written by the TMA thread into the unit's header
+// slot (a ring of twice the staging slots: see the converters' loop).
 struct UnitHeader {
   u32 dst;          // fp16 destination (hi); lo follows lo_offset bytes on (3 terms)
   u32 lo_offset;
@@ -47,6 +48,12 @@ struct UnitHeader {
   u32 dst_rows;
 };
 static_assert(sizeof(UnitHeader) <= kUnitHeaderSlotBytes, "unit header slot (wgmma_traits.h)");
+// A header field (its word, in UnitHeader's order, as write_header stores them),
+// read where it is used rather than held in a register across the conversion:
+// the converter threads hold a unit's data in nearly all of theirs.
+enum HeaderWord : u32 { kHdrDst, kHdrLoOffset, kHdrEmpty, kHdrEmptyPhase, kHdrFull, kHdrShiftWord, kHdrMaxShift,
+                        kHdrRows, kHdrDstRows };
+__device__ __forceinline__ u32 header_word(u32 at, HeaderWord w) { return lds32(at + 4 * w); }
 
 __device__ __forceinline__ void write_header(u32 at, const UnitHeader& h) {
   asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at), "r"(h.dst), "r"(h.lo_offset), "r"(h.empty),
@@ -54,15 +61,6 @@ __device__ __forceinline__ void write_header(u32 at, const UnitHeader& h) {
   asm volatile("st.shared.v4.b32 [%0], {%1, %2, %3, %4};\n" ::"r"(at + 16), "r"(h.full), "r"(h.shift_word),
                "r"(h.max_shift), "r"(h.rows) : "memory");
   sts32(at + 32, h.dst_rows);
-}
-__device__ __forceinline__ UnitHeader read_header(u32 at) {
-  UnitHeader h;
-  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(h.dst), "=r"(h.lo_offset), "=r"(h.empty), "=r"(h.empty_phase) : "r"(at) : "memory");
-  asm volatile("ld.shared.v4.b32 {%0, %1, %2, %3}, [%4];\n"
-               : "=r"(h.full), "=r"(h.shift_word), "=r"(h.max_shift), "=r"(h.rows) : "r"(at + 16) : "memory");
-  h.dst_rows = lds32(at + 32);
-  return h;
 }
 
 template <class Tr, bool kPersistent>
@@ -82,7 +80,7 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
     auto stage_unit = [&](const UnitHeader& h, const TmaDesc* map, int row0, int head, int batch) {
       const int ss = Sm::stage_slot(su++);
       mbar_wait(sm.stage_empty(ss), Sm::stage_phase(su - 1) ^ 1);
-      write_header(sm.unit_header(ss), h);  // ordered before the converters' reads by stage_full
+      write_header(sm.unit_header(Sm::header_slot(su - 1)), h);  // ordered before the converters' reads by stage_full
       if (h.rows == 0) {
         mbar_arrive(sm.stage_full(ss));
         return;
@@ -122,10 +120,17 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
   for (int su = 0;; ++su) {
     const int ss = Sm::stage_slot(su);
     mbar_wait(sm.stage_full(ss), Sm::stage_phase(su));
-    const UnitHeader h = read_header(sm.unit_header(ss));
-    if (h.rows == 0) return;
+    // Hazard: the header slot, not the staging slot, keeps the header through the
+    // conversion: the staging slot goes back right after the load below, and the
+    // TMA thread's next header for it is unit su + kStagesCvt's, in the other
+    // half of the header ring. That half is free: the TMA thread writes it only
+    // after every converter warp loaded unit su (stage_empty), so after they all
+    // finished unit su - 1, which is in order before.
+    const u32 hdr = sm.unit_header(Sm::header_slot(su));
+    const int rows = static_cast<int>(header_word(hdr, kHdrRows));
+    if (rows == 0) return;
     HeldUnit<kD, Tr::kStageBytes / (kD * kF32OperandBytes)> unit;
-    unit.load(sm.stage(ss), static_cast<int>(h.rows), ct, lane);
+    unit.load(sm.stage(ss), rows, ct, lane);
     // Staging is read: the TMA thread may refill the slot while this unit converts.
     __syncwarp();
     if (ct % kWarpSize == 0) mbar_arrive(sm.stage_empty(ss));
@@ -134,16 +139,17 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
     // converters: every thread read the same words). Its words are a third set:
     // the first round's may still be read by a slower warp.
     if (m == kF32InfBits) m = converters_abs_max(unit.finite_abs_max(), sm.max_words(2), ct);
-    const int e = split_shift(m, kSplitTargetExp, static_cast<int>(h.max_shift));
+    const int e = split_shift(m, kSplitTargetExp, static_cast<int>(header_word(hdr, kHdrMaxShift)));
     // The abs-max read only staging: it overlapped the consumers' last use of dst.
-    mbar_wait(h.empty, h.empty_phase);
-    unit.template store<Tr::kSplit>(h.dst, static_cast<int>(h.dst_rows), h.lo_offset, pow2_f32(e), lane);
-    if (ct == 0) sts32(h.shift_word, static_cast<u32>(e));
+    mbar_wait(header_word(hdr, kHdrEmpty), header_word(hdr, kHdrEmptyPhase));
+    unit.template store<Tr::kSplit>(header_word(hdr, kHdrDst), static_cast<int>(header_word(hdr, kHdrDstRows)),
+                                    header_word(hdr, kHdrLoOffset), pow2_f32(e), lane);
+    if (ct == 0) sts32(header_word(hdr, kHdrShiftWord), static_cast<u32>(e));
     // Hazard: wgmma reads dst through the async proxy and these were generic-proxy
     // stores: without the fence the consumers' wgmma may read stale bytes.
     fence_proxy_async_smem();
     __syncwarp();
-    if (ct % kWarpSize == 0) mbar_arrive(h.full);
+    if (ct % kWarpSize == 0) mbar_arrive(header_word(hdr, kHdrFull));
   }
 }
 

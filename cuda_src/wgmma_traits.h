@@ -11,14 +11,16 @@ namespace cupyflash {
 
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
 // setmaxnreg target of the producer warpgroup: its one TMA thread needs few;
-// converting fp32 operands in the kernel, its three other warps run the
-// converter loop (wgmma_convert.h), which needs more: 56 with two consumer
-// warpgroups (they keep 224, and spill nothing; at 40 the converters spilled 8
-// bytes under NVRTC 13.0), 32 with three (they keep 160: at 152 ptxas
-// serialised their wgmmas and spilled).
+// converting fp32 operands in the kernel, its three other warps hold a unit's
+// share in registers (convert_tile.h, HeldUnit: 96 at width 128) and need 128
+// with two consumer warpgroups (these keep 184 and spill nothing; at 120 the
+// converters spilled 28 bytes under NVRTC 13.0). With three consumer
+// warpgroups there is no room (at 32 the converters spilled; at 40 the
+// consumers drop to 152, where ptxas serialised their wgmmas): those tiles
+// do not convert.
 constexpr int kTmaProducerRegs = 24;
 template <int kConsumerWGs>
-__host__ __device__ constexpr int convert_producer_regs() { return kConsumerWGs == 3 ? 32 : 128; }
+__host__ __device__ constexpr int convert_producer_regs() { return kConsumerWGs == 3 ? kTmaProducerRegs : 128; }
 // With two Q buffers the producer loads the next item's Q after this tile of the
 // current item (see the producer): the consumers hand the buffer back in tile 1,
 // when they also free the ring slot of tile 2's V. After tile 1 instead, the
@@ -53,11 +55,19 @@ struct WgmmaKernelTraits {
   static constexpr int kProducerRegs = kConvert ? convert_producer_regs<kConsumerWGs>() : kTmaProducerRegs;
   // 2 consumer warpgroups (block_m 128) or 3 (block_m 192, for small head dims).
   static constexpr int kConsumerWarpgroups = kConsumerWGs;
-  // setmaxnreg: the 64K registers of an SM, less the producer's, shared by the
-  // consumers (a multiple of 8): 128*24 + 256*240 = 64512; 128*24 + 384*160 = 64512.
-  // With the converters: 128*56 + 256*224 = 64512; 128*32 + 384*160 = 65536.
+  static constexpr int kThreadsAll = kWarpgroupThreads * (kConsumerWGs + 1);
+  // setmaxnreg moves registers within the CTA's pool, which the launch sizes at
+  // the kernel's register count (65536 / threads, rounded down to a multiple of
+  // 8: 168 at 384 threads, 128 at 512) times the threads: the consumers share the
+  // pool less the producer's (a multiple of 8): 128*24 + 256*240 = 64512;
+  // 128*24 + 384*160 = 64512; converting, 128*128 + 256*184 = 63488.
+  // Hazard: sized from 65536 instead, a producer target of 128 gave the consumers
+  // 192 (a pool of 65536): their setmaxnreg.inc waited forever for the last 1024.
+  static constexpr int kCtaRegs = kThreadsAll * ((65536 / kThreadsAll) / 8 * 8);
   static constexpr int kConsumerRegs =
-      ((65536 - kProducerRegs * kWarpgroupThreads) / (kConsumerWGs * kWarpgroupThreads)) / 8 * 8;
+      ((kCtaRegs - kProducerRegs * kWarpgroupThreads) / (kConsumerWGs * kWarpgroupThreads)) / 8 * 8;
+  static_assert(kProducerRegs * kWarpgroupThreads + kConsumerRegs * kConsumerWGs * kWarpgroupThreads <= kCtaRegs,
+                "setmaxnreg targets within the CTA's register pool");
   static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
   static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
   static constexpr int kConsumerWarps = kConsumerWarpgroups * 4;
@@ -116,7 +126,8 @@ struct WgmmaKernelTraits {
   static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !(Elem::kIsBf16 || kTf32), "the fp32 pre-pass kernels take fp16 operands");
-  static_assert(!kConvert || (kFp32Terms > 0 && kConvertStages <= 4), "conversion: fp32 terms 1 or 3, 1-4 slots");
+  static_assert(!kConvert || (kFp32Terms > 0 && kConvertStages <= 2 && kConsumerWGs == 2),
+                "conversion: fp32 terms 1 or 3, 1-2 staging slots, two consumer warpgroups");
   // tf32: V^T boxes cover whole key tiles (so no 80-key tiles); its wgmma has
   // instantiations for N = 64 and 128 only.
   static_assert(!kTf32 || (kBlockN % Elem::kBoxCols == 0 && kBlockN != 176 && kD <= 128),
@@ -163,10 +174,10 @@ struct WgmmaSmem {
     return base + Tr::kOffConvert + kKVWordsOff + 4 * (2 * Tr::kStagesKV + kMaxWordsPerSet * parity);
   }
 
-  static constexpr int kWordsOff = kUnitHeaderSlotBytes * 4;  // headers of up to 4 staging slots
+  static constexpr int kWordsOff = kUnitHeaderSlotBytes * 4;  // unit headers: two per staging slot, up to 2 slots
   static constexpr int kKVWordsOff = kWordsOff + 4 * 2 * 3;    // Q words: up to 2 buffers x 3 consumer warpgroups
   static constexpr int kMaxWordsPerSet = 4;                     // 3 converter warps, padded
-  static_assert(Tr::kStagesCvt <= 4 && Tr::kQStages * Tr::kConsumerWarpgroups <= 6, "convert area slots");
+  static_assert(Tr::kStagesCvt <= 2 && Tr::kQStages * Tr::kConsumerWarpgroups <= 6, "convert area slots");
   // max_words: sets 0 and 1 by unit parity, set 2 for a unit's second (exact) round.
   static_assert(kKVWordsOff + 4 * (2 * Tr::kStagesKV + 3 * kMaxWordsPerSet) <= kConvertAreaBytes, "convert area");
 
@@ -175,6 +186,7 @@ struct WgmmaSmem {
   __device__ __forceinline__ static int q_slot(int u) { return u % Tr::kQStages; }
   __device__ __forceinline__ static u32 q_phase(int u) { return static_cast<u32>((u / Tr::kQStages) & 1); }
   __device__ __forceinline__ static int stage_slot(int u) { return u % Tr::kStagesCvt; }
+  __device__ __forceinline__ static int header_slot(int u) { return u % (2 * Tr::kStagesCvt); }
   __device__ __forceinline__ static u32 stage_phase(int u) { return static_cast<u32>((u / Tr::kStagesCvt) & 1); }
 };
 
