@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH,
-                    WGMMA_CAUSAL_TILES, WGMMA_CONVERT_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width,
-                    simt_spec, wgmma_convert_spec, wgmma_fp32_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
+                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES,
+                    WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
+                    wgmma_fp32_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -135,11 +135,9 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                            "tf32 by their TFLOAT32 tensor maps; v transposed and rounded by a small pre-pass; p "
                            "rounded), fp32 accumulation and output")
             return wgmma_tf32_spec(width), reasons
-        if width in WGMMA_CONVERT_TILES:
-            reasons.append("float32, precision='fast': q, k, v read by the kernel's TMA as they are, each tile "
-                           "rescaled by a power of two and rounded to fp16 inside the kernel (10-bit mantissa, "
-                           "TF32-like error), one wgmma pass, fp32 accumulation and output")
-            return wgmma_convert_spec(width), reasons
+        # Not the kernel that converts q, k, v itself (wgmma_convert_spec): measured
+        # 0.53-0.86 x this pre-pass path (bench/notes/fp32_fp64.md, "In-kernel
+        # conversion, measured"); it stays a tuning candidate.
         reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
                        "output (measured faster than precision='tf32' on an H100)")

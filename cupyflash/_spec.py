@@ -486,6 +486,7 @@ def candidate_specs() -> list[KernelSpec]:
               if wgmma_fp32_spec(w, 3, t) not in specs]
     specs += [wgmma_tf32_spec(w, t) for w, ts in WGMMA_TF32_CANDIDATES.items() for t in ts
               if wgmma_tf32_spec(w, t) not in specs]
+    specs += [wgmma_convert_spec(w) for w in WGMMA_CONVERT_TILES]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
@@ -515,7 +516,6 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
-    specs += [wgmma_convert_spec(w) for w in WGMMA_CONVERT_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
     specs += [dmma_spec(w, t) for w, t in [*DMMA_CAUSAL_TILES.items(), *DMMA_SHORT_TILES.items()]

@@ -33,8 +33,7 @@ def _inputs(seed, batch, sq, sk, hq, hkv, d, by, precision):
     probe = [np.zeros((batch, max(s[1], 1), s[2], d), np.float32) for s in shapes]
     spec = cupyflash.explain(*probe, precision=precision, backend="auto", arch=90).spec
     assert spec.fp32_terms == (3 if precision == "highest" else 1), spec.variant_name
-    # A kernel that converts in place shifts Q by consumer warpgroup (64 rows): vary those.
-    rows = (64 if spec.convert_stages else spec.block_m, spec.block_n, spec.block_n)
+    rows = (spec.block_m, spec.block_n, spec.block_n)
     return [tiled_magnitudes(rng, shape, r, SPREAD_LOG2, by) for shape, r in zip(shapes, rows)]
 
 
@@ -115,7 +114,7 @@ def test_extreme_v_tiles(precision, d):
 
     require_backend("wgmma")
     sq, sk = 1000, 1100
-    # fast: width 256 takes the pre-pass's fp16 copies, width 128 converts in the kernel
+    # fast: width 256 has no tf32 variant; width 128 (d 100) the pre-pass's copies too
     probe = np.zeros((1, sk, 2, d), np.float32)
     block_n = cupyflash.explain(probe[:, :sq], probe[:, :, :1], probe[:, :, :1], precision=precision,
                                 arch=90).spec.block_n
@@ -131,3 +130,31 @@ def test_extreme_v_tiles(precision, d):
         cupyflash.attention(q, k, v, causal=causal, out=out, precision=precision)
         errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
         assert max(errs) <= (SPLIT_BOUND if precision == "highest" else FAST_BOUND), (causal, errs)
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("d,sq,sk,causal", [(64, 1000, 1000, True), (100, 333, 1100, False), (128, 2100, 2049, True)],
+                         ids=["d64_causal", "d100_full", "d128_causal"])
+def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
+    """The one-term kernel that converts float32 inside itself (wgmma_convert_spec: a
+    tuning candidate, not dispatched): its Q units (64 rows, each its own shift), K
+    and V tiles 2^20 apart, GQA, odd lengths; within the fast bound per head."""
+    import cupy as cp
+
+    from cupyflash import _dispatch, api
+    from cupyflash._arrays import _cupy_buffer
+    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP, wgmma_convert_spec, wgmma_width
+
+    require_backend("wgmma")
+    spec = wgmma_convert_spec(wgmma_width(d, d))
+    rng = np.random.default_rng(d + sq + causal)
+    shapes = ((1, sq, 4, d), (1, sk, 2, d), (1, sk, 2, d))
+    rows = (WGMMA_ROWS_PER_WARPGROUP, spec.block_n, spec.block_n)
+    q, k, v = (cp.asarray(tiled_magnitudes(rng, shape, r, SPREAD_LOG2, by)) for shape, r in zip(shapes, rows))
+    out = poisoned((1, sq, 4, d), "float32")
+    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sms)
+    api._run(plan, problem, *(_cupy_buffer(x) for x in (q, k, v, out)), None, cp.cuda.get_current_stream(), 0)
+    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    assert max(errs) <= FAST_BOUND, errs
