@@ -31,15 +31,15 @@ def main():
     api._run(_dispatch.plan_for_spec(problem, simt_spec("float32", d), 90), problem, *bufs, _cupy_buffer(exact), None,
              stream, 0)
     plan = _dispatch.plan_for_spec(problem, wgmma_tf32_spec(d), 90)
-    original = _tma._DATA_TYPE["float32"]
+    original = _tma._DATA_TYPE["tfloat32"]
     for label, code in (("TFLOAT32 (shipped)", original), ("FLOAT32", FLOAT32)):
-        _tma._DATA_TYPE["float32"] = code
+        _tma._DATA_TYPE["tfloat32"] = code
         _tma.encode.cache_clear()
         out.fill(float("nan"))
         api._run(plan, problem, *bufs, _cupy_buffer(out), None, stream, 0)
         rel = float(cp.linalg.norm(out - exact) / cp.linalg.norm(exact))
         print(f"tf32 kernel, q/k maps {label:18s}: relative error {rel:.3e}", flush=True)
-    _tma._DATA_TYPE["float32"] = original
+    _tma._DATA_TYPE["tfloat32"] = original
     _tma.encode.cache_clear()
 
 

@@ -1,5 +1,5 @@
-// In-kernel fp32 -> fp16 conversion of one staged tile (groundwork; not yet used
-// by flash_fwd_wgmma.cuh). The plan: bench/notes/fp32_fp64.md, "In-kernel
+// In-kernel fp32 -> fp16 conversion of one staged tile, used by the converter
+// warps of wgmma_convert.h. The plan: bench/notes/fp32_fp64.md, "In-kernel
 // conversion, offline work". TMA puts a tile of the caller's float32 q, k or v
 // into shared memory as fp32 boxes (rows x 32 columns, 128-byte swizzled); the
 // producer warpgroup's three idle warps (the converters) take the tile's finite
@@ -87,37 +87,127 @@ __device__ __forceinline__ u32 lds32(u32 addr) {
   return v;
 }
 
-// The warp steps of a kRows x kCols tile: (kCols / 32 fp32 boxes) x (kRows / 8
-// atoms) x 2; converter warp w takes steps w, w + 3, ... (warp-uniform bounds).
-// f(box, row, chunk) is called once per 16-byte fp32 chunk of this thread's.
-template <int kRows, int kCols, class F>
-__device__ __forceinline__ void for_each_converter_chunk(int ct, F&& f) {
-  static_assert(kRows % kCvtSwizzleRows == 0, "tile rows: a multiple of the 8-row swizzle atom");
-  static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
-  constexpr int kAtoms = kRows / kCvtSwizzleRows;
-  constexpr int kSteps = (kCols / kF32BoxCols) * kAtoms * kStepsPerAtom;
-  const int warp = ct / kWarpSize, lane = ct % kWarpSize;
+// An odd fp32 box fills the other half of its fp16 box's row: chunk position
+// (4 + c / 2) ^ r instead of (c / 2) ^ r, i.e. the offset with bit 6 flipped.
+constexpr u32 kOddBoxDstFlip = 4 * kCvtChunkBytes;
+
+// This lane's byte offsets within an 8-row swizzle atom, for its two rows
+// (warp step k = 0, 1; converter_row_in_atom) and its chunk (lane % 8): where
+// it reads in a staged fp32 box, and where that chunk lands in an fp16 box for
+// an even fp32 box (fp32 box b fills half b % 2 of fp16 box b / 2; an odd one:
+// ^ kOddBoxDstFlip). An atom starts at a multiple of 8 rows, so these hold in
+// every atom and box.
+struct ConverterLane {
+  u32 src[kStepsPerAtom];
+  u32 dst[kStepsPerAtom];
+};
+__device__ __forceinline__ ConverterLane converter_lane(int lane) {
+  ConverterLane l;
   const int chunk = lane % kLanesPerRow;
-#pragma unroll 4
-  for (int s = warp; s < kSteps; s += kConverterWarps) {
-    const int k = s % kStepsPerAtom;
-    const int atom = (s / kStepsPerAtom) % kAtoms;
-    const int box = s / (kStepsPerAtom * kAtoms);
-    f(box, atom * kCvtSwizzleRows + converter_row_in_atom(lane, k), chunk);
+#pragma unroll
+  for (int k = 0; k < kStepsPerAtom; ++k) {
+    const int r = converter_row_in_atom(lane, k);
+    l.src[k] = swizzled_chunk_offset(kCvtSwizzleRows, 0, r, chunk);
+    l.dst[k] = f16_dst_of_f32_chunk(kCvtSwizzleRows, 0, r, chunk);
   }
+  return l;
 }
 
-// This thread's part of the staged tile's finite abs-max, as float bits
-// (non-negative floats order like their bits), the pre-pass's rule.
-template <int kRows, int kCols>
-__device__ __forceinline__ u32 staged_abs_max(u32 stage, int ct) {
-  u32 m = 0;
-  for_each_converter_chunk<kRows, kCols>(ct, [&](int box, int row, int chunk) {
-    const float4 x = lds128_f32(stage + swizzled_chunk_offset(kRows, box, row, chunk));
-    m = max(max(m, finite_abs_bits(x.x)), max(finite_abs_bits(x.y), max(finite_abs_bits(x.z), finite_abs_bits(x.w))));
-  });
-  return m;
-}
+// One unit's chunks of this converter thread, held in registers from one read of
+// the staged unit (rows x kCols, rows a multiple of 8 and at most kMaxRows,
+// known only at run time: a Q unit and a key tile may differ) until they are
+// converted: the abs-max and the conversion read shared memory once, not twice.
+// Converter warp w takes the 8-row atoms w, w + 3, ..., each whole (2 x kCols /
+// 32 warp steps). All loads are issued before any value is used. Hazard: the
+// shared-memory accesses are volatile asm, kept in program order, so a loop that
+// loaded and used chunk by chunk would wait out each load's latency (one warp
+// per scheduler, nothing else to issue).
+template <int kCols, int kMaxRows>
+struct HeldUnit {
+  static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
+  static_assert(kMaxRows % kCvtSwizzleRows == 0, "unit rows: whole 8-row atoms");
+  static constexpr int kBoxes = kCols / kF32BoxCols;
+  static constexpr int kAtoms = (kMaxRows / kCvtSwizzleRows + kConverterWarps - 1) / kConverterWarps;
+  static constexpr u32 kAtomBytes = kCvtSwizzleRows * kCvtRowBytes;
+  float4 x[kAtoms][kStepsPerAtom][kBoxes];
+  int warp, atoms;  // this thread's warp among the converters; the unit's atoms
+
+  __device__ __forceinline__ bool held(int j) const { return warp + kConverterWarps * j < atoms; }
+  __device__ __forceinline__ u32 atom_offset(int j) const {
+    return static_cast<u32>(warp + kConverterWarps * j) * kAtomBytes;
+  }
+
+  __device__ __forceinline__ void load(u32 stage, int rows, int ct, const ConverterLane& l) {
+    warp = ct / kWarpSize;
+    atoms = rows / kCvtSwizzleRows;
+    const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+#pragma unroll
+        for (int k = 0; k < kStepsPerAtom; ++k)
+#pragma unroll
+          for (int b = 0; b < kBoxes; ++b) x[j][k][b] = lds128_f32(stage + atom_offset(j) + l.src[k] + b * box_bytes);
+  }
+
+  // This thread's part of the abs-max, as float bits (non-negative floats order
+  // like their bits). fmaxf ignores NaN (IEEE maxNum) and keeps subnormals (no
+  // flush-to-zero in this build), so for finite values and NaNs this is the
+  // pre-pass's rule in one FMNMX per value; an infinity makes it inf, and the
+  // caller then takes finite_abs_max.
+  __device__ __forceinline__ u32 abs_max() const {
+    float m = 0.f;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+        for (const auto& step : x[j])
+          for (const float4& v : step) m = fmaxf(fmaxf(m, fabsf(v.x)), fmaxf(fmaxf(fabsf(v.y), fabsf(v.z)), fabsf(v.w)));
+    return __float_as_uint(m);
+  }
+  // The pre-pass's exact rule (finite_abs_bits: inf and NaN count as 0): the same
+  // value as abs_max wherever that is finite.
+  __device__ __forceinline__ u32 finite_abs_max() const {
+    u32 m = 0;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+        for (const auto& step : x[j])
+          for (const float4& v : step)
+            m = max(max(m, finite_abs_bits(v.x)),
+                    max(finite_abs_bits(v.y), max(finite_abs_bits(v.z), finite_abs_bits(v.w))));
+    return m;
+  }
+
+  // Writes the unit x 2^e (scale = 2^e, exact) as fp16 into dst, rounded to
+  // nearest even as the pre-pass does (split_pair: __fmul_rn, never contracted).
+  // kLo: also the remainder x 2^e - hi, as the pre-pass's lo copy, lo_offset
+  // bytes after dst. dst's boxes are dst_rows rows apart: a key tile's own rows,
+  // or, for the 64 rows of one consumer warpgroup, the whole Q buffer's (the unit
+  // lands at its rows of each box; its first row is a multiple of 8, so the
+  // swizzle is the same). The caller then runs fence.proxy.async (wgmma reads
+  // dst through the async proxy; these are generic-proxy stores) before
+  // arriving on dst's barrier.
+  template <bool kLo>
+  __device__ __forceinline__ void store(u32 dst, int dst_rows, u32 lo_offset, float scale,
+                                        const ConverterLane& l) const {
+    const u32 dst_box_bytes = static_cast<u32>(dst_rows) * kCvtRowBytes;
+#pragma unroll
+    for (int j = 0; j < kAtoms; ++j)
+      if (held(j))
+#pragma unroll
+        for (int k = 0; k < kStepsPerAtom; ++k)
+#pragma unroll
+          for (int b = 0; b < kBoxes; ++b) {
+            const float4& v = x[j][k][b];
+            const u32 to = dst + atom_offset(j) + (l.dst[k] ^ (b % 2 ? kOddBoxDstFlip : 0u)) + (b / 2) * dst_box_bytes;
+            u32 hi0, hi1, lo0, lo1;
+            split_pair(v.x, v.y, scale, hi0, lo0);
+            split_pair(v.z, v.w, scale, hi1, lo1);
+            sts64(to, hi0, hi1);
+            if constexpr (kLo) sts64(to + lo_offset, lo0, lo1);
+          }
+  }
+};
 
 // The tile's abs-max across the three converter warps. words: 3 u32 of shared
 // memory. Hazard: the caller alternates two such arrays by tile parity; a warp
@@ -128,20 +218,6 @@ __device__ __forceinline__ u32 converters_abs_max(u32 m, u32 words, int ct) {
   if (ct % kWarpSize == 0) sts32(words + 4 * (ct / kWarpSize), m);
   asm volatile("bar.sync %0, %1;\n" ::"n"(kConvertBarrier), "n"(kConverterThreads) : "memory");
   return max(lds32(words), max(lds32(words + 4), lds32(words + 8)));
-}
-
-// Writes the staged tile x 2^e (scale = 2^e, exact) as fp16 into dst, rounded
-// to nearest even as the pre-pass does (__fmul_rn: never contracted). The caller
-// then runs fence.proxy.async (wgmma reads dst through the async proxy; these
-// are generic-proxy stores) before arriving on the slot's full barrier.
-template <int kRows, int kCols>
-__device__ __forceinline__ void convert_staged_tile(u32 stage, u32 dst, float scale, int ct) {
-  for_each_converter_chunk<kRows, kCols>(ct, [&](int box, int row, int chunk) {
-    const float4 x = lds128_f32(stage + swizzled_chunk_offset(kRows, box, row, chunk));
-    sts64(dst + f16_dst_of_f32_chunk(kRows, box, row, chunk),
-          pack2<Half>(__fmul_rn(x.x, scale), __fmul_rn(x.y, scale)),
-          pack2<Half>(__fmul_rn(x.z, scale), __fmul_rn(x.w, scale)));
-  });
 }
 
 }  // namespace cupyflash

@@ -2,7 +2,7 @@
 //
 // One CTA computes a kBlockM = 64 * kConsumerWGs-row block of queries (128, or
 // 192 for small head dims) for one (batch, head) with 1 + kConsumerWGs warpgroups:
-//   warpgroup 0, the producer: gives up registers (setmaxnreg.dec) and one
+//   warpgroup 0, the producer (wgmma_producer.h): gives up registers (setmaxnreg.dec) and one
 //     thread issues every TMA load: Q once, then K and V tiles into a ring of
 //     kStages shared-memory slots, each slot guarded by a "full" mbarrier (TMA
 //     bytes landed) and an "empty" mbarrier (every consumer warp is done with it);
@@ -40,7 +40,10 @@
 //   wgmma adds it to O itself, so O is kept in the units of the largest V tile
 //   so far and smaller tiles enter with P scaled down (OUnits in tile_shifts.h).
 //   The shifts of key tile t are read at the top of its step (L2, 8 bytes),
-//   so the Q.K^T wgmma hides their latency.
+//   so the Q.K^T wgmma hides their latency. With kConvertStages > 0 there is
+//   no pre-pass: the producer warpgroup reads the caller's fp32 q, k, v and
+//   converts them into the fp16 buffers itself, shifts included, and leaves
+//   the shifts in shared memory beside the data (wgmma_convert.h).
 //   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
@@ -60,6 +63,8 @@
 #include "softmax.h"
 #include "tile_shifts.h"
 #include "tma_params.h"
+#include "wgmma_convert.h"
+#include "wgmma_producer.h"
 #include "wgmma_traits.h"
 #include "work_item_sm90.h"
 
@@ -72,10 +77,12 @@ constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
-          int kConsumerWGs = 2>
-__global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>::kThreads, 1)
+          int kConsumerWGs = 2, int kConvertStages = 0>
+__global__ void __launch_bounds__(
+    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs>;
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages>;
+  using Sm = WgmmaSmem<Tr>;
   static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
@@ -83,41 +90,37 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
-  const u32 smem = (smem_addr(smem_raw) + kSwizzleAtomBytes - 1) & ~u32(kSwizzleAtomBytes - 1);
+  const Sm sm{(smem_addr(smem_raw) + kSwizzleAtomBytes - 1) & ~u32(kSwizzleAtomBytes - 1)};
   constexpr int kQS = Tr::kQStages;
-  const u32 bar = smem + Tr::kOffBar;
-  auto slot_q = [&](int s) { return smem + s * Tr::kQBytes; };
-  auto full_q = [&](int s) { return bar + 8 * s; };
-  auto empty_q = [&](int s) { return bar + 8 * (kQS + s); };
-  auto full_k = [&](int s) { return bar + 8 * (2 * kQS + s); };
-  auto full_v = [&](int s) { return bar + 8 * (2 * kQS + kStages + s); };
-  auto empty_k = [&](int s) { return bar + 8 * (2 * kQS + 2 * kStages + s); };
-  auto empty_v = [&](int s) { return bar + 8 * (2 * kQS + 3 * kStages + s); };
-  auto slot_k = [&](int s) { return smem + Tr::kOffK + s * Tr::kKVBytes; };
-  auto slot_v = [&](int s) { return smem + Tr::kOffV + s * Tr::kKVBytes; };
-  // The K/V ring and the Q buffers are used in one sequence across all of this
-  // CTA's work items: use number u sits in slot u % kStages, in phase (u / kStages) & 1.
-  auto slot = [](int u) { return u % kStages; };
-  auto phase = [](int u) { return static_cast<u32>((u / kStages) & 1); };
-  auto q_slot = [](int u) { return u % kQS; };
-  auto q_phase = [](int u) { return static_cast<u32>((u / kQS) & 1); };
+  auto slot = [](int u) { return Sm::slot(u); };
+  auto phase = [](int u) { return Sm::phase(u); };
+  auto q_slot = [](int u) { return Sm::q_slot(u); };
+  auto q_phase = [](int u) { return Sm::q_phase(u); };
 
   const int tid = threadIdx.x, lane = tid % kWarpSize, warp = tid / kWarpSize;
   const int warpgroup = tid / kWarpgroupThreads;
   const int m_blocks = ceil_div(p.seqlen_q, kBlockM);
 
   if (tid == 0) {
+    // Converted buffers fill by the converter warps' arrivals (wgmma_convert.h), the others by TMA bytes.
+    const u32 q_fills = Tr::kConvert ? converted_full_count<Tr>(true) : 1;
+    const u32 kv_fills = Tr::kConvert ? converted_full_count<Tr>(false) : 1;
 #pragma unroll
     for (int s = 0; s < kQS; ++s) {
-      mbar_init(full_q(s), 1);
-      mbar_init(empty_q(s), Tr::kConsumerWarps);
+      mbar_init(sm.full_q(s), q_fills);
+      mbar_init(sm.empty_q(s), Tr::kConsumerWarps);
     }
 #pragma unroll
     for (int s = 0; s < kStages; ++s) {
-      mbar_init(full_k(s), 1);
-      mbar_init(full_v(s), 1);
-      mbar_init(empty_k(s), Tr::kConsumerWarps);
-      mbar_init(empty_v(s), Tr::kConsumerWarps);
+      mbar_init(sm.full_k(s), kv_fills);
+      mbar_init(sm.full_v(s), kv_fills);
+      mbar_init(sm.empty_k(s), Tr::kConsumerWarps);
+      mbar_init(sm.empty_v(s), Tr::kConsumerWarps);
+    }
+#pragma unroll
+    for (int s = 0; s < Tr::kStagesCvt; ++s) {
+      mbar_init(sm.stage_full(s), 1);
+      mbar_init(sm.stage_empty(s), kConverterWarps);
     }
     mbar_fence_init();
   }
@@ -125,86 +128,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
 
   if (warpgroup == 0) {
     // ------------------------------------------------------------ producer
-    setmaxnreg_dec<kProducerRegs>();
-    if (warp == 0 && lane == 0) {
-      tma_prefetch_desc(&tma.q);
-      tma_prefetch_desc(&tma.k);
-      tma_prefetch_desc(&tma.v);
-      // Operand copy c (0 = hi, 1 = lo) comes from its own tensor map.
-      const TmaDesc* q_map[2] = {&tma.q, &tma.q_lo};
-      const TmaDesc* k_map[2] = {&tma.k, &tma.k_lo};
-      const TmaDesc* v_map[2] = {&tma.v, &tma.v_lo};
-      int use = 0;    // K/V ring uses so far
-      int q_use = 0;  // Q buffer uses so far (items with at least one key tile)
-      // One K or V tile (all its copies and boxes) into a ring slot, once the slot is empty.
-      // V^T (tf32): boxes of kBoxCols keys x kD rows of the (keys, d, kv head, batch) map.
-      auto load_kv = [&](u32 dst, u32 empty, u32 full, const TmaDesc* const (&maps)[2], int use_no, int n0,
-                         const WorkItem& w, bool is_v) {
-        mbar_wait(empty, phase(use_no) ^ 1);
-        mbar_arrive_expect_tx(full, Tr::kKVBytes);
-        if (Tr::kVTransposed && is_v) {
-#pragma unroll
-          for (int b = 0; b < Tr::kVtBoxes; ++b)
-            tma_load_4d(dst + b * Tr::kVtBoxBytes, maps[0], full, n0 + b * Elem::kBoxCols, 0, w.kv_head, w.batch);
-          return;
-        }
-#pragma unroll
-        for (int c = 0; c < Tr::kCopies; ++c)
-#pragma unroll
-          for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(dst + c * Tr::kKVCopyBytes + b * Tr::kKVBoxBytes, maps[c], full, b * Elem::kBoxCols, n0,
-                        w.kv_head, w.batch);
-      };
-      // One item's Q (all its copies and boxes) into the next Q buffer, once that buffer is empty.
-      auto load_q = [&](const WorkItem& w) {
-        const int qs = q_slot(q_use);
-        mbar_wait(empty_q(qs), q_phase(q_use) ^ 1);
-        mbar_arrive_expect_tx(full_q(qs), Tr::kQBytes);
-#pragma unroll
-        for (int c = 0; c < Tr::kCopies; ++c)
-#pragma unroll
-          for (int b = 0; b < Tr::kBoxes; ++b)
-            tma_load_4d(slot_q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], full_q(qs), b * Elem::kBoxCols,
-                        w.m0, w.head, w.batch);
-        ++q_use;
-      };
-      // Items without key tiles load nothing: the consumers write their zeros alone.
-      ItemWalk<kPersistent> walk(p, m_blocks);
-      auto next_loaded = [&](WorkItem& w) {
-        BlockCoord bc;
-        while (walk.next(p, bc)) {
-          w = work_item<kBlockM, kBlockN>(p, bc);
-          if (w.n_tiles > 0) return true;
-        }
-        return false;
-      };
-      WorkItem w, next;
-      bool has = next_loaded(w);
-      if (has) load_q(w);
-      while (has) {
-        bool has_next = false;
-        // The next item's Q goes out with this item's tile q_at. With two buffers
-        // that is tile kQPrefetchTile: the buffer it reuses (the item before this
-        // one) comes back when the consumers drain that item's epilogue store, in
-        // this item's tile 1 (or after its only tile). Loading it only after this
-        // item's last K/V (as with one buffer, where nothing earlier is free) left
-        // the consumers waiting for Q at every item start: 5 % of the stall
-        // samples at seqlen 1024 (bench/notes/wgmma.md, "Where the consumers wait").
-        const int q_at = kQS == 2 ? min(kQPrefetchTile, w.n_tiles - 1) : w.n_tiles - 1;
-        for (int i = 0; i < w.n_tiles; ++i, ++use) {
-          const int n0 = (w.n_tiles - 1 - i) * kBlockN;
-          const int s = slot(use);
-          load_kv(slot_k(s), empty_k(s), full_k(s), k_map, use, n0, w, false);  // K first: Q.K^T needs it first
-          load_kv(slot_v(s), empty_v(s), full_v(s), v_map, use, n0, w, true);
-          // The walk's integer maths for the next item (several dependent divisions)
-          // runs once this item's first K and V are out, while the producer would
-          // wait for the next slot anyway, not between a freed slot and its load.
-          if (i == 0) has_next = next_loaded(next);
-          if (has_next && i == q_at) load_q(next);
-        }
-        w = next;
-        has = has_next;
-      }
+    setmaxnreg_dec<Tr::kProducerRegs>();
+    if constexpr (Tr::kConvert) {
+      convert_producer<Tr, kPersistent>(p, tma, sm, m_blocks, tid);
+    } else {
+      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent>(p, tma, sm, m_blocks);
     }
     return;
   }
@@ -217,7 +145,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   const int cwg = __shfl_sync(0xffffffffu, warpgroup, 0) - 1;
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
   const u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer
-  const u32 scratch = smem + Tr::kOffScratch + kScratchBytesPerThread * (tid - kWarpgroupThreads);
+  const u32 scratch = sm.scratch() + kScratchBytesPerThread * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
   // Split: each tile's P.V lands in its own zeroed accumulator and is added to O
   // with an ordinary (round-to-nearest) fp32 add. Hazard: the tensor cores'
@@ -230,8 +158,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // Issue S = Q K^T for the K tile in slot s and the Q buffer qs: kD / kK k-steps; a k-step is 32 bytes
   // along a swizzled row (k16 of 16-bit or k8 of tf32 values), and every 4 steps move to the next box.
   auto issue_qk = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
-    const u64 q_desc = make_smem_desc(slot_q(qs) + q_rows, 16, kSwizzleAtomBytes);
-    const u64 k_desc = make_smem_desc(slot_k(s), 16, kSwizzleAtomBytes);
+    const u64 q_desc = make_smem_desc(sm.q(qs) + q_rows, 16, kSwizzleAtomBytes);
+    const u64 k_desc = make_smem_desc(sm.k(s), 16, kSwizzleAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < Tr::kKSteps; ++kk) {
       const u32 col_bytes = (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
@@ -255,7 +183,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // "Per-item cost after the Q prefetch").
   auto issue_pv = [&](const u32 (&pf)[Tr::kCopies][Tr::kPSteps][4], int s, bool fresh) {
     // LBO: 16-bit V steps between 64-column boxes with it; unused by K-major V^T.
-    const u64 v_desc = make_smem_desc(slot_v(s), Tr::kVTransposed ? 16 : Tr::kKVBoxBytes, kSwizzleAtomBytes);
+    const u64 v_desc = make_smem_desc(sm.v(s), Tr::kVTransposed ? 16 : Tr::kKVBoxBytes, kSwizzleAtomBytes);
 #pragma unroll
     for (int kk = 0; kk < Tr::kPSteps; ++kk) {
 #pragma unroll
@@ -388,7 +316,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     if constexpr (kSmemEpilogue) {
       if (q_use == 0) return;
       if (tid % kWarpgroupThreads == 0) bulk_wait_read<0>();
-      release(empty_q(q_slot(q_use - 1)));
+      release(sm.empty_q(q_slot(q_use - 1)));
     }
   };
   // Epilogue of item w, the last item counted in q_use, so it read Q buffer
@@ -399,11 +327,11 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     if constexpr (kSmemEpilogue) {
       const int qs_w = q_slot(q_use - 1);
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
-      stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(slot_q(qs_w), inv, acc_o);
+      stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(sm.q(qs_w), inv, acc_o);
       fence_proxy_async_smem();  // the TMA store (async proxy) must see these writes
       named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 + cwg);
       if (tid % kWarpgroupThreads == 0) {
-        const u32 rows = slot_q(qs_w) + 64 * cwg * kSwizzleRowBytes;
+        const u32 rows = sm.q(qs_w) + 64 * cwg * kSwizzleRowBytes;
 #pragma unroll
         for (int b = 0; b < Tr::kBoxes; ++b)
           tma_store_4d(&tma.o, rows + b * Tr::kQBoxBytes, b * Elem::kBoxCols, w.m0 + 64 * cwg, w.head, w.batch);
@@ -427,7 +355,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
   // The last tile's P.V of item w on its own, then its epilogue.
   auto finish = [&](const WorkItem& w) {
     const int u = use - 1;
-    mbar_wait(full_v(slot(u)), phase(u));
+    mbar_wait(sm.full_v(slot(u)), phase(u));
     take_turn();
     wgmma_fence();
     issue_pv(pf, slot(u), w.n_tiles == 1);
@@ -436,7 +364,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     wgmma_wait<0>();
     fence_acc(acc_o);
     fence_frag(pf);
-    release(empty_v(slot(u)));
+    release(sm.empty_v(slot(u)));
     add_pv();
     write_out(w, st, out_mult());
   };
@@ -461,16 +389,29 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its
     // key tiles' {e_k, e_v} pairs start. Key tile i (walked from the last) has
     // its pair read at the top of its step: tile_shift(i).
+    // Converting in the kernel, the converters leave the shifts in shared memory
+    // instead (wgmma_convert.h): see converted_shift.
     const int2* kv_shifts = nullptr;
     int e_q = 0;
-    if constexpr (kRescaled) {
+    if constexpr (kRescaled && !Tr::kConvert) {
       const int n_kv_tiles = ceil_div(p.seqlen_k, kBlockN);
       kv_shifts = reinterpret_cast<const int2*>(p.tile_shifts) +
                   kv_shift_index(w.batch, w.kv_head, p.heads_kv, n_kv_tiles);
       e_q = p.tile_shifts[q_shift_index(w.batch, w.head, w.m0 / kBlockM, p.batch, p.heads_q, p.heads_kv, n_kv_tiles,
                                         m_blocks)];
     }
-    auto tile_shift = [&](int i) { return kRescaled ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0); };
+    auto tile_shift = [&](int i) { return kRescaled && !Tr::kConvert ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0); };
+    // Converting: key tile use u's shifts, once its S is ready and before its K
+    // slot goes back (the converters then rewrite the slot's word). The one-term
+    // softmax needs e_v already, so this waits for V's data too: the converters
+    // finish V right after K, normally while the Q.K^T runs. e: tile_shift's.
+    auto converted_shift = [&](int2 e, int u) {
+      if constexpr (Tr::kConvert) {
+        mbar_wait(sm.full_v(slot(u)), phase(u));
+        e = make_int2(static_cast<int>(lds32(sm.shift_k(slot(u)))), static_cast<int>(lds32(sm.shift_v(slot(u)))));
+      }
+      return e;
+    };
     // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
     // and softmax. Returns how O must be rescaled before this tile's P.V (with
     // one term, O's change of units included). e: the tile's shifts.
@@ -504,14 +445,15 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     // serialise every wgmma (warning C7514).
     {
       float sc[Tr::kNTiles][4];
-      const int2 e = tile_shift(0);
-      mbar_wait(full_q(qs), q_phase(q_use));
-      mbar_wait(full_k(slot(use)), phase(use));
+      int2 e = tile_shift(0);
+      mbar_wait(sm.full_q(qs), q_phase(q_use));
+      if constexpr (Tr::kConvert) e_q = static_cast<int>(lds32(sm.shift_q(qs, cwg)));  // this warpgroup's rows
+      mbar_wait(sm.full_k(slot(use)), phase(use));
       if (kCrossItem && has_pending) {
         // Item boundary: this item's first Q.K^T and the pending item's last P.V
         // go out together, then that item's epilogue runs after this softmax.
         const int u = use - 1;
-        mbar_wait(full_v(slot(u)), phase(u));
+        mbar_wait(sm.full_v(slot(u)), phase(u));
         take_turn();
         wgmma_fence();
         issue_qk(sc, slot(use), qs);
@@ -521,7 +463,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         pass_turn();
         wgmma_wait<1>();  // S is ready; the pending P.V may still run
         fence_acc(sc);
-        release(empty_k(slot(use)));
+        e = converted_shift(e, use);
+        release(sm.empty_k(slot(use)));
         const RowState done = st;
         const float done_mult = out_mult();  // before this item's first tile resets O's units
         st.init();
@@ -530,7 +473,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         wgmma_wait<0>();
         fence_acc(acc_o);
         fence_frag(pf);
-        release(empty_v(slot(u)));
+        release(sm.empty_v(slot(u)));
         add_pv();
         // P before the epilogue: its fragments take half the registers of the
         // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
@@ -547,7 +490,8 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
         pass_turn();
         wgmma_wait<0>();
         fence_acc(sc);
-        release(empty_k(slot(use)));
+        e = converted_shift(e, use);
+        release(sm.empty_k(slot(use)));
         scores_to_p(sc, 0, e);  // O is still zero: nothing to rescale
         if constexpr (kSplit) pv_mult = pow2_f32(-e.y);
         pack_p(pf, sc);
@@ -556,9 +500,9 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     for (int i = 1; i < n_tiles; ++i) {
       const int u = use + i;
       float sc[Tr::kNTiles][4];
-      const int2 e = tile_shift(i);  // used after the Q.K^T wgmma: its latency hides behind it
-      mbar_wait(full_k(slot(u)), phase(u));
-      mbar_wait(full_v(slot(u - 1)), phase(u - 1));
+      int2 e = tile_shift(i);  // used after the Q.K^T wgmma: its latency hides behind it
+      mbar_wait(sm.full_k(slot(u)), phase(u));
+      mbar_wait(sm.full_v(slot(u - 1)), phase(u - 1));
       take_turn();
       wgmma_fence();
       issue_qk(sc, slot(u), qs);
@@ -568,13 +512,14 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
       pass_turn();
       wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
       fence_acc(sc);
-      release(empty_k(slot(u)));
+      e = converted_shift(e, u);
+      release(sm.empty_k(slot(u)));
       const RowCorrection corr = scores_to_p(sc, i, e);
       order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
       wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
       fence_acc(acc_o);
       fence_frag(pf);
-      release(empty_v(slot(u - 1)));
+      release(sm.empty_v(slot(u - 1)));
       if (i == 1) drain_store();  // the last item's O left shared memory a tile ago: hand its Q buffer back
       add_pv();
       if constexpr (kSplit) pv_mult = pow2_f32(-e.y);  // now that the previous tile's P.V is in O
@@ -584,7 +529,7 @@ __global__ void __launch_bounds__(WgmmaKernelTraits<Elem, kD, kBlockN, kStages, 
     if (n_tiles == 1) drain_store();
     // Every Q.K^T of this item has completed: the producer may refill this Q
     // buffer, unless the epilogue is to use it first.
-    if constexpr (!kSmemEpilogue) release(empty_q(qs));
+    if constexpr (!kSmemEpilogue) release(sm.empty_q(qs));
     use += n_tiles;
     ++q_use;
     if constexpr (kCrossItem) {

@@ -17,6 +17,12 @@ __device__ __forceinline__ void mbar_fence_init() { asm volatile("fence.mbarrier
 __device__ __forceinline__ void mbar_arrive(u32 bar) {
   asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar) : "memory");
 }
+// Arrive once `after` is computed: a value that depends on every shared-memory
+// load this arrival releases, so that those loads have returned their data
+// before the arrival can let an async-proxy (TMA) write overwrite the buffer.
+__device__ __forceinline__ void mbar_arrive_after(u32 bar, u32 after) {
+  asm volatile("mbarrier.arrive.shared::cta.b64 _, [%0];\n" ::"r"(bar), "r"(after) : "memory");
+}
 // Arrive and announce `bytes` of TMA traffic that must land before the phase completes.
 __device__ __forceinline__ void mbar_arrive_expect_tx(u32 bar, u32 bytes) {
   asm volatile("mbarrier.arrive.expect_tx.shared::cta.b64 _, [%0], %1;\n" ::"r"(bar), "r"(bytes) : "memory");

@@ -38,16 +38,6 @@ __device__ __forceinline__ void cp_async_vec(u32 dst, const float* src) {
   else cp_async_4(dst, src);
 }
 
-// One pair of elements (the second is a dummy for kVec = 1). __fmul_rn and
-// __fsub_rn are never contracted: an FMA would compute x * s - hi unrounded,
-// which differs from the reference's rounded y - hi when x * s is subnormal.
-__device__ __forceinline__ void split_pair(float a, float b, float s, u32& hi, u32& lo) {
-  const float ya = __fmul_rn(a, s), yb = __fmul_rn(b, s);
-  hi = pack2<Half>(ya, yb);  // cvt.rn: round to nearest even
-  const float2 h = unpack_half2(hi);
-  lo = pack2<Half>(__fsub_rn(ya, h.x), __fsub_rn(yb, h.y));
-}
-
 template <int kVec, bool kLo>
 __global__ void __launch_bounds__(kSplitThreads, kSplitBlocksPerSm) split_fp32_tiles(const __grid_constant__ SplitParams p) {
   // The tile in shared memory: pass j of thread i at stage[j * kSplitThreads + i]

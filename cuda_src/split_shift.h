@@ -4,6 +4,7 @@
 // shift_exponent in cupyflash/_split.py.
 #pragma once
 #include "common.h"
+#include "ptx.h"
 #include "tile_shifts.h"
 
 namespace cupyflash {
@@ -14,6 +15,14 @@ constexpr u32 kF32MantMask = (1u << kF32MantBits) - 1;
 constexpr int kF32SubnormalExp = -149;  // a subnormal float is mantissa * 2^-149
 // ceil(log2(0)) as the reference formula has it: log2 of 2^-1000, its stand-in for 0.
 constexpr int kZeroCeilLog2 = -1000;
+// The shift's parameters as compile-time constants, for the attention kernel's
+// in-kernel conversion (the pre-pass gets the same values at run time in
+// SplitParams). Mirrored by TARGET_EXP and MAX_SHIFT in cupyflash/_split.py,
+// which checks that every factor built from them stays a normal float.
+constexpr int kSplitTargetExp = 14;
+constexpr int kMaxShiftQ = 63;
+constexpr int kMaxShiftK = 63;
+constexpr int kMaxShiftV = 120;
 
 // ---- the factor formula (mirrored by shift_exponent in cupyflash/_split.py) ----
 
@@ -40,6 +49,17 @@ __device__ __forceinline__ int split_shift(u32 max_bits, int target, int max_shi
 __device__ __forceinline__ u32 finite_abs_bits(float x) {
   const u32 a = __float_as_uint(x) & kF32AbsMask;
   return a < kF32InfBits ? a : 0u;
+}
+
+// x * s of a pair of elements as fp16 hi and lo (x * s = hi + lo + O(2^-22)),
+// shared by the pre-pass and the in-kernel conversion. __fmul_rn and
+// __fsub_rn are never contracted: an FMA would compute x * s - hi unrounded,
+// which differs from the reference's rounded y - hi when x * s is subnormal.
+__device__ __forceinline__ void split_pair(float a, float b, float s, u32& hi, u32& lo) {
+  const float ya = __fmul_rn(a, s), yb = __fmul_rn(b, s);
+  hi = pack2<Half>(ya, yb);  // cvt.rn: round to nearest even
+  const float2 h = unpack_half2(hi);
+  lo = pack2<Half>(__fsub_rn(ya, h.x), __fsub_rn(yb, h.y));
 }
 
 }  // namespace cupyflash

@@ -10,7 +10,17 @@
 namespace cupyflash {
 
 constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's period
-constexpr int kProducerRegs = 24;  // setmaxnreg target of the producer warpgroup
+// setmaxnreg target of the producer warpgroup: its one TMA thread needs few;
+// converting fp32 operands in the kernel, its three other warps hold a unit's
+// share in registers (convert_tile.h, HeldUnit: 96 at width 128) and need 128
+// with two consumer warpgroups (these keep 184 and spill nothing; at 120 the
+// converters spilled 28 bytes under NVRTC 13.0). With three consumer
+// warpgroups there is no room (at 32 the converters spilled; at 40 the
+// consumers drop to 152, where ptxas serialised their wgmmas): those tiles
+// do not convert.
+constexpr int kTmaProducerRegs = 24;
+template <int kConsumerWGs>
+__host__ __device__ constexpr int convert_producer_regs() { return kConsumerWGs == 3 ? kTmaProducerRegs : 128; }
 // With two Q buffers the producer loads the next item's Q after this tile of the
 // current item (see the producer): the consumers hand the buffer back in tile 1,
 // when they also free the ring slot of tile 2's V. After tile 1 instead, the
@@ -21,18 +31,43 @@ constexpr int kMaxSmemBytes = 227 * 1024;  // dynamic shared memory per CTA on s
 constexpr int kScratchBytesPerThread = 4;   // order_before_wait's store (ptx_sm90.h)
 constexpr int kWgmmaStepBytes = 32;  // one wgmma k-step along a swizzled row (k16 x 2 B, k8 x 4 B)
 constexpr int kStepsPerSwizzleRow = kSwizzleRowBytes / kWgmmaStepBytes;
+constexpr int kF32OperandBytes = 4;  // a caller's float32 element, staged for conversion
+// In-kernel conversion: unit headers, shift words and the converters' abs-max words (WgmmaSmem).
+constexpr int kConvertAreaBytes = 512;
+constexpr int kUnitHeaderSlotBytes = 48;  // >= sizeof(UnitHeader) (wgmma_convert.h), 16-byte aligned
 
-template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2>
+template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2,
+          int kConvertStages = 0>
 struct WgmmaKernelTraits {
   static constexpr bool kSplit = kFp32Terms == 3;  // hi and lo copies of every operand
   static constexpr bool kTf32 = Elem::kIsTf32;     // float32 operands, tf32 products
   static constexpr int kCopies = kSplit ? 2 : 1;
+  // float32 operands converted in the kernel (kConvertStages > 0: wgmma_convert.h)
+  // instead of by the host's pre-pass: TMA stages the caller's fp32 tiles in a
+  // ring of kConvertStages slots, the producer's other warps convert them into
+  // the fp16 Q buffers and K/V ring.
+  static constexpr bool kConvert = kConvertStages > 0;
+  // The template parameters, for code that takes the traits alone (WgmmaSmem, the producers).
+  static constexpr int kWidth = kD;
+  static constexpr int kTileN = kBlockN;
+  static constexpr int kStagesKV = kStages;
+  static constexpr int kStagesCvt = kConvertStages;
+  static constexpr int kProducerRegs = kConvert ? convert_producer_regs<kConsumerWGs>() : kTmaProducerRegs;
   // 2 consumer warpgroups (block_m 128) or 3 (block_m 192, for small head dims).
   static constexpr int kConsumerWarpgroups = kConsumerWGs;
-  // setmaxnreg: the 64K registers of an SM, less the producer's, shared by the
-  // consumers (a multiple of 8): 128*24 + 256*240 = 64512; 128*24 + 384*160 = 64512.
+  static constexpr int kThreadsAll = kWarpgroupThreads * (kConsumerWGs + 1);
+  // setmaxnreg moves registers within the CTA's pool, which the launch sizes at
+  // the kernel's register count (65536 / threads, rounded down to a multiple of
+  // 8: 168 at 384 threads, 128 at 512) times the threads: the consumers share the
+  // pool less the producer's (a multiple of 8): 128*24 + 256*240 = 64512;
+  // 128*24 + 384*160 = 64512; converting, 128*128 + 256*184 = 63488.
+  // Hazard: sized from 65536 instead, a producer target of 128 gave the consumers
+  // 192 (a pool of 65536): their setmaxnreg.inc waited forever for the last 1024.
+  static constexpr int kCtaRegs = kThreadsAll * ((65536 / kThreadsAll) / 8 * 8);
   static constexpr int kConsumerRegs =
-      ((65536 - kProducerRegs * kWarpgroupThreads) / (kConsumerWGs * kWarpgroupThreads)) / 8 * 8;
+      ((kCtaRegs - kProducerRegs * kWarpgroupThreads) / (kConsumerWGs * kWarpgroupThreads)) / 8 * 8;
+  static_assert(kProducerRegs * kWarpgroupThreads + kConsumerRegs * kConsumerWGs * kWarpgroupThreads <= kCtaRegs,
+                "setmaxnreg targets within the CTA's register pool");
   static constexpr int kBlockM = 64 * kConsumerWarpgroups;  // a consumer warpgroup owns 64 rows (wgmma M)
   static constexpr int kThreads = kWarpgroupThreads * (kConsumerWarpgroups + 1);
   static constexpr int kConsumerWarps = kConsumerWarpgroups * 4;
@@ -55,11 +90,17 @@ struct WgmmaKernelTraits {
   static constexpr int kNTiles = kBlockN / 8;  // n8 tiles of S per thread's rows
   static constexpr int kOTiles = kD / 8;       // n8 tiles of O
   static constexpr int kOChunk = kD % 128 == 0 ? 128 : 64;  // columns of O per PV wgmma
+  // Conversion units: a Q unit is one consumer warpgroup's 64 rows (each has its
+  // own shift), a K or V unit one key tile; a staging slot holds the larger.
+  static constexpr int kQUnitRows = 64;
+  static constexpr int kStageBytes = kConvert ? (kQUnitRows > kBlockN ? kQUnitRows : kBlockN) * kD * kF32OperandBytes : 0;
+  static constexpr int kConvertBytes = kConvertStages * kStageBytes + (kConvert ? kConvertAreaBytes : 0);
   static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
   // 4 bytes per consumer thread for order_before_wait's store.
   static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
   // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
-  static constexpr int kFixedBytes = 2 * kStages * kKVBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
+  static constexpr int kFixedBytes =
+      2 * kStages * kKVBytes + kConvertBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
   // Two Q buffers where they fit: a persistent CTA's producer then loads the next
   // item's Q while the current item still reads its own, so the next item's first
   // Q.K^T (issued with this item's last P.V) need not wait for it.
@@ -67,11 +108,13 @@ struct WgmmaKernelTraits {
   // Byte offsets into (1024-aligned) dynamic shared memory.
   static constexpr int kOffK = kQStages * kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
-  static constexpr int kOffBar = kOffV + kStages * kKVBytes;
-  // Q full/empty per Q buffer, then full/empty for K and V per stage.
-  static constexpr int kBarriers = 2 * kQStages + 4 * kStages;
+  static constexpr int kOffStage = kOffV + kStages * kKVBytes;  // 1024-aligned: whole swizzle atoms before it
+  static constexpr int kOffBar = kOffStage + kConvertStages * kStageBytes;
+  // Q full/empty per Q buffer, full/empty for K and V per stage, then full/empty per staging slot.
+  static constexpr int kBarriers = 2 * kQStages + 4 * kStages + 2 * kConvertStages;
   static constexpr int kOffScratch = kOffBar + kBarrierBytes;
-  static constexpr int kSmemBytes = kOffScratch + kScratchBytes + kSwizzleAtomBytes;
+  static constexpr int kOffConvert = kOffScratch + kScratchBytes;
+  static constexpr int kSmemBytes = kOffConvert + (kConvert ? kConvertAreaBytes : 0) + kSwizzleAtomBytes;
 
   static_assert(Elem::kK * Elem::kBytes == kWgmmaStepBytes, "a k-step is 32 bytes of a swizzled row");
   static_assert(kD % 64 == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
@@ -83,10 +126,68 @@ struct WgmmaKernelTraits {
   static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !(Elem::kIsBf16 || kTf32), "the fp32 pre-pass kernels take fp16 operands");
+  static_assert(!kConvert || (kFp32Terms > 0 && kConvertStages <= 2 && kConsumerWGs == 2),
+                "conversion: fp32 terms 1 or 3, 1-2 staging slots, two consumer warpgroups");
   // tf32: V^T boxes cover whole key tiles (so no 80-key tiles); its wgmma has
   // instantiations for N = 64 and 128 only.
   static_assert(!kTf32 || (kBlockN % Elem::kBoxCols == 0 && kBlockN != 176 && kD <= 128),
                 "tf32: key tile 64 or 128, head dim width 64 or 128");
+};
+
+// Addresses in the (1024-aligned) dynamic shared memory of one CTA, from the
+// traits' map, and the ring arithmetic that producer and consumers share: the
+// K/V ring, the Q buffers and the staging ring are each used in one sequence
+// across all of the CTA's work items; use number u of a ring of n slots sits in
+// slot u % n, in phase (u / n) & 1.
+template <class Tr>
+struct WgmmaSmem {
+  u32 base;
+
+  __device__ __forceinline__ u32 q(int s) const { return base + s * Tr::kQBytes; }
+  __device__ __forceinline__ u32 k(int s) const { return base + Tr::kOffK + s * Tr::kKVBytes; }
+  __device__ __forceinline__ u32 v(int s) const { return base + Tr::kOffV + s * Tr::kKVBytes; }
+  __device__ __forceinline__ u32 bar(int i) const { return base + Tr::kOffBar + 8 * i; }
+  __device__ __forceinline__ u32 full_q(int s) const { return bar(s); }
+  __device__ __forceinline__ u32 empty_q(int s) const { return bar(Tr::kQStages + s); }
+  __device__ __forceinline__ u32 full_k(int s) const { return bar(2 * Tr::kQStages + s); }
+  __device__ __forceinline__ u32 full_v(int s) const { return bar(2 * Tr::kQStages + Tr::kStagesKV + s); }
+  __device__ __forceinline__ u32 empty_k(int s) const { return bar(2 * Tr::kQStages + 2 * Tr::kStagesKV + s); }
+  __device__ __forceinline__ u32 empty_v(int s) const { return bar(2 * Tr::kQStages + 3 * Tr::kStagesKV + s); }
+  __device__ __forceinline__ u32 scratch() const { return base + Tr::kOffScratch; }
+  // In-kernel conversion only: the staging ring of fp32 units and its barriers,
+  // the shift word of each fp16 buffer (Q: one per consumer warpgroup's rows),
+  // and three sets of the converter warps' abs-max words (wgmma_convert.h).
+  __device__ __forceinline__ u32 stage(int s) const { return base + Tr::kOffStage + s * Tr::kStageBytes; }
+  __device__ __forceinline__ u32 stage_full(int s) const { return bar(2 * Tr::kQStages + 4 * Tr::kStagesKV + s); }
+  __device__ __forceinline__ u32 stage_empty(int s) const {
+    return bar(2 * Tr::kQStages + 4 * Tr::kStagesKV + Tr::kStagesCvt + s);
+  }
+  __device__ __forceinline__ u32 unit_header(int s) const { return base + Tr::kOffConvert + kUnitHeaderSlotBytes * s; }
+  __device__ __forceinline__ u32 shift_q(int qs, int wg) const {
+    return base + Tr::kOffConvert + kWordsOff + 4 * (qs * Tr::kConsumerWarpgroups + wg);
+  }
+  __device__ __forceinline__ u32 shift_k(int s) const { return base + Tr::kOffConvert + kKVWordsOff + 4 * s; }
+  __device__ __forceinline__ u32 shift_v(int s) const {
+    return base + Tr::kOffConvert + kKVWordsOff + 4 * (Tr::kStagesKV + s);
+  }
+  __device__ __forceinline__ u32 max_words(int parity) const {
+    return base + Tr::kOffConvert + kKVWordsOff + 4 * (2 * Tr::kStagesKV + kMaxWordsPerSet * parity);
+  }
+
+  static constexpr int kWordsOff = kUnitHeaderSlotBytes * 4;  // unit headers: two per staging slot, up to 2 slots
+  static constexpr int kKVWordsOff = kWordsOff + 4 * 2 * 3;    // Q words: up to 2 buffers x 3 consumer warpgroups
+  static constexpr int kMaxWordsPerSet = 4;                     // 3 converter warps, padded
+  static_assert(Tr::kStagesCvt <= 2 && Tr::kQStages * Tr::kConsumerWarpgroups <= 6, "convert area slots");
+  // max_words: sets 0 and 1 by unit parity, set 2 for a unit's second (exact) round.
+  static_assert(kKVWordsOff + 4 * (2 * Tr::kStagesKV + 3 * kMaxWordsPerSet) <= kConvertAreaBytes, "convert area");
+
+  __device__ __forceinline__ static int slot(int u) { return u % Tr::kStagesKV; }
+  __device__ __forceinline__ static u32 phase(int u) { return static_cast<u32>((u / Tr::kStagesKV) & 1); }
+  __device__ __forceinline__ static int q_slot(int u) { return u % Tr::kQStages; }
+  __device__ __forceinline__ static u32 q_phase(int u) { return static_cast<u32>((u / Tr::kQStages) & 1); }
+  __device__ __forceinline__ static int stage_slot(int u) { return u % Tr::kStagesCvt; }
+  __device__ __forceinline__ static int header_slot(int u) { return u % (2 * Tr::kStagesCvt); }
+  __device__ __forceinline__ static u32 stage_phase(int u) { return static_cast<u32>((u / Tr::kStagesCvt) & 1); }
 };
 
 }  // namespace cupyflash

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH,
-                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec,
-                    dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec, wgmma_spec,
-                    wgmma_tf32_spec, wgmma_width)
+                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES,
+                    WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
+                    wgmma_fp32_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -135,6 +135,9 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                            "tf32 by their TFLOAT32 tensor maps; v transposed and rounded by a small pre-pass; p "
                            "rounded), fp32 accumulation and output")
             return wgmma_tf32_spec(width), reasons
+        # Not the kernel that converts q, k, v itself (wgmma_convert_spec): measured
+        # 0.53-0.86 x this pre-pass path (bench/notes/fp32_fp64.md, "In-kernel
+        # conversion, measured"); it stays a tuning candidate.
         reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
                        "output (measured faster than precision='tf32' on an H100)")
@@ -202,9 +205,11 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
         return {}
     if spec.fp32_terms or spec.tf32:
         # The pre-passes write fresh, aligned, padded copies (fp16 q, k, v; V^T
-        # for tf32, whose TMA reads q and k in place: tf32_staging_needs); the
-        # fp32 output (written two floats at a time) may need a staging buffer.
-        needs = tf32_staging_needs(problem, pointers) if spec.tf32 else {}
+        # for tf32, whose TMA reads q and k in place: fp32_tma_staging_needs; a
+        # converting kernel reads all three in place); the fp32 output (written
+        # two floats at a time) may need a staging buffer.
+        names = ("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages else ()
+        needs = fp32_tma_staging_needs(problem, pointers, names)
         dv = problem.head_dim_v
         if dv % MMA_ALIGN_ELEMS:
             needs["out"] = (f"head_dim {dv} is not a multiple of {MMA_ALIGN_ELEMS}: padded to "
@@ -234,19 +239,24 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
     return needs
 
 
-# The tf32 kernel's TMA reads float32 q and k in place: 16-byte strides are 4 elements.
+# TMA reading float32 operands in place (the tf32 kernel's q and k; a converting
+# kernel's q, k and v): 16-byte strides are 4 elements.
 TF32_ALIGN_ELEMS = 4
 
 
-def tf32_staging_needs(problem: Problem, pointers: dict[str, int] | None) -> dict[str, str]:
-    """q and k operands the tf32 kernel cannot map with TMA as they are: a head dim
-    that is not a multiple of 4 (the row stride of a contiguous array would not be
-    16 bytes), strides that are not multiples of 4 elements or not positive, or a
-    base that is not 16-byte aligned. They are copied, zero-padded to a multiple of 8."""
+def fp32_tma_staging_needs(problem: Problem, pointers: dict[str, int] | None,
+                           names: tuple[str, ...] = ("q", "k")) -> dict[str, str]:
+    """The float32 operands among ``names`` that TMA cannot map as they are: a head
+    dim that is not a multiple of 4 (the row stride of a contiguous array would not
+    be 16 bytes), strides that are not multiples of 4 elements or not positive, or
+    a base that is not 16-byte aligned. They are copied, zero-padded to a multiple of 8."""
     needs: dict[str, str] = {}
-    sizes = (problem.batch, problem.seqlen_q, problem.heads_q), (problem.batch, problem.seqlen_k, problem.heads_kv)
-    for name, strides, size in (("q", problem.q_strides, sizes[0]), ("k", problem.k_strides, sizes[1])):
-        dim = problem.head_dim
+    q_size, kv_size = (problem.batch, problem.seqlen_q, problem.heads_q), (problem.batch, problem.seqlen_k,
+                                                                           problem.heads_kv)
+    operands = {"q": (problem.q_strides, q_size, problem.head_dim), "k": (problem.k_strides, kv_size, problem.head_dim),
+                "v": (problem.v_strides, kv_size, problem.head_dim_v)}
+    for name in names:
+        strides, size, dim = operands[name]
         if dim % TF32_ALIGN_ELEMS:
             needs[name] = (f"head_dim {dim} is not a multiple of {TF32_ALIGN_ELEMS}: padded to "
                            f"{dim + (-dim) % MMA_ALIGN_ELEMS}")

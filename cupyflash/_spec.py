@@ -72,6 +72,7 @@ keys stream 32 at a time (one per lane).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass
 
@@ -215,6 +216,17 @@ WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     128: ((128, 64, 2, True, False), (128, 64, 2, False, False), (128, 64, 2, False, True),
           (128, 64, 2, True, True)),
 }
+# fp32 converted inside the kernel, one term (precision="fast"; cuda_src/wgmma_convert.h;
+# bench/notes/fp32_fp64.md, "In-kernel conversion, measured"): (tiles, staging slots).
+# 64-key tiles: the fp32 staging ring takes the shared memory that 128-key tiles
+# would need at width 128 (64 KB fp16 Q in two buffers + 2 x 32 KB K/V + 2 x 32 KB
+# staging), and each converter thread holds its share of a unit in registers (96 at
+# width 128; a 128-key unit at width 64 spilled at the producer's 128).
+WGMMA_CONVERT_TILES: dict[int, tuple[WgmmaTiles, int]] = {
+    64: ((128, 64, 2, False, True), 2),
+    128: ((128, 64, 2, False, True), 2),
+}
+WGMMA_CONVERT_AREA_BYTES = 512  # unit headers, shift and abs-max words (kConvertAreaBytes)
 WGMMA_ARCH = 90
 WGMMA_MAX_SMEM_BYTES = 227 * 1024  # dynamic shared memory per CTA on sm_90 (kMaxSmemBytes)
 
@@ -314,9 +326,13 @@ class KernelSpec:
     # float32 on wgmma: 3 = fp16 hi + lo, three products (fp32 accuracy); 1 = one
     # rescaled fp16 copy (the older precision="fast"); 0 = 16-bit input, or tf32
     fp32_terms: int = 0
-    # float32 on wgmma read as tf32 (precision="fast"): Q and K as they are, V^T
+    # float32 on wgmma read as tf32 (precision="tf32"): Q and K as they are, V^T
     # from the cupyflash._vt pre-pass; fp32_terms is 0
     tf32: bool = False
+    # float32 on wgmma with fp32_terms > 0, converted to fp16 inside the kernel
+    # (cuda_src/wgmma_convert.h) instead of by the pre-pass: the slots of its fp32
+    # staging ring; 0 = the pre-pass
+    convert_stages: int = 0
 
     @property
     def consumer_warpgroups(self) -> int:
@@ -359,7 +375,8 @@ class KernelSpec:
             elem = "cupyflash::Tf32" if self.tf32 else _ELEM_TAG["float16" if self.fp32_terms else self.dtype]
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
-                    f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}>")
+                    f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}"
+                    f"{f', {self.convert_stages}' if self.convert_stages else ''}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
@@ -377,7 +394,8 @@ class KernelSpec:
             return (f"flash_fwd_wgmma_{_SHORT[self.dtype]}{terms}"
                     f"_hdim{self.head_dim}"
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
-                    f"{'_persist' if self.persistent else ''}")
+                    f"{'_persist' if self.persistent else ''}"
+                    f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
 
@@ -412,7 +430,12 @@ class KernelSpec:
         barriers = 256  # Q full/empty per Q buffer + K/V full/empty per stage, 8 bytes each (kBarrierBytes)
         scratch = 4 * self.consumer_warpgroups * 128  # 4 bytes per consumer thread (kScratchBytes)
         align = 1024  # slack to align the base to 1024 bytes
-        return row_bytes * 2 * self.stages * self.block_n + barriers + scratch + align, row_bytes * self.block_m
+        convert = 0
+        if self.convert_stages:  # fp32 staging slots (a Q unit of 64 rows or a key tile) + the shift words
+            unit_rows = max(WGMMA_ROWS_PER_WARPGROUP, self.block_n)
+            convert = self.convert_stages * unit_rows * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
+        return (row_bytes * 2 * self.stages * self.block_n + convert + barriers + scratch + align,
+                row_bytes * self.block_m)
 
 def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = None) -> KernelSpec:
     """The mma.sync variant for ``width``: from the tile table, or ``tiles`` (for tuning)."""
@@ -440,6 +463,13 @@ def wgmma_fp32_spec(width: int, terms: int, tiles: WgmmaTiles | None = None) -> 
     return _wgmma("float32", width, tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width], terms)
 
 
+def wgmma_convert_spec(width: int, tiles: WgmmaTiles | None = None, stages: int | None = None) -> KernelSpec:
+    """The one-term float32 wgmma variant (precision="fast") that converts q, k, v
+    inside the kernel (no pre-pass), for ``width`` 64 or 128."""
+    t, s = WGMMA_CONVERT_TILES[width]
+    return dataclasses.replace(_wgmma("float32", width, tiles or t, 1), convert_stages=stages or s)
+
+
 def wgmma_tf32_spec(width: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
     """The tf32 wgmma variant (float32, precision="fast") for ``width`` (64 or 128)."""
     block_m, block_n, stages, pingpong, persistent = tiles or WGMMA_TF32_TILES[width]
@@ -456,6 +486,7 @@ def candidate_specs() -> list[KernelSpec]:
               if wgmma_fp32_spec(w, 3, t) not in specs]
     specs += [wgmma_tf32_spec(w, t) for w, ts in WGMMA_TF32_CANDIDATES.items() for t in ts
               if wgmma_tf32_spec(w, t) not in specs]
+    specs += [wgmma_convert_spec(w) for w in WGMMA_CONVERT_TILES]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]

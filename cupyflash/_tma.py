@@ -22,13 +22,15 @@ TMA_DESC_BYTES = 128  # sizeof(CUtensorMap); mirrors kTmaDescBytes
 TMA_BOX_BYTES = 128  # one 128-byte swizzle row: kTmaBoxCols 16-bit or Tf32::kBoxCols float32 columns
 _DESC_ALIGN = 64
 
-# CUtensorMap* enum values (cuda.h; checked against cuda-bindings in tests/test_params.py).
-# float32 is loaded as TFLOAT32: TMA rounds each value to tf32 on the way to shared
-# memory (measured: bench/tf32_map_probe.py, 1.07e-3 -> 4.1e-4 relative error on
-# N(0, 1) at d128 s1024, H100), where FLOAT32 left the 13 low bits for the tf32
-# wgmma to truncate. Only the tf32 kernel maps float32 operands (q, k; V^T, already rounded).
-_DATA_TYPE = {"float16": 6, "bfloat16": 9, "float32": 11}
-_ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4}
+# CUtensorMap* enum values (cuda.h; checked against cuda-bindings in tests/test_vt.py).
+# "tfloat32" maps float32 data as TFLOAT32: TMA rounds each value to tf32 on the way
+# to shared memory (measured: bench/tf32_map_probe.py, 1.07e-3 -> 4.1e-4 relative
+# error on N(0, 1) at d128 s1024, H100), where FLOAT32 left the 13 low bits for the
+# tf32 wgmma to truncate: the tf32 kernel's q, k (and V^T, already rounded). "float32"
+# keeps every bit: the kernels that convert float32 operands themselves
+# (cuda_src/wgmma_convert.h) round them as the pre-pass does.
+_DATA_TYPE = {"float16": 6, "bfloat16": 9, "float32": 7, "tfloat32": 11}
+_ELEM_BYTES = {"float16": 2, "bfloat16": 2, "float32": 4, "tfloat32": 4}
 _INTERLEAVE_NONE = 0
 _SWIZZLE_128B = 3
 _L2_PROMOTION_256B = 3
@@ -54,7 +56,7 @@ def _encode_fn():
 
 
 def box_cols(dtype: str) -> int:
-    """Columns of one 128-byte box row: 64 (16-bit) or 32 (float32)."""
+    """Columns of one 128-byte box row: 64 (16-bit) or 32 (float32, tfloat32)."""
     return TMA_BOX_BYTES // _ELEM_BYTES[dtype]
 
 

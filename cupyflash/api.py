@@ -243,7 +243,10 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
     address, so they are made (or found in _tma.encode's cache, keyed by that address)
     on every call."""
     spec = plan.spec
-    dtype = "float16" if spec.fp32_terms else spec.dtype
+    # fp32 kernels: the tf32 one reads q, k rounded by TMA; the converting ones read
+    # every bit of q, k, v; the others read the pre-pass's fp16 copies.
+    dtype = ("tfloat32" if spec.tf32 else "float32" if spec.convert_stages else
+             "float16" if spec.fp32_terms else spec.dtype)
     # 16-bit outputs leave through TMA stores of one consumer warpgroup's rows; fp32 ones from registers.
     o_map = None if spec.dtype == "float32" else _tma.encode(dtype, ptrs["o"], head_dim_v, problem.seqlen_q,
                                                              problem.heads_q, problem.batch, strides["o"],
@@ -259,7 +262,9 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
 
 def _qkv_maps(dtype: str, spec, p: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
               v_map: bytes | None = None) -> tuple:
-    q_map = _tma.encode(dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], spec.block_m)
+    # A converting kernel stages Q by consumer warpgroup (64 rows), each with its own shift.
+    q_rows = WGMMA_ROWS_PER_WARPGROUP if spec.convert_stages else spec.block_m
+    q_map = _tma.encode(dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], q_rows)
     if p.seqlen_k == 0:
         # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
         # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
@@ -274,7 +279,7 @@ def _vt_map(spec, vt) -> bytes:
     """V^T (batch, heads_kv, dim, keys_pad) as a TMA map: keys innermost, the head dim
     as rows, boxes of (32 keys, the kernel's head-dim width): rows past dim arrive as zeros."""
     batch, heads, dim, keys_pad = vt.shape
-    return _tma.encode("float32", vt.data.ptr, keys_pad, dim, heads, batch,
+    return _tma.encode("tfloat32", vt.data.ptr, keys_pad, dim, heads, batch,
                        (heads * dim * keys_pad, keys_pad, dim * keys_pad), spec.head_dim)
 
 
@@ -308,9 +313,8 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
 
         # tf32: q and k are read in place; v goes through the V^T pre-pass (keys contiguous, permuted, rounded).
         keep["vt"] = vt = _vt.transpose_v(cupy, v, layout)
-        if "out" in plan.staged:  # the staging buffer's padding columns take O's zero columns (pairs stay in the row)
-            head_dim_v += (-head_dim_v) % _dispatch.MMA_ALIGN_ELEMS
-    if plan.spec.fp32_terms:
+    prepass = plan.spec.fp32_terms and not plan.spec.convert_stages
+    if prepass:
         import cupy
 
         # fp32 on wgmma: fp16 copies (hi, and lo for 3 terms), each tile of the kernel's
@@ -326,12 +330,19 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         import cupy
 
         for name, buf, dim in (("q", q, head_dim), ("k", k, head_dim), ("v", v, head_dim_v)):
-            if name in plan.staged and not plan.spec.fp32_terms:
+            if name in plan.staged and not prepass:
                 keep[name] = copy = _padded_copy(cupy, buf, layout, dim)
                 ptrs[name], strides[name] = copy.ptr, copy.strides[:3]
         # Padded columns are zeros, so the kernel may treat them as real ones.
         head_dim = max(keep[n].shape[3] if n in keep else head_dim for n in ("q", "k"))
         head_dim_v = keep["v"].shape[3] if "v" in keep else head_dim_v
+    # V's tensor map keeps V's own columns (past them it would read other memory:
+    # for a converting kernel, into the tile's abs-max); the kernel's head_dim_v
+    # may grow for the output below.
+    map_dim_v = head_dim_v
+    if (plan.spec.tf32 or plan.spec.convert_stages) and "out" in plan.staged:
+        # the staging buffer's padding columns take O's zero columns (pairs stay in the row)
+        head_dim_v += (-head_dim_v) % _dispatch.MMA_ALIGN_ELEMS
     # The kernels store the output a vector at a time: a caller's out= whose
     # strides are not multiples of that width is written through a staging buffer
     # too (a misaligned vector store would be a sticky CUDA error).
@@ -348,7 +359,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
                          *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
-        args += (_tma_params(plan, problem, ptrs, strides, head_dim, head_dim_v, lo_ptrs, vt),)
+        args += (_tma_params(plan, problem, ptrs, strides, head_dim, map_dim_v, lo_ptrs, vt),)
     fn = get_function(plan.spec, device_id)
     fn(plan.grid, plan.block, args, shared_mem=plan.spec.smem_bytes, stream=stream)
     del keep

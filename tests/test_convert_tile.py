@@ -42,13 +42,14 @@ def f16_dst_of_f32_chunk(rows: int, b: int, r: int, c: int) -> int:
 
 
 def warp_steps(rows: int, cols: int, row_of=converter_row_in_atom):
-    """For each warp step of each converter warp: per lane (box, row, chunk)."""
-    atoms = rows // 8
-    steps = (cols // 32) * atoms * 2
+    """For each warp step of each converter warp: per lane (box, row, chunk).
+    Warp w takes the 8-row atoms w, w + 3, ..., and in each its 2 x boxes steps."""
+    boxes = cols // 32
     for warp in range(CONVERTER_WARPS):
-        for s in range(warp, steps, CONVERTER_WARPS):
-            k, atom, box = s % 2, (s // 2) % atoms, s // (2 * atoms)
-            yield [(box, atom * 8 + row_of(lane, k), lane % 8) for lane in range(WARP)]
+        for atom in range(warp, rows // 8, CONVERTER_WARPS):
+            for k in range(2):
+                for box in range(boxes):
+                    yield [(box, atom * 8 + row_of(lane, k), lane % 8) for lane in range(WARP)]
 
 
 def conflict_free(addrs: list[int], width: int, phase_lanes: int) -> bool:

@@ -223,11 +223,13 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
                                                (64, 64, 1024, True), (128, 128, 512, True), (200, 256, 300, False)])
 def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal):
     """precision="fast" at every length and width, short sequences included: one
-    rescaled fp16 pass (measured faster than the tf32 kernel, _dispatch.PRECISIONS)."""
+    rescaled fp16 pass (measured faster than the tf32 kernel, _dispatch.PRECISIONS),
+    on the pre-pass's copies (measured faster than converting in the kernel)."""
     q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
     plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and not plan.spec.tf32 and plan.spec.head_dim == width
     assert re.search(r", 1, [23]>$", plan.spec.name_expression) and "TF32-like" in str(plan)
+    assert plan.spec.convert_stages == 0
     assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
     with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, precision="fast")
@@ -315,3 +317,20 @@ def test_precision_is_checked():
         with pytest.raises(cupyflash.ArgumentError, match=f"precision='{precision}' applies to float32 input"):
             cupyflash.explain(q16, k16, v16, arch=90, precision=precision)
     assert cupyflash.explain(q, k, v, arch=90, backend="wgmma").spec.fp32_terms == 3
+
+
+def test_converting_candidate_stages_what_tma_cannot_read_in_place():
+    """The candidate that converts float32 in the kernel reads q, k and v with TMA
+    as they are: a head dim that is not a multiple of 4 (v's 50 here) is staged,
+    zero-padded; 100 is read in place, and its output pads to a multiple of 8."""
+    from cupyflash import _dispatch, api
+    from cupyflash._spec import wgmma_convert_spec
+
+    q, k, v = qkv(np.random.default_rng(1), 1, 70, 90, 2, 1, 100, 50, "float32")
+    _, problem = api._validate(q, k, v, False, "bottom_right", None, "bshd")
+    plan = _dispatch.plan_for_spec(problem, wgmma_convert_spec(128), 90)
+    assert set(plan.staged) == {"v", "out"} and "not a multiple of 4" in plan.staged["v"]
+    q, k, v = qkv(np.random.default_rng(1), 1, 70, 90, 2, 1, 100, 100, "float32")
+    _, problem = api._validate(q, k, v, False, "bottom_right", None, "bshd")
+    plan = _dispatch.plan_for_spec(problem, wgmma_convert_spec(128), 90)
+    assert set(plan.staged) == {"out"}

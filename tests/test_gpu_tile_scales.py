@@ -103,8 +103,9 @@ def test_fast_tiles_2_to_the_20_apart(causal, alignment, sq, sk, d, by):
     assert float(cp.abs(lse[fin] - ref_lse[fin]).max()) <= 1e-2 * (1 + float(cp.abs(ref_lse[fin]).max()))
 
 
-@pytest.mark.parametrize("precision", ["highest", "fast"])
-def test_extreme_v_tiles(precision):
+@pytest.mark.parametrize("precision,d", [("highest", 64), ("fast", 200), ("fast", 100)],
+                         ids=["highest_d64", "fast_d200", "fast_d100"])
+def test_extreme_v_tiles(precision, d):
     """V tiles at the ends of the shift range in every kv head: all zeros (shift
     +120), 2^-110 (clipped shift), 2^60, next to ordinary ones, causal and GQA.
     Nothing overflows (one term: O moves to the 2^60 tile's units) and the zero
@@ -113,7 +114,7 @@ def test_extreme_v_tiles(precision):
 
     require_backend("wgmma")
     sq, sk = 1000, 1100
-    d = 64 if precision == "highest" else 200  # fast: width 256 always takes the fp16 kernel, causal too
+    # fast: width 256 has no tf32 variant; width 128 (d 100) the pre-pass's copies too
     probe = np.zeros((1, sk, 2, d), np.float32)
     block_n = cupyflash.explain(probe[:, :sq], probe[:, :, :1], probe[:, :, :1], precision=precision,
                                 arch=90).spec.block_n
@@ -129,3 +130,31 @@ def test_extreme_v_tiles(precision):
         cupyflash.attention(q, k, v, causal=causal, out=out, precision=precision)
         errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
         assert max(errs) <= (SPLIT_BOUND if precision == "highest" else FAST_BOUND), (causal, errs)
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("d,sq,sk,causal", [(64, 1000, 1000, True), (100, 333, 1100, False), (128, 2100, 2049, True)],
+                         ids=["d64_causal", "d100_full", "d128_causal"])
+def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
+    """The one-term kernel that converts float32 inside itself (wgmma_convert_spec: a
+    tuning candidate, not dispatched): its Q units (64 rows, each its own shift), K
+    and V tiles 2^20 apart, GQA, odd lengths; within the fast bound per head."""
+    import cupy as cp
+
+    from cupyflash import _dispatch, api
+    from cupyflash._arrays import _cupy_buffer
+    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP, wgmma_convert_spec, wgmma_width
+
+    require_backend("wgmma")
+    spec = wgmma_convert_spec(wgmma_width(d, d))
+    rng = np.random.default_rng(d + sq + causal)
+    shapes = ((1, sq, 4, d), (1, sk, 2, d), (1, sk, 2, d))
+    rows = (WGMMA_ROWS_PER_WARPGROUP, spec.block_n, spec.block_n)
+    q, k, v = (cp.asarray(tiled_magnitudes(rng, shape, r, SPREAD_LOG2, by)) for shape, r in zip(shapes, rows))
+    out = poisoned((1, sq, 4, d), "float32")
+    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sms)
+    api._run(plan, problem, *(_cupy_buffer(x) for x in (q, k, v, out)), None, cp.cuda.get_current_stream(), 0)
+    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    assert max(errs) <= FAST_BOUND, errs

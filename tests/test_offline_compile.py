@@ -80,6 +80,21 @@ def test_tf32_variants_issue_tf32_hgmma():
         assert "UTMALDG" in sass and not re.search(r"\b(LDL|STL)\b", sass)
 
 
+def test_converting_variants_stage_fp32_and_convert_in_shared_memory():
+    """The variants that convert float32 in the kernel (wgmma_convert.h): TMA loads,
+    the converters' 16-byte staged reads and 8-byte fp16 stores, their proxy fence
+    before the consumers' wgmma, fp16 HGMMA, no local memory (the producer's
+    setmaxnreg budget holds a unit's share in registers)."""
+    from cupyflash._spec import WGMMA_CONVERT_TILES, wgmma_convert_spec
+
+    for width in WGMMA_CONVERT_TILES:
+        (r,), cubin = compile_specs([wgmma_convert_spec(width)], "sm_90a")
+        sass = _sass(cubin)
+        assert not r.spills and not r.stack_frame, r
+        assert "UTMALDG" in sass and "LDS.128" in sass and "STS.64" in sass and "FENCE.VIEW.ASYNC.S" in sass
+        assert "HGMMA" in sass and ".F16" in sass and not re.search(r"\b(LDL|STL)\b", sass)
+
+
 def test_split_kernels_issue_vector_memory_ops():
     """kVec = 4 copies 16 bytes global -> shared (LDGSTS.E.BYPASS.128: cp.async.cg, no
     register per element) and writes 4 x fp16 (STG.E.64); kVec = 1 copies 4 bytes.
@@ -226,40 +241,3 @@ def test_softmax_overlaps_the_previous_pv(variant):
     assert before >= block_n // 2 and after == 0, (before, after)
 
 
-# A wrapper kernel around the in-kernel converter (cuda_src/convert_tile.h): one
-# 96-thread block converts one staged d128 K tile (64 x 128), as the converter
-# warps will. Compiled, never run: no spill, and within the producer's planned
-# setmaxnreg budget (bench/notes/fp32_fp64.md, "In-kernel conversion, offline work").
-_CONVERT_WRAPPER = """
-namespace cupyflash {
-template <int kRows, int kCols>
-__global__ void __launch_bounds__(kConverterThreads, 1) convert_tile_probe(int* shift_out) {
-  extern __shared__ unsigned char smem_raw[];
-  const u32 smem = (smem_addr(smem_raw) + 1023) & ~1023u;
-  const u32 stage = smem, dst = smem + kRows * kCols * 4, words = dst + kRows * kCols * 2;
-  const int ct = threadIdx.x;
-  const u32 m = converters_abs_max(staged_abs_max<kRows, kCols>(stage, ct), words, ct);
-  const int e = split_shift(m, 14, 120);
-  convert_staged_tile<kRows, kCols>(stage, dst, pow2_f32(e), ct);
-  if (ct == 0) *shift_out = e;
-}
-}  // namespace cupyflash
-"""
-CONVERTER_REG_BUDGET = 32  # the planned producer setmaxnreg target
-
-
-@pytest.mark.parametrize("rows,cols", [(64, 128), (128, 64), (192, 64)])
-def test_convert_tile_probe_compiles_within_budget(rows, cols):
-    from cupyflash._compile import _inline, source_dir
-    from cupyflash._offline import compile_program
-
-    lines: list[str] = []
-    _inline(source_dir() / "convert_tile.h", set(), lines)
-    src = "\n".join(lines) + _CONVERT_WRAPPER
-    (r,), cubin = compile_program(src, [("probe", f"cupyflash::convert_tile_probe<{rows}, {cols}>")], "sm_90a")
-    print(f"\nconvert_tile_probe<{rows}, {cols}>: regs {r.registers} stack {r.stack_frame} "
-          f"spill {r.spill_stores}/{r.spill_loads}")
-    assert not r.spills and not r.stack_frame, r
-    assert r.registers <= CONVERTER_REG_BUDGET, r
-    sass = _sass(cubin)
-    assert "STS.64" in sass and "LDS.128" in sass and not re.search(r"\b(LDL|STL)\b", sass)

@@ -109,13 +109,14 @@ def test_tma_data_types_match_the_driver():
     enum = driver.CUtensorMapDataType
     assert _tma._DATA_TYPE == {"float16": int(enum.CU_TENSOR_MAP_DATA_TYPE_FLOAT16),
                                "bfloat16": int(enum.CU_TENSOR_MAP_DATA_TYPE_BFLOAT16),
-                               "float32": int(enum.CU_TENSOR_MAP_DATA_TYPE_TFLOAT32)}
-    assert _tma.box_cols("float32") == 32 and _tma.box_cols("bfloat16") == 64
+                               "float32": int(enum.CU_TENSOR_MAP_DATA_TYPE_FLOAT32),
+                               "tfloat32": int(enum.CU_TENSOR_MAP_DATA_TYPE_TFLOAT32)}
+    assert _tma.box_cols("float32") == 32 and _tma.box_cols("tfloat32") == 32 and _tma.box_cols("bfloat16") == 64
 
 
 def test_smem_bytes_mirror_the_traits():
     """KernelSpec.smem_bytes and q_buffers (the launch's dynamic shared memory) equal the
-    kernel traits' kSmemBytes and kQStages for every wgmma variant, tf32 ones included."""
+    kernel traits' kSmemBytes and kQStages for every wgmma variant, tf32 and converting ones included."""
     from cupyflash._spec import candidate_specs
 
     from header_checks import compile_asserts
@@ -124,7 +125,7 @@ def test_smem_bytes_mirror_the_traits():
     for spec in (s for s in candidate_specs() if s.family == "wgmma"):
         elem = spec.name_expression.split("<", 1)[1].split(",")[0]
         traits = (f"cupyflash::WgmmaKernelTraits<{elem}, {spec.head_dim}, {spec.block_n}, {spec.stages}, "
-                  f"{spec.fp32_terms}, {spec.consumer_warpgroups}>")
+                  f"{spec.fp32_terms}, {spec.consumer_warpgroups}, {spec.convert_stages}>")
         checks.append(f'static_assert({traits}::kSmemBytes == {spec.smem_bytes}, "{spec.variant_name} smem");')
         checks.append(f'static_assert({traits}::kQStages == {spec.q_buffers}, "{spec.variant_name} Q buffers");')
     compile_asserts("wgmma_traits.h", checks)
