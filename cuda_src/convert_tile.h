@@ -137,7 +137,7 @@ struct HeldUnit {
     return static_cast<u32>(warp + kConverterWarps * j) * kAtomBytes;
   }
 
-  // f(v, j, k, b) for every chunk this thread holds: atom j, warp step k, fp32 box b.
+  // f(j, k, b) for every chunk this thread holds: atom j, warp step k, fp32 box b.
   template <class F>
   __device__ __forceinline__ void for_each_held(F&& f) const {
 #pragma unroll
@@ -146,20 +146,16 @@ struct HeldUnit {
 #pragma unroll
         for (int k = 0; k < kStepsPerAtom; ++k)
 #pragma unroll
-          for (int b = 0; b < kBoxes; ++b) f(x[j][k][b], j, k, b);
+          for (int b = 0; b < kBoxes; ++b) f(j, k, b);
   }
 
   __device__ __forceinline__ void load(u32 stage, int rows, int ct, const ConverterLane& l) {
     warp = ct / kWarpSize;
     atoms = rows / kCvtSwizzleRows;
     const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
-#pragma unroll
-    for (int j = 0; j < kAtoms; ++j)
-      if (held(j))
-#pragma unroll
-        for (int k = 0; k < kStepsPerAtom; ++k)
-#pragma unroll
-          for (int b = 0; b < kBoxes; ++b) x[j][k][b] = lds128_f32(stage + atom_offset(j) + l.src[k] + b * box_bytes);
+    for_each_held([&](int j, int k, int b) {
+      x[j][k][b] = lds128_f32(stage + atom_offset(j) + l.src[k] + b * box_bytes);
+    });
   }
 
   // This thread's part of the abs-max, as float bits (non-negative floats order
@@ -169,7 +165,8 @@ struct HeldUnit {
   // caller then takes finite_abs_max.
   __device__ __forceinline__ u32 abs_max() const {
     float m = 0.f;
-    for_each_held([&](const float4& v, int, int, int) {
+    for_each_held([&](int j, int k, int b) {
+      const float4& v = x[j][k][b];
       m = fmaxf(fmaxf(m, fabsf(v.x)), fmaxf(fmaxf(fabsf(v.y), fabsf(v.z)), fabsf(v.w)));
     });
     return __float_as_uint(m);
@@ -178,7 +175,8 @@ struct HeldUnit {
   // value as abs_max wherever that is finite.
   __device__ __forceinline__ u32 finite_abs_max() const {
     u32 m = 0;
-    for_each_held([&](const float4& v, int, int, int) {
+    for_each_held([&](int j, int k, int b) {
+      const float4& v = x[j][k][b];
       m = max(max(m, finite_abs_bits(v.x)), max(finite_abs_bits(v.y), max(finite_abs_bits(v.z), finite_abs_bits(v.w))));
     });
     return m;
@@ -197,7 +195,8 @@ struct HeldUnit {
   __device__ __forceinline__ void store(u32 dst, int dst_rows, u32 lo_offset, float scale,
                                         const ConverterLane& l) const {
     const u32 dst_box_bytes = static_cast<u32>(dst_rows) * kCvtRowBytes;
-    for_each_held([&](const float4& v, int j, int k, int b) {
+    for_each_held([&](int j, int k, int b) {
+      const float4& v = x[j][k][b];
       const u32 to = dst + atom_offset(j) + (l.dst[k] ^ (b % 2 ? kOddBoxDstFlip : 0u)) + (b / 2) * dst_box_bytes;
       u32 hi0, hi1, lo0, lo1;
       split_pair(v.x, v.y, scale, hi0, lo0);
