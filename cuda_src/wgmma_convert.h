@@ -129,7 +129,7 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
     const u32 hdr = sm.unit_header(Sm::header_slot(su));
     const int rows = static_cast<int>(header_word(hdr, kHdrRows));
     if (rows == 0) return;
-    HeldUnit<kD, Tr::kStageBytes / (kD * kF32OperandBytes)> unit;
+    HeldUnit<kD, Tr::kUnitMaxRows> unit;
     unit.load(sm.stage(ss), rows, ct, lane);
     // Staging is read: the TMA thread may refill the slot while this unit
     // converts. Hazard: an issued load may not have returned yet, and TMA's

@@ -93,7 +93,8 @@ struct WgmmaKernelTraits {
   // Conversion units: a Q unit is one consumer warpgroup's 64 rows (each has its
   // own shift), a K or V unit one key tile; a staging slot holds the larger.
   static constexpr int kQUnitRows = 64;
-  static constexpr int kStageBytes = kConvert ? (kQUnitRows > kBlockN ? kQUnitRows : kBlockN) * kD * kF32OperandBytes : 0;
+  static constexpr int kUnitMaxRows = kQUnitRows > kBlockN ? kQUnitRows : kBlockN;
+  static constexpr int kStageBytes = kConvert ? kUnitMaxRows * kD * kF32OperandBytes : 0;
   static constexpr int kConvertBytes = kConvertStages * kStageBytes + (kConvert ? kConvertAreaBytes : 0);
   static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
   // 4 bytes per consumer thread for order_before_wait's store.
