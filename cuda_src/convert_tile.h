@@ -1,5 +1,5 @@
 // In-kernel fp32 -> fp16 conversion of one staged tile, used by the converter
-// warps of wgmma_convert.h. The plan: bench/notes/fp32_fp64.md, "In-kernel
+// warps of wgmma_convert.h. The plan: bench/notes/fp32_in_kernel.md, "In-kernel
 // conversion, offline work". TMA puts a tile of the caller's float32 q, k or v
 // into shared memory as fp32 boxes (rows x 32 columns, 128-byte swizzled); the
 // producer warpgroup's three idle warps (the converters) take the tile's finite

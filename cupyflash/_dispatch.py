@@ -136,7 +136,7 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                            "rounded), fp32 accumulation and output")
             return wgmma_tf32_spec(width), reasons
         # Not the kernel that converts q, k, v itself (wgmma_convert_spec): measured
-        # 0.53-0.86 x this pre-pass path (bench/notes/fp32_fp64.md, "In-kernel
+        # 0.53-0.86 x this pre-pass path (bench/notes/fp32_in_kernel.md, "In-kernel
         # conversion, measured"); it stays a tuning candidate.
         reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "

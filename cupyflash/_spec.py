@@ -217,7 +217,7 @@ WGMMA_TF32_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
           (128, 64, 2, True, True)),
 }
 # fp32 converted inside the kernel, one term (precision="fast"; cuda_src/wgmma_convert.h;
-# bench/notes/fp32_fp64.md, "In-kernel conversion, measured"): (tiles, staging slots).
+# bench/notes/fp32_in_kernel.md, "In-kernel conversion, measured"): (tiles, staging slots).
 # 64-key tiles: the fp32 staging ring takes the shared memory that 128-key tiles
 # would need at width 128 (64 KB fp16 Q in two buffers + 2 x 32 KB K/V + 2 x 32 KB
 # staging), and each converter thread holds its share of a unit in registers (96 at
