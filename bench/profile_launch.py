@@ -2,11 +2,13 @@
 (bench/profile_source.sh runs this under ncu and keeps one launch).
 
     python bench/profile_launch.py [--head-dim 128] [--seqlen 1024] [--causal] [--dtype bf16] [--launches 5]
-                                   [--backend auto|mma] [--flash]
+                                   [--backend auto|mma] [--flash | --peer flash|cudnn]
 
---flash launches torch's flash backend (FlashAttention-2) on the same inputs
-instead, so that the same ncu sections can be read for the peer (its kernel name
-also matches ncu's flash_fwd filter).
+--flash (same as --peer flash) launches torch's flash backend (FlashAttention-2)
+on the same inputs instead, so that the same ncu sections can be read for the
+peer (its kernel name also matches ncu's flash_fwd filter). --peer cudnn launches
+torch's cuDNN backend (its kernel names hold "sdpa" or "fmha": bench/profile_metrics.sh
+filters for them).
 """
 
 from __future__ import annotations
@@ -20,6 +22,19 @@ from ab_auto import launcher  # bench/ is on sys.path as a script
 from floor import SWEEP_DTYPES, sdpa, sweep_inputs
 
 
+def convert_launcher(q, k, v, bufs, stream, causal):
+    """The float32 candidate that converts q, k and v inside the kernel (not dispatched)."""
+    import cupy as cp
+
+    from cupyflash import _dispatch, api
+    from cupyflash._spec import wgmma_convert_spec, wgmma_width
+
+    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    spec = wgmma_convert_spec(wgmma_width(q.shape[3], v.shape[3]))
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
+    return lambda: api._run(plan, problem, *bufs, None, stream, 0), spec.variant_name
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--head-dim", type=int, default=128)
@@ -29,14 +44,22 @@ def main():
     ap.add_argument("--launches", type=int, default=5)
     ap.add_argument("--backend", default="auto", choices=("auto", "mma"))
     ap.add_argument("--flash", action="store_true", help="launch torch's flash backend (FA2) instead")
+    ap.add_argument("--peer", choices=("flash", "cudnn"), help="launch this torch SDPA backend instead")
+    ap.add_argument("--convert", action="store_true",
+                    help="float32 inputs through the candidate that converts them in the kernel (wgmma_convert_spec)")
     args = ap.parse_args()
-    _, _, (q, k, v), bufs, stream = sweep_inputs(args.head_dim, args.seqlen, SWEEP_DTYPES[args.dtype][0])
     if args.flash:
+        args.peer = "flash"
+    dtype = torch.float32 if args.convert else SWEEP_DTYPES[args.dtype][0]
+    _, _, (q, k, v), bufs, stream = sweep_inputs(args.head_dim, args.seqlen, dtype)
+    if args.convert:
+        run, variant = convert_launcher(q, k, v, bufs, stream, args.causal)
+    elif args.peer:
         qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
 
         def run():
-            sdpa("flash", qt, kt, vt, args.causal)
-        variant = "torch flash (FlashAttention-2)"
+            sdpa(args.peer, qt, kt, vt, args.causal)
+        variant = f"torch SDPA {args.peer}"
     else:
         run, variant = launcher(cupyflash, q, k, v, bufs, stream, args.causal, args.backend)
     print(variant, flush=True)
