@@ -369,6 +369,38 @@ __global__ void __launch_bounds__(
     write_out(w, st, out_mult());
   };
 
+  // An item none of whose rows this warpgroup owns: its 64 rows all lie past
+  // seqlen_q (the last query block when kBlockM does not divide the length: at
+  // s1024 the 192-row tiles' last block holds 64 valid rows, and two of its
+  // three warpgroups used to compute 128 rows that were never stored, 12.5 % of
+  // the work; bench/notes/wgmma.md, "Idle warpgroups"). Nothing is computed;
+  // the warpgroup only keeps step with the others: it waits for every buffer
+  // the item fills before releasing it (an early arrival would count towards
+  // the slot's previous fill) and takes every pingpong turn that finish() and
+  // the tile loop take (n_tiles + 1), so the turns still alternate.
+  // Hazard: the previous item's Q buffer goes back first. The producer loads
+  // the next item's Q into it at this item's tile kQPrefetchTile, before this
+  // item's later K/V tiles: drained only after them, it deadlocked every call
+  // with 4 or more key tiles and another item to follow (device run 2).
+  auto skip_item = [&](const WorkItem& w, int qs) {
+    drain_store();
+    mbar_wait(sm.full_q(qs), q_phase(q_use));
+    for (int i = 0; i < w.n_tiles; ++i) {
+      const int u = use + i;
+      mbar_wait(sm.full_k(slot(u)), phase(u));
+      take_turn();
+      pass_turn();
+      release(sm.empty_k(slot(u)));
+      mbar_wait(sm.full_v(slot(u)), phase(u));
+      release(sm.empty_v(slot(u)));
+    }
+    take_turn();
+    pass_turn();
+    if constexpr (!kSmemEpilogue) release(sm.empty_q(qs));
+    use += w.n_tiles;
+    ++q_use;
+  };
+
   // One work item. Without kPersistent the grid has exactly one CTA per item and
   // no item loop is emitted: its counters would otherwise hold registers the
   // split fp32 variant needs.
@@ -386,6 +418,12 @@ __global__ void __launch_bounds__(
       return;
     }
     const int qs = q_slot(q_use);
+    // Not with the cross-item pipeline, whose pending P.V and epilogue cross this
+    // point (its variants have 128-row blocks: partial only at odd lengths).
+    if (!kCrossItem && w.m0 + 64 * cwg >= p.seqlen_q) {
+      skip_item(w, qs);
+      return;
+    }
     // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its
     // key tiles' {e_k, e_v} pairs start. Key tile i (walked from the last) has
     // its pair read at the top of its step: tile_shift(i).

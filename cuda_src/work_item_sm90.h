@@ -31,7 +31,10 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
   w.batch = bc.batch;
   w.kv_head = bc.head / p.group;
   int n_end = p.seqlen_k;
-  if (p.causal) n_end = min(n_end, w.m0 + kBlockM + p.causal_offset);
+  // The block's last row that exists (rows past seqlen_q are never stored) bounds
+  // the keys a causal block attends: the last block of a length that kBlockM
+  // does not divide skips the key tiles only its missing rows would see.
+  if (p.causal) n_end = min(n_end, min(w.m0 + kBlockM, p.seqlen_q) + p.causal_offset);
   w.n_tiles = n_end > 0 ? ceil_div(n_end, kBlockN) : 0;
   return w;
 }

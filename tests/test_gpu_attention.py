@@ -336,6 +336,21 @@ def test_wgmma_candidates(width, tiles, causal, alignment, sq, sk, hq, hkv, batc
     _check_variant(wgmma_spec("bfloat16", width, tiles), d, causal, alignment, sq, sk, hq, hkv, batch)
 
 
+@pytest.mark.parametrize("causal,alignment", CAUSAL, ids=["full", "causal_br", "causal_tl"])
+def test_idle_warpgroups_between_items(causal, alignment):
+    """The 192-row persistent variant at a length 192 does not divide (1000: the
+    last block has 40 valid rows, two of its three warpgroups own none and skip
+    the item), with 8 key tiles per item and 1536 items, so that persistent CTAs
+    meet skipped items before and between computed ones: a skipping warpgroup
+    must hand the previous item's Q buffer back before the producer's next Q
+    load, or the CTA deadlocks (bench/notes/wgmma.md, "Idle warpgroups")."""
+    from cupyflash._spec import wgmma_spec
+
+    require_backend("wgmma")
+    _check_variant(wgmma_spec("bfloat16", 64, (192, 128, 2, False, True)), 40, causal, alignment, 1000, 1000,
+                   64, 8, 4)
+
+
 SPLIT_SEQLENS = [(1, 1), (1, 513), (113, 203), (239, 1), (1023, 1024), (4096, 4096)]
 
 
