@@ -172,19 +172,27 @@ __global__ void __launch_bounds__(
       }
     }
   };
+  // Half-width first tiles (first_tile's half): 16-bit operands, 128-key tiles
+  // (the 64- and 80-key tiles' halves would need wgmma shapes of 32 and 40 keys)
+  // and head dims up to 64. At 128 the second copy of the first tile's block
+  // grew the kernel from 4576 to 5632 instructions and every d128 row lost
+  // 20-25 %, full ones included (device run 5, bench/notes/wgmma.md,
+  // "Half-width diagonal tiles"): likely the instruction cache.
+  constexpr bool kHalfFirstTile = kBlockN == 128 && kD <= 64 && !kRescaled && !Tr::kTf32;
   // The lower half of S = Q K^T (keys 0 .. kBlockN / 2 - 1 of the tile: the
   // first half of K's rows, so the same descriptors) into the first half of sc.
-  // 16-bit operands only (see kHalfFirstTile).
   auto issue_qk_half = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
-    auto& lower = *reinterpret_cast<float(*)[Tr::kNTiles / 2][4]>(&sc[0]);
-    const u64 q_desc = make_smem_desc(sm.q(qs) + q_rows, 16, kSwizzleAtomBytes);
-    const u64 k_desc = make_smem_desc(sm.k(s), 16, kSwizzleAtomBytes);
+    if constexpr (kHalfFirstTile) {
+      auto& lower = *reinterpret_cast<float(*)[Tr::kNTiles / 2][4]>(&sc[0]);
+      const u64 q_desc = make_smem_desc(sm.q(qs) + q_rows, 16, kSwizzleAtomBytes);
+      const u64 k_desc = make_smem_desc(sm.k(s), 16, kSwizzleAtomBytes);
 #pragma unroll
-    for (int kk = 0; kk < Tr::kKSteps; ++kk) {
-      const u32 col_bytes = (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
-      const u32 q_off = (kk / kStepsPerSwizzleRow) * Tr::kQBoxBytes + col_bytes;
-      const u32 k_off = (kk / kStepsPerSwizzleRow) * Tr::kKVBoxBytes + col_bytes;
-      Wgmma<Elem, kBlockN / 2>::ss(lower, desc_add(q_desc, q_off), desc_add(k_desc, k_off), kk > 0);
+      for (int kk = 0; kk < Tr::kKSteps; ++kk) {
+        const u32 col_bytes = (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
+        const u32 q_off = (kk / kStepsPerSwizzleRow) * Tr::kQBoxBytes + col_bytes;
+        const u32 k_off = (kk / kStepsPerSwizzleRow) * Tr::kKVBoxBytes + col_bytes;
+        Wgmma<Elem, kBlockN / 2>::ss(lower, desc_add(q_desc, q_off), desc_add(k_desc, k_off), kk > 0);
+      }
     }
   };
   // Issue O += P V for the tile in slot s. 16-bit V is MN-major (head dim
@@ -364,10 +372,6 @@ __global__ void __launch_bounds__(
   // Only where S, P, O and the finished item's row state fit in registers at
   // once: ptxas spilled with 3 consumer warpgroups (160 registers each), head
   // dims above 128 (O alone is 128 registers at 256), 176-key tiles and the split.
-  // Half-width first tiles (first_tile's half): 16-bit operands and 128-key
-  // tiles (a 64-key half has a wgmma shape; the 64- and 80-key tiles' halves
-  // would need 32 and 40).
-  constexpr bool kHalfFirstTile = kBlockN == 128 && !kRescaled && !Tr::kTf32;
   constexpr bool kCrossItem = kPersistent && kConsumerWGs == 2 && kD <= 128 && kBlockN <= 128 && !kSplit;
   WorkItem pending;
   bool has_pending = false;
