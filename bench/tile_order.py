@@ -123,6 +123,8 @@ def from_sass(path: str) -> list[Instr]:
         if m and int(m.group(1), 16) < addr:
             head = index[int(m.group(1), 16)]
             loops.append((sum("HMMA" in t for _, t in code[head:i]), head, i))
+    if not loops:
+        raise SystemExit(f"{path}: no backward branch (cuobjdump -sass output, with its /*address*/ comments?)")
     _, head, back = max(loops)
     path, i = [], head
     while i <= back:  # the back branch included: it issues every tile
@@ -197,8 +199,7 @@ def analyse(tile: list[Instr], listing: bool) -> None:
                 n = sum(got.values())
                 print(f"  {label} samples per 10^4 tiles {n:.0f} ({n / total:.1%} of the tile): " +
                       ", ".join(f"{r} {v:.0f}" for r, v in got.most_common(TOP_REASONS)))
-    if have_samples:
-        print_regions(tile, ldsm_kind, hmma_kind)
+    print_regions(tile, ldsm_kind, hmma_kind, have_samples)
     if listing:
         print()
         for i, ins in enumerate(tile):
@@ -207,10 +208,10 @@ def analyse(tile: list[Instr], listing: bool) -> None:
             print(f"{i:4d} {mark:2s} {ins.text[:64]:64s} {why}")
 
 
-def print_regions(tile, ldsm_kind, hmma_kind):
-    """Stall samples per tile execution in the tile's five regions: the top (barrier,
-    copies), the Q.K^T span, between the GEMMs (softmax, barrier, copies), the P.V
-    span (FA2 interleaves its softmax there) and the bottom."""
+def print_regions(tile, ldsm_kind, hmma_kind, have_samples):
+    """The tile's five regions: the top (barrier, copies), the Q.K^T span, between the
+    GEMMs (softmax, barrier, copies), the P.V span (FA2 interleaves its softmax there)
+    and the bottom; their instructions and (ncu) stall samples per tile execution."""
     spans = {}
     for kind in ("QK", "PV"):
         idx = [i for i, k in (*ldsm_kind.items(), *hmma_kind.items()) if k == kind]
@@ -218,16 +219,18 @@ def print_regions(tile, ldsm_kind, hmma_kind):
     bounds = [("top", 0, spans["QK"][0]), ("Q.K^T", *spans["QK"]), ("between", spans["QK"][1], spans["PV"][0]),
               ("P.V", *spans["PV"]), ("bottom", spans["PV"][1], len(tile))]
     total = sum(ins.per_tile for ins in tile)
-    print(f"\nstall samples per 10^4 executions of the tile: {total:.0f}")
+    print("\nregions" + (f", stall samples per 10^4 executions of the tile: {total:.0f}" if have_samples else ""))
     for name, a, b in bounds:
-        got = collections.Counter()
-        for ins in tile[a:b]:
-            got.update({r: 1e4 * v / ins.executed for r, v in ins.samples.items()})
-        n = sum(got.values())
         classes = collections.Counter(op_class(ins.op) for ins in tile[a:b])
-        print(f"  {name:8s} {b - a:4d} instr {n:6.0f} ({n / total:5.1%}): " +
-              ", ".join(f"{r} {v:.0f}" for r, v in got.most_common(TOP_REASONS)) +
-              "  [" + ", ".join(f"{c} {k}" for c, k in classes.most_common(4)) + "]")
+        line = f"  {name:8s} {b - a:4d} instr "
+        if have_samples:
+            got = collections.Counter()
+            for ins in tile[a:b]:
+                got.update({r: 1e4 * v / ins.executed for r, v in ins.samples.items()})
+            n = sum(got.values())
+            line += (f"{n:6.0f} ({n / total:5.1%}): " +
+                     ", ".join(f"{r} {v:.0f}" for r, v in got.most_common(TOP_REASONS)) + "  ")
+        print(line + "[" + ", ".join(f"{c} {k}" for c, k in classes.most_common(5)) + "]")
 
 
 def main():
