@@ -91,14 +91,19 @@ MMA_ROWS_PER_WARP = 16
 SIMT_BLOCK_N = 32
 SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 
-# head-dim width -> (block_m, block_n, warps, m_tiles) for the mma.sync kernel;
-# each warp owns 16 * m_tiles query rows, so block_m = 16 * m_tiles * warps.
-MMA_TILES: dict[int, tuple[int, int, int, int]] = {
+# head-dim width -> (block_m, block_n, warps, m_tiles[, v_spread]) for the
+# mma.sync kernel; each warp owns 16 * m_tiles query rows, so block_m = 16 *
+# m_tiles * warps. v_spread (KernelSpec.v_spread): width 128 copies K and V
+# through TileCopy with V's copies spread over 4 Q.K^T k-steps, +1.5-3 % over
+# the default copies at every measured point (bench/notes/mma.md, "ldmatrix and
+# HMMA order at d256", device run 7 of the ninth session).
+MmaTiles = tuple[int, ...]
+MMA_TILES: dict[int, MmaTiles] = {
     32: (128, 128, 4, 2),
     64: (128, 128, 4, 2),
     80: (128, 64, 4, 2),
     96: (128, 64, 4, 2),
-    128: (128, 64, 4, 2),
+    128: (128, 64, 4, 2, 4),
     160: (64, 64, 4, 1),
     192: (64, 32, 4, 1),
     224: (64, 32, 4, 1),
@@ -111,7 +116,6 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
 # the epilogue's re-read of its first row (kRereadRow0) for that.
 # An entry is (block_m, block_n, warps, m_tiles) or, for a copy order other than
 # the shipped one, (block_m, block_n, warps, m_tiles, v_spread) (KernelSpec.v_spread).
-MmaTiles = tuple[int, ...]
 MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
     64: ((128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)),
     80: ((128, 64, 4, 2), (128, 80, 4, 2), (64, 128, 4, 1), (128, 128, 8, 1)),
