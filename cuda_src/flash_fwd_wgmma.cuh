@@ -172,33 +172,6 @@ __global__ void __launch_bounds__(
       }
     }
   };
-  // Half-width first tiles (first_tile's half): 16-bit operands, 128-key tiles
-  // (the 64- and 80-key tiles' halves would need wgmma shapes of 32 and 40 keys)
-  // and head dims up to 64. At 128 the second copy of the first tile's block
-  // grew the kernel from 4576 to 5632 instructions and every d128 row lost
-  // 20-25 %, full ones included (device run 5, bench/notes/wgmma.md,
-  // "Half-width diagonal tiles"): likely the instruction cache. And only with
-  // three consumer warpgroups (the 192-row tile): in the two-warpgroup
-  // variants ptxas serialised every wgmma of the kernel (no DEPBAR <= 1 left
-  // in the SASS: without pingpong under NVRTC 13.0, with it under 13.5), which
-  // tests/test_offline_compile.py (test_softmax_overlaps_the_previous_pv) catches.
-  constexpr bool kHalfFirstTile = kBlockN == 128 && kD <= 64 && !kRescaled && !Tr::kTf32 && kConsumerWGs == 3;
-  // The lower half of S = Q K^T (keys 0 .. kBlockN / 2 - 1 of the tile: the
-  // first half of K's rows, so the same descriptors) into the first half of sc.
-  auto issue_qk_half = [&](float (&sc)[Tr::kNTiles][4], int s, int qs) {
-    if constexpr (kHalfFirstTile) {
-      auto& lower = *reinterpret_cast<float(*)[Tr::kNTiles / 2][4]>(&sc[0]);
-      const u64 q_desc = make_smem_desc(sm.q(qs) + q_rows, 16, kSwizzleAtomBytes);
-      const u64 k_desc = make_smem_desc(sm.k(s), 16, kSwizzleAtomBytes);
-#pragma unroll
-      for (int kk = 0; kk < Tr::kKSteps; ++kk) {
-        const u32 col_bytes = (kk % kStepsPerSwizzleRow) * kWgmmaStepBytes;
-        const u32 q_off = (kk / kStepsPerSwizzleRow) * Tr::kQBoxBytes + col_bytes;
-        const u32 k_off = (kk / kStepsPerSwizzleRow) * Tr::kKVBoxBytes + col_bytes;
-        Wgmma<Elem, kBlockN / 2>::ss(lower, desc_add(q_desc, q_off), desc_add(k_desc, k_off), kk > 0);
-      }
-    }
-  };
   // Issue O += P V for the tile in slot s. 16-bit V is MN-major (head dim
   // contiguous), so the descriptor's LBO steps between 64-column boxes and SBO
   // between 8-key groups; a k-step is 16 keys. V^T (tf32) is K-major like K:
@@ -507,34 +480,10 @@ __global__ void __launch_bounds__(
     // control-flow path, so no wgmma is in flight where paths join: each branch
     // below, and each trip of the steady-state loop, ends with wgmma_wait<0>.
     // A path that merely looks possible otherwise makes ptxas insert waits and
-    // serialise every wgmma (warning C7514). first_tile's two Q.K^T shapes
-    // would be such paths: each shape gets its own copy of the block (below).
-    // half: this warpgroup's rows see no key in the upper half of the item's
-    // first tile (with key tiles walked from the last, a causal block's diagonal
-    // tile, for its lower warpgroup; or a last tile holding at most kBlockN / 2
-    // keys). Its Q.K^T, mask and softmax then cover the lower half only, and
-    // the upper half's P is zero; that tile's P.V still runs whole (a narrower
-    // one would take a second wgmma shape into the steady loop).
-    // bench/notes/wgmma.md, "Half-width diagonal tiles".
-    auto first_tile = [&](bool half) {
+    // serialise every wgmma (warning C7514).
+    {
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(0);
-      auto issue_first_qk = [&] {
-        if (half) issue_qk_half(sc, slot(use), qs);
-        else issue_qk(sc, slot(use), qs);
-      };
-      auto first_scores_to_p = [&] {  // O (re)starts from zero: nothing to rescale
-        if (half) {
-          auto& lower = *reinterpret_cast<float(*)[Tr::kNTiles / 2][4]>(&sc[0]);
-          const int n0 = (n_tiles - 1) * kBlockN;
-          if (tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)) apply_mask(lower, p, warp_row0, n0, lane);
-          softmax_update(lower, st, scale_log2);
-#pragma unroll
-          for (int j = Tr::kNTiles / 2; j < Tr::kNTiles; ++j) sc[j][0] = sc[j][1] = sc[j][2] = sc[j][3] = 0.f;
-        } else {
-          scores_to_p(sc, 0, e);
-        }
-      };
       mbar_wait(sm.full_q(qs), q_phase(q_use));
       if constexpr (Tr::kConvert) e_q = static_cast<int>(lds32(sm.shift_q(qs, cwg)));  // this warpgroup's rows
       mbar_wait(sm.full_k(slot(use)), phase(use));
@@ -545,7 +494,7 @@ __global__ void __launch_bounds__(
         mbar_wait(sm.full_v(slot(u)), phase(u));
         take_turn();
         wgmma_fence();
-        issue_first_qk();
+        issue_qk(sc, slot(use), qs);
         wgmma_commit();
         issue_pv(pf, slot(u), pending.n_tiles == 1);
         wgmma_commit();
@@ -557,7 +506,7 @@ __global__ void __launch_bounds__(
         const RowState done = st;
         const float done_mult = out_mult();  // before this item's first tile resets O's units
         st.init();
-        first_scores_to_p();
+        scores_to_p(sc, 0, e);  // O restarts from zero: nothing to rescale
         order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
         wgmma_wait<0>();
         fence_acc(acc_o);
@@ -574,33 +523,17 @@ __global__ void __launch_bounds__(
         st.init();
         take_turn();
         wgmma_fence();
-        issue_first_qk();
+        issue_qk(sc, slot(use), qs);
         wgmma_commit();
         pass_turn();
         wgmma_wait<0>();
         fence_acc(sc);
         e = converted_shift(e, use);
         release(sm.empty_k(slot(use)));
-        first_scores_to_p();
+        scores_to_p(sc, 0, e);  // O is still zero: nothing to rescale
         if constexpr (kSplit) pv_mult = pow2_f32(-e.y);
         pack_p(pf, sc);
       }
-    };
-    if constexpr (kHalfFirstTile) {
-      // The keys this warpgroup's existing rows may see: [0, key_end).
-      const int last_row = min(w.m0 + 64 * cwg + 63, p.seqlen_q - 1);
-      const int key_end = p.causal ? min(p.seqlen_k, last_row + 1 + p.causal_offset) : p.seqlen_k;
-      // Two calls with constant arguments: each inlines into its own copy with
-      // the branches on half folded away. One call with a run-time argument
-      // kept them, and ptxas injected warpgroup.arrive (C7519) and spilled
-      // 144-800 bytes in every variant with half-width first tiles.
-      if (key_end <= (n_tiles - 1) * kBlockN + kBlockN / 2) {
-        first_tile(true);
-      } else {
-        first_tile(false);
-      }
-    } else {
-      first_tile(false);
     }
     for (int i = 1; i < n_tiles; ++i) {
       const int u = use + i;
