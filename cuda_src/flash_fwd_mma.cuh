@@ -41,10 +41,11 @@ struct MmaKernelTraits {
   static_assert(kBlockN % 16 == 0, "key tile must be a multiple of 16 (two n8 tiles per ldmatrix.x4)");
 };
 
-// S (the warp's rows x kBlockN) = Q (warp's rows) . K^T
-template <class Elem, class Tr, int kMTiles>
+// S (the warp's rows x kBlockN) = Q (warp's rows) . K^T. per_step(kk) runs ahead of
+// the ldmatrix of k16 step kk: a place to spread other work over the GEMM (kVSpread).
+template <class Elem, class Tr, int kMTiles, class PerStep>
 __device__ __forceinline__ void gemm_qk(float (&s)[kMTiles][Tr::kNTiles][4], const u16* sQ_warp, const u16* sK,
-                                        int lane) {
+                                        int lane, PerStep&& per_step) {
 #pragma unroll
   for (int mt = 0; mt < kMTiles; ++mt)
 #pragma unroll
@@ -55,6 +56,7 @@ __device__ __forceinline__ void gemm_qk(float (&s)[kMTiles][Tr::kNTiles][4], con
   const u32 b_base = smem_addr(sK + ((lane & 7) + ((lane >> 4) << 3)) * Tr::kPitch + ((lane >> 3) & 1) * 8);
 #pragma unroll
   for (int kk = 0; kk < Tr::kOTiles / 2; ++kk) {  // k16 steps over the head dim
+    per_step(kk);
     u32 a[kMTiles][4];
 #pragma unroll
     for (int mt = 0; mt < kMTiles; ++mt) ldmatrix_x4(a[mt], a_base + (mt * 16 * Tr::kPitch + kk * 16) * 2);
@@ -115,10 +117,24 @@ constexpr bool kTightRegistersArch = false;
 // Widest head dim whose softmax runs its exponentials after O's rescale (see kExpAfterRescale).
 constexpr int kExpAfterRescaleMaxWidth = 96;
 
-template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps, int kMTiles>
+// kVSpread, the order of the K/V copies within a key tile:
+//   0       the shipped order: V's copies in one block ahead of Q.K^T (load_tile_async).
+//   n >= 1  K and V go through TileCopy, whose row tests compare against immediates
+//           and so free the registers load_tile_async's tests keep live across the
+//           key loop (16 at width 256). With them ptxas issues Q.K^T's ldmatrix
+//           further ahead of their mma: at width 256 (NVRTC 13.0, sm_90a) a median
+//           14 mma ahead and 8.9 fragments in flight, as in FA2's kernel, against 8
+//           and 6.2. V's copies are spread evenly over the first n k16 steps of
+//           Q.K^T, between its ldmatrix and mma (1: one block ahead of the first).
+//           bench/notes/mma.md, "ldmatrix and HMMA order at d256".
+template <class Elem, int kD, int kBlockM, int kBlockN, int kNWarps, int kMTiles, int kVSpread = 0>
 __global__ void __launch_bounds__(kNWarps * kWarpSize)
     flash_fwd_mma(const __grid_constant__ FlashParams p) {
   using Tr = MmaKernelTraits<Elem, kD, kBlockM, kBlockN, kNWarps, kMTiles>;
+  using VCopy = TileCopy<kBlockN, kD, Tr::kThreads>;
+  static_assert(kVSpread >= 0 && kVSpread <= Tr::kOTiles / 2, "V spreads over at most every k16 step of Q.K^T");
+  static_assert(kVSpread == 0 || VCopy::kActive == Tr::kThreads,
+                "spread copies need every thread copying (rows of 10, 12, 20, 24, 28 chunks do not)");
   constexpr bool kNextKFirst = !(kTightRegistersArch && kD <= 64 && kBlockN == 128);
   // Exponentials after O's rescale, beside the P.V (softmax.h, online_softmax_step):
   // +1.5-4 % at widths 64, 80 and 96 against FA2 in the same rounds, but -1 to -3 %
@@ -172,11 +188,24 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     // K[tile] (and Q) landed; every warp finished reading V[tile+1].
     cp_async_wait<0>();
     __syncthreads();
-    load_tile_async<kBlockN, kD, Tr::kThreads>(sV, v + n0 * p.v_row_stride, p.v_row_stride, p.seqlen_k - n0, v_chunks, tid);
-    cp_async_commit();
-
     float s[kMTiles][Tr::kNTiles][4];
-    gemm_qk<Elem, Tr, kMTiles>(s, sQ_warp, sK, lane);
+    if constexpr (kVSpread == 0) {
+      load_tile_async<kBlockN, kD, Tr::kThreads>(sV, v + n0 * p.v_row_stride, p.v_row_stride, p.seqlen_k - n0, v_chunks, tid);
+      cp_async_commit();
+      gemm_qk<Elem, Tr, kMTiles>(s, sQ_warp, sK, lane, [](int) {});
+    } else {
+      // V[tile] may be written from here on: every warp is past the barrier, done with V[tile+1].
+      VCopy vcopy(sV, v + n0 * p.v_row_stride, p.v_row_stride, p.seqlen_k - n0, v_chunks, tid);
+      gemm_qk<Elem, Tr, kMTiles>(s, sQ_warp, sK, lane, [&](int kk) {
+        if (kk < kVSpread) {
+#pragma unroll
+          for (int i = kk * VCopy::kFullSteps / kVSpread; i < (kk + 1) * VCopy::kFullSteps / kVSpread; ++i)
+            vcopy.full_step(i);
+        }
+      });
+      vcopy.tail();
+      cp_async_commit();  // the wait ahead of the P.V covers V's copies
+    }
     if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
@@ -190,7 +219,11 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     __syncthreads();
     if (tile > 0) {
       const int n0_next = n0 - kBlockN;
-      load_tile_async<kBlockN, kD, Tr::kThreads>(sK, k + n0_next * p.k_row_stride, p.k_row_stride, p.seqlen_k - n0_next, q_chunks, tid);
+      const u16* k_next = k + n0_next * p.k_row_stride;
+      if constexpr (kVSpread == 0)
+        load_tile_async<kBlockN, kD, Tr::kThreads>(sK, k_next, p.k_row_stride, p.seqlen_k - n0_next, q_chunks, tid);
+      else
+        load_tile_by_copies<kBlockN, kD, Tr::kThreads>(sK, k_next, p.k_row_stride, p.seqlen_k - n0_next, q_chunks, tid);
     }
     cp_async_commit();
     if constexpr (kNextKFirst) {

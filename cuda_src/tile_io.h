@@ -65,4 +65,70 @@ __device__ __forceinline__ void load_tile_async(u16* smem, const u16* gmem, i64 
   }
 }
 
+// load_tile_async's copies one at a time, so that a kernel can spread them over
+// other work (flash_fwd_mma.cuh, kVSpread): the same layout, pointer bump and
+// zero-fill, but the row test of copy i compares the immediate i * kRowStep with
+// the rows left from the thread's first row. load_tile_async's test
+// (row0 + i * kRowStep < valid_rows) made ptxas keep the 16 sums row0 + i * kRowStep
+// live across the mma kernel's key loop at width 256 (one register each); these
+// free them. load_tile_async stays as it is, so the shipped variants' SASS does not
+// move (through TileCopy, ptxas also reordered the prologue of widths 80-192).
+template <int kRows, int kD, int kThreads>
+struct TileCopy {
+  using L = SmemTile<kD>;
+  static_assert(kThreads >= L::kChunksPerRow, "every chunk column needs a thread");
+  static constexpr int kRowStep = kThreads / L::kChunksPerRow;  // rows one pass of the active threads covers
+  static constexpr int kActive = kRowStep * L::kChunksPerRow;   // threads that copy
+  static constexpr int kFullSteps = kRows / kRowStep;           // copies every active thread makes
+  static constexpr int kTailRows = kRows % kRowStep;            // rows left for one more, partial pass
+
+  const u16* gmem;
+  const u16* src;  // this thread's next source chunk: one bump per copy
+  i64 src_step;
+  u32 dst;
+  int row0;
+  int rows_left;  // valid rows from this thread's first row (row0) on
+  bool chunk_valid;
+
+  __device__ __forceinline__ TileCopy(u16* smem, const u16* gmem_, i64 row_stride, int valid_rows_,
+                                      int valid_chunks, int tid)
+      : gmem(gmem_) {
+    const int chunk = tid % L::kChunksPerRow;
+    row0 = tid / L::kChunksPerRow;
+    rows_left = valid_rows_ - row0;
+    chunk_valid = chunk < valid_chunks;
+    src = gmem + row0 * row_stride + chunk * kElemsPerChunk;
+    src_step = kRowStep * row_stride;
+    dst = smem_addr(smem + row0 * L::kPitch + chunk * kElemsPerChunk);
+  }
+  // This thread's copy of pass i (0 .. kFullSteps - 1, in order: the source pointer
+  // steps once per call). Threads >= kActive must not call it.
+  __device__ __forceinline__ void full_step(int i) {
+    const bool valid = chunk_valid && i * kRowStep < rows_left;
+    cp_async_16(dst + i * kRowStep * L::kPitch * 2, valid ? src : gmem, valid);
+    src += src_step;
+  }
+  // The partial last pass, after every full_step.
+  __device__ __forceinline__ void tail() {
+    if constexpr (kTailRows > 0) {
+      if (row0 < kTailRows) {
+        const bool valid = chunk_valid && kFullSteps * kRowStep < rows_left;
+        cp_async_16(dst + kFullSteps * kRowStep * L::kPitch * 2, valid ? src : gmem, valid);
+      }
+    }
+  }
+};
+
+// load_tile_async through TileCopy: one block of copies, row tests against immediates.
+template <int kRows, int kD, int kThreads>
+__device__ __forceinline__ void load_tile_by_copies(u16* smem, const u16* gmem, i64 row_stride, int valid_rows,
+                                                    int valid_chunks, int tid) {
+  using Copy = TileCopy<kRows, kD, kThreads>;
+  if (Copy::kActive < kThreads && tid >= Copy::kActive) return;
+  Copy copy(smem, gmem, row_stride, valid_rows, valid_chunks, tid);
+#pragma unroll
+  for (int i = 0; i < Copy::kFullSteps; ++i) copy.full_step(i);
+  copy.tail();
+}
+
 }  // namespace cupyflash

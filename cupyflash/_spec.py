@@ -91,14 +91,19 @@ MMA_ROWS_PER_WARP = 16
 SIMT_BLOCK_N = 32
 SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 
-# head-dim width -> (block_m, block_n, warps, m_tiles) for the mma.sync kernel;
-# each warp owns 16 * m_tiles query rows, so block_m = 16 * m_tiles * warps.
-MMA_TILES: dict[int, tuple[int, int, int, int]] = {
+# head-dim width -> (block_m, block_n, warps, m_tiles[, v_spread]) for the
+# mma.sync kernel; each warp owns 16 * m_tiles query rows, so block_m = 16 *
+# m_tiles * warps. v_spread (KernelSpec.v_spread): width 128 copies K and V
+# through TileCopy with V's copies spread over 4 Q.K^T k-steps, +1.5-3 % over
+# the default copies at every measured point (bench/notes/mma.md, "ldmatrix and
+# HMMA order at d256", device run 7 of the ninth session).
+MmaTiles = tuple[int, ...]
+MMA_TILES: dict[int, MmaTiles] = {
     32: (128, 128, 4, 2),
     64: (128, 128, 4, 2),
     80: (128, 64, 4, 2),
     96: (128, 64, 4, 2),
-    128: (128, 64, 4, 2),
+    128: (128, 64, 4, 2, 4),
     160: (64, 64, 4, 1),
     192: (64, 32, 4, 1),
     224: (64, 32, 4, 1),
@@ -109,7 +114,8 @@ MMA_TILES: dict[int, tuple[int, int, int, int]] = {
 # are spill-free under NVRTC 13.0 and 13.5 for sm_80 and sm_90a (checked with
 # bench/nvrtc_compat.py); 128 x 80 at width 96 sits at 255 registers and needs
 # the epilogue's re-read of its first row (kRereadRow0) for that.
-MmaTiles = tuple[int, int, int, int]
+# An entry is (block_m, block_n, warps, m_tiles) or, for a copy order other than
+# the shipped one, (block_m, block_n, warps, m_tiles, v_spread) (KernelSpec.v_spread).
 MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
     64: ((128, 64, 4, 2), (128, 96, 4, 2), (128, 128, 4, 2)),
     80: ((128, 64, 4, 2), (128, 80, 4, 2), (64, 128, 4, 1), (128, 128, 8, 1)),
@@ -123,8 +129,12 @@ MMA_CANDIDATES: dict[int, tuple[MmaTiles, ...]] = {
     96: ((128, 64, 4, 2), (128, 32, 4, 2), (64, 64, 4, 1), (128, 64, 8, 1), (128, 128, 8, 1)),
     # 128 x 80 at width 96 left with the exponentials after O's rescale (kExpAfterRescale): 4 B
     # spilled on sm_90a under NVRTC 13.0 (bench/nvrtc_compat.py); it was never the best candidate.
-    128: ((128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2)),
-    256: ((64, 64, 4, 1), (64, 32, 4, 1), (128, 32, 8, 1), (128, 64, 8, 1)),  # 128 x 64, 8 warps: FA2's at 256
+    128: ((128, 64, 4, 2), (128, 48, 4, 2), (128, 32, 4, 2), (128, 64, 4, 2, 4)),
+    256: ((64, 64, 4, 1), (64, 32, 4, 1), (128, 32, 8, 1), (128, 64, 8, 1),  # 128 x 64, 8 warps: FA2's at 256
+          # The copies' row test against immediates, V's copies in one block (1) or spread over
+          # the first 4 or all 16 k16 steps of Q.K^T (bench/notes/mma.md, "ldmatrix and HMMA
+          # order at d256"). At 128 with 4 steps: 1 and 8 spill at 255 registers (NVRTC 13.0).
+          (64, 64, 4, 1, 1), (64, 64, 4, 1, 4), (64, 64, 4, 1, 16)),
 }
 
 # wgmma path: head-dim width (a multiple of the 64-column TMA box) ->
@@ -333,6 +343,10 @@ class KernelSpec:
     # (cuda_src/wgmma_convert.h) instead of by the pre-pass: the slots of its fp32
     # staging ring; 0 = the pre-pass
     convert_stages: int = 0
+    # mma: the K/V copy order (kVSpread in cuda_src/flash_fwd_mma.cuh). 0 = the shipped
+    # one; n >= 1 = the copies' row test against immediates (fewer registers live across
+    # the key loop) and V's copies spread over the first n k16 steps of Q.K^T
+    v_spread: int = 0
 
     @property
     def consumer_warpgroups(self) -> int:
@@ -379,7 +393,8 @@ class KernelSpec:
                     f"{f', {self.convert_stages}' if self.convert_stages else ''}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
-                    f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}>")
+                    f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}"
+                    f"{f', {self.v_spread}' if self.v_spread else ''}>")
         if self.family == "dmma":
             return (f"cupyflash::flash_fwd_dmma<{self.head_dim}, {self.block_m}, {self.block_n}, {self.warps}, "
                     f"{self.rows_per_warp // DMMA_ROWS_PER_M_TILE}>")
@@ -397,7 +412,8 @@ class KernelSpec:
                     f"{'_persist' if self.persistent else ''}"
                     f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
-                f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}")
+                f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}"
+                f"{f'_vs{self.v_spread}' if self.v_spread else ''}")
 
     @functools.cached_property  # read on every launch; the spec is frozen
     def smem_bytes(self) -> int:
@@ -437,12 +453,16 @@ class KernelSpec:
         return (row_bytes * 2 * self.stages * self.block_n + convert + barriers + scratch + align,
                 row_bytes * self.block_m)
 
-def mma_spec(dtype: str, width: int, tiles: tuple[int, int, int, int] | None = None) -> KernelSpec:
-    """The mma.sync variant for ``width``: from the tile table, or ``tiles`` (for tuning)."""
-    block_m, block_n, warps, m_tiles = tiles or MMA_TILES[width]
+def mma_spec(dtype: str, width: int, tiles: MmaTiles | None = None) -> KernelSpec:
+    """The mma.sync variant for ``width``: from the tile table, or ``tiles`` (for tuning):
+    (block_m, block_n, warps, m_tiles[, v_spread])."""
+    block_m, block_n, warps, m_tiles, *rest = tiles or MMA_TILES[width]
     if block_m != MMA_ROWS_PER_WARP * m_tiles * warps:
         raise ValueError(f"block_m {block_m} != 16 * m_tiles {m_tiles} * warps {warps}")
-    return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles)
+    if len(rest) > 1:
+        raise ValueError(f"mma tiles take 4 or 5 entries, got {tiles}")
+    return KernelSpec("mma", dtype, width, block_m, block_n, warps, MMA_ROWS_PER_WARP * m_tiles,
+                      v_spread=rest[0] if rest else 0)
 
 
 def _wgmma(dtype: str, width: int, tiles: WgmmaTiles, fp32_terms: int = 0) -> KernelSpec:

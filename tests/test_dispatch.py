@@ -32,7 +32,7 @@ def test_tile_table_covers_every_bucket_and_fits_shared_memory():
         assert spec.head_dim in (MMA_WIDTHS if spec.family == "mma" else HEAD_DIM_BUCKETS)
         assert spec.smem_bytes <= 227 * 1024, spec.variant_name
     assert set(MMA_TILES) == set(MMA_WIDTHS) and set(HEAD_DIM_BUCKETS) <= set(MMA_WIDTHS)
-    for width, (bm, bn, warps, m_tiles) in MMA_TILES.items():
+    for width, (bm, bn, warps, m_tiles, *_) in MMA_TILES.items():
         assert bm == 16 * m_tiles * warps and bn % 16 == 0 and width % 16 == 0
 
 
