@@ -95,8 +95,8 @@ SMEM_PAD_ELEMS = 8  # mirrors kSmemPad in cuda_src/tile_io.h
 # mma.sync kernel; each warp owns 16 * m_tiles query rows, so block_m = 16 *
 # m_tiles * warps. v_spread (KernelSpec.v_spread): width 128 copies K and V
 # through TileCopy with V's copies spread over 4 Q.K^T k-steps, +1.5-3 % over
-# the default copies at every measured point (bench/notes/mma.md, "ldmatrix and
-# HMMA order at d256", device run 7 of the ninth session).
+# the default copies at every measured point (bench/notes/mma.md, "TileCopy at
+# d128 and d256, measured").
 MmaTiles = tuple[int, ...]
 MMA_TILES: dict[int, MmaTiles] = {
     32: (128, 128, 4, 2),
