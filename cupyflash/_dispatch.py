@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH,
-                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES, WGMMA_SPLIT_TILES,
+                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
+                    WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES, WGMMA_SPLIT_TILES,
                     WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
                     wgmma_fp32_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
 from .errors import ArgumentError, DeviceError
@@ -105,12 +106,14 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
             tiles = WGMMA_CAUSAL_TILES.get(width) if problem.causal else None
             if tiles is not None:
                 reasons.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
-            if max(problem.seqlen_q, problem.seqlen_k) <= WGMMA_SHORT_SEQLEN:
-                short = WGMMA_SHORT_TILES.get((width, problem.causal))
+            longest = max(problem.seqlen_q, problem.seqlen_k)
+            for bound, table in ((WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES), (WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES)):
+                short = table.get((width, problem.causal)) if longest <= bound else None
                 if short is not None:
                     tiles = short
-                    reasons.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
+                    reasons.append(f"short sequences (<= {bound}): the short-problem tiles "
                                    f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
+                    break
             return wgmma_spec(problem.dtype, width, tiles), reasons
         if arch < MMA_MIN_ARCH:
             raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "

@@ -169,11 +169,21 @@ WGMMA_CAUSAL_TILES: dict[int, WgmmaTiles] = {
 # sequences"): at width 64 under a causal mask 128-row blocks with 3 stages and
 # pingpong beat the table's 192-row blocks by 7-8 % (192 rows pad 1024 queries to
 # 1152); at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at 2048.
+# Width 64 under the mask: 2 stages without pingpong since the idle warpgroups
+# (a warpgroup past seqlen_q skips its item): +2.5-2.8 % at 1024 in two runs of the
+# tenth session (bench/notes/wgmma.md, "Short causal tiles at width 64, re-swept").
 WGMMA_SHORT_SEQLEN = 1024
 WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
-    (64, True): (128, 128, 3, True, True),
+    (64, True): (128, 128, 2, False, True),
     (128, False): (128, 128, 2, True, True),
     (128, True): (128, 128, 2, True, True),
+}
+# The shortest problems (max(seqlen_q, seqlen_k) <= WGMMA_SHORTEST_SEQLEN), where
+# they differ from WGMMA_SHORT_TILES: at width 64 under the mask, items of 1-4 key
+# tiles, 3 stages with pingpong stayed 2.1 % ahead at 512 (same run as above).
+WGMMA_SHORTEST_SEQLEN = 512
+WGMMA_SHORTEST_TILES: dict[tuple[int, bool], WgmmaTiles] = {
+    (64, True): (128, 128, 3, True, True),
 }
 # What bench/tune_wgmma.py times per width (the table's entry among them); the
 # offline test compiles every one, so a sweep never meets a compile error.
@@ -530,7 +540,8 @@ def shipped_specs() -> list[KernelSpec]:
     """Every variant dispatch can choose: CI compiles each one offline."""
     specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
     for dt in MMA_DTYPES:
-        for (w, _), t in [*WGMMA_SHORT_TILES.items(), *(((w, True), t) for w, t in WGMMA_CAUSAL_TILES.items())]:
+        for (w, _), t in [*WGMMA_SHORT_TILES.items(), *WGMMA_SHORTEST_TILES.items(),
+                          *(((w, True), t) for w, t in WGMMA_CAUSAL_TILES.items())]:
             if wgmma_spec(dt, w, t) not in specs:
                 specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
