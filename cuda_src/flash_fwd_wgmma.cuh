@@ -43,7 +43,9 @@
 //   so the Q.K^T wgmma hides their latency. With kConvertStages > 0 there is
 //   no pre-pass: the producer warpgroup reads the caller's fp32 q, k, v and
 //   converts them into the fp16 buffers itself, shifts included, and leaves
-//   the shifts in shared memory beside the data (wgmma_convert.h).
+//   the shifts in shared memory beside the data (wgmma_convert.h). With
+//   kQInKernel (split only) the pre-pass converts K and V alone and each consumer
+//   warpgroup converts its own 64 rows of the caller's fp32 Q, e_q included (q_convert.h).
 //   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
@@ -487,9 +489,9 @@ __global__ void __launch_bounds__(
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(0);
       if constexpr (kQInKernel) {  // this warpgroup's rows of Q, converted here (q_convert.h)
+        const u32 words = sm.scratch() + kScratchBytesPerThread * kWarpgroupThreads * cwg;  // its scratch slots
         e_q = convert_q_rows<kD, kSplit>(p, w.batch, w.head, w.m0 + 64 * cwg, sm.q(qs) + q_rows, kBlockM,
-                                         Tr::kQCopyBytes, sm.scratch() + kScratchBytesPerThread * kWarpgroupThreads * cwg,
-                                         cwg, tid % kWarpgroupThreads);
+                                         Tr::kQCopyBytes, words, cwg, tid % kWarpgroupThreads);
       } else {
         mbar_wait(sm.full_q(qs), q_phase(q_use));
       }
