@@ -109,11 +109,15 @@ def load_trees(paths):
 SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "float16")}
 
 
-def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", dtypes: bool = True):
-    """The sweeps' shared command line: --seqlens, --dims and (16-bit sweeps) --dtype."""
+def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", dtypes: bool = True,
+               flags: tuple[tuple[str, str], ...] = ()):
+    """The sweeps' shared command line: --seqlens, --dims, (16-bit sweeps) --dtype,
+    and a sweep's own on/off ``flags`` ((name, help) pairs)."""
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--seqlens", default=seqlens)
     ap.add_argument("--dims", default=dims)
+    for name, help_text in flags:
+        ap.add_argument(name, action="store_true", help=help_text)
     if dtypes:
         ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()

@@ -117,24 +117,29 @@ __device__ __forceinline__ ConverterLane converter_lane(int lane) {
 // the staged unit (rows x kCols, rows a multiple of 8 and at most kMaxRows,
 // known only at run time: a Q unit and a key tile may differ) until they are
 // converted: the abs-max and the conversion read shared memory once, not twice.
-// Converter warp w takes the 8-row atoms w, w + 3, ..., each whole (2 x kCols /
+// Converter warp w takes the 8-row atoms w, w + kWarps, ..., each whole (2 x kCols /
 // 32 warp steps). All loads are issued before any value is used. Hazard: the
 // shared-memory accesses are volatile asm, kept in program order, so a loop that
 // loaded and used chunk by chunk would wait out each load's latency (one warp
 // per scheduler, nothing else to issue).
-template <int kCols, int kMaxRows>
+// kWarps: the warps that share the unit (the producer's three converters, or the
+// four of a consumer warpgroup converting its Q rows: q_convert.h); kWhole: the
+// unit always has kMaxRows rows (rows past the tensor are loaded as zeros), so
+// every warp holds all kAtoms atoms and no test is compiled.
+template <int kCols, int kMaxRows, int kWarps = kConverterWarps, bool kWhole = false>
 struct HeldUnit {
   static_assert(kCols % kF16BoxCols == 0, "tile columns: whole fp16 boxes (the head-dim width is a multiple of 64)");
   static_assert(kMaxRows % kCvtSwizzleRows == 0, "unit rows: whole 8-row atoms");
   static constexpr int kBoxes = kCols / kF32BoxCols;
-  static constexpr int kAtoms = (kMaxRows / kCvtSwizzleRows + kConverterWarps - 1) / kConverterWarps;
+  static constexpr int kAtoms = (kMaxRows / kCvtSwizzleRows + kWarps - 1) / kWarps;
+  static_assert(!kWhole || kAtoms * kWarps * kCvtSwizzleRows == kMaxRows, "a whole unit: every warp, every atom");
   static constexpr u32 kAtomBytes = kCvtSwizzleRows * kCvtRowBytes;
   float4 x[kAtoms][kStepsPerAtom][kBoxes];
   int warp, atoms;  // this thread's warp among the converters; the unit's atoms
 
-  __device__ __forceinline__ bool held(int j) const { return warp + kConverterWarps * j < atoms; }
+  __device__ __forceinline__ bool held(int j) const { return kWhole || warp + kWarps * j < atoms; }
   __device__ __forceinline__ u32 atom_offset(int j) const {
-    return static_cast<u32>(warp + kConverterWarps * j) * kAtomBytes;
+    return static_cast<u32>(warp + kWarps * j) * kAtomBytes;
   }
 
   // f(j, k, b) for every chunk this thread holds: atom j, warp step k, fp32 box b.
@@ -155,6 +160,27 @@ struct HeldUnit {
     const u32 box_bytes = static_cast<u32>(rows) * kCvtRowBytes;
     for_each_held([&](int j, int k, int b) {
       x[j][k][b] = lds128_f32(stage + atom_offset(j) + l.src[k] + b * box_bytes);
+    });
+  }
+
+  // A whole unit straight from global memory (kWhole): row r, columns c..c+3 of
+  // the unit at rows[r * row_stride + c], zeros for rows >= valid_rows and columns
+  // >= valid_cols. Each thread takes the chunks that load() would take from a
+  // staged copy (converter_row_in_atom: a warp instruction reads 4 whole 128-byte
+  // row segments), so store() writes the same layout. The host guarantees 16-byte
+  // aligned float4s: base and row stride multiples of 4 floats, valid_cols too.
+  __device__ __forceinline__ void load_global(const float* rows, i64 row_stride, int valid_rows, int valid_cols,
+                                              int warp_id, int lane) {
+    static_assert(kWhole, "a global unit is loaded whole");
+    warp = warp_id;
+    atoms = kMaxRows / kCvtSwizzleRows;
+    const int col = kF32ChunkElems * (lane % kLanesPerRow);
+    for_each_held([&](int j, int k, int b) {
+      const int r = static_cast<int>(atom_offset(j) / kCvtRowBytes) + converter_row_in_atom(lane, k);
+      const int c = b * kF32BoxCols + col;
+      x[j][k][b] = r < valid_rows && c < valid_cols
+                       ? __ldg(reinterpret_cast<const float4*>(rows + r * row_stride + c))
+                       : make_float4(0.f, 0.f, 0.f, 0.f);
     });
   }
 

@@ -43,7 +43,9 @@
 //   so the Q.K^T wgmma hides their latency. With kConvertStages > 0 there is
 //   no pre-pass: the producer warpgroup reads the caller's fp32 q, k, v and
 //   converts them into the fp16 buffers itself, shifts included, and leaves
-//   the shifts in shared memory beside the data (wgmma_convert.h).
+//   the shifts in shared memory beside the data (wgmma_convert.h). With
+//   kQInKernel (split only) the pre-pass converts K and V alone and each consumer
+//   warpgroup converts its own 64 rows of the caller's fp32 Q, e_q included (q_convert.h).
 //   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
@@ -60,6 +62,7 @@
 #include "mask.h"
 #include "params.h"
 #include "ptx_sm90.h"
+#include "q_convert.h"
 #include "softmax.h"
 #include "tile_shifts.h"
 #include "tma_params.h"
@@ -77,11 +80,11 @@ constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
-          int kConsumerWGs = 2, int kConvertStages = 0>
+          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false>
 __global__ void __launch_bounds__(
-    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages>::kThreads, 1)
+    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel>::kThreads, 1)
     flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages>;
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel>;
   using Sm = WgmmaSmem<Tr>;
   static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
@@ -384,7 +387,7 @@ __global__ void __launch_bounds__(
   // with 4 or more key tiles and another item to follow (device run 2).
   auto skip_item = [&](const WorkItem& w, int qs) {
     drain_store();
-    mbar_wait(sm.full_q(qs), q_phase(q_use));
+    if constexpr (!kQInKernel) mbar_wait(sm.full_q(qs), q_phase(q_use));
     for (int i = 0; i < w.n_tiles; ++i) {
       const int u = use + i;
       mbar_wait(sm.full_k(slot(u)), phase(u));
@@ -396,7 +399,7 @@ __global__ void __launch_bounds__(
     }
     take_turn();
     pass_turn();
-    if constexpr (!kSmemEpilogue) release(sm.empty_q(qs));
+    if constexpr (!kSmemEpilogue && !kQInKernel) release(sm.empty_q(qs));
     use += w.n_tiles;
     ++q_use;
   };
@@ -435,7 +438,8 @@ __global__ void __launch_bounds__(
       const int n_kv_tiles = ceil_div(p.seqlen_k, kBlockN);
       kv_shifts = reinterpret_cast<const int2*>(p.tile_shifts) +
                   kv_shift_index(w.batch, w.kv_head, p.heads_kv, n_kv_tiles);
-      e_q = p.tile_shifts[q_shift_index(w.batch, w.head, w.m0 / kBlockM, p.batch, p.heads_q, p.heads_kv, n_kv_tiles,
+      if constexpr (!kQInKernel)  // else the conversion below takes it
+        e_q = p.tile_shifts[q_shift_index(w.batch, w.head, w.m0 / kBlockM, p.batch, p.heads_q, p.heads_kv, n_kv_tiles,
                                         m_blocks)];
     }
     auto tile_shift = [&](int i) { return kRescaled && !Tr::kConvert ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0); };
@@ -484,7 +488,13 @@ __global__ void __launch_bounds__(
     {
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(0);
-      mbar_wait(sm.full_q(qs), q_phase(q_use));
+      if constexpr (kQInKernel) {  // this warpgroup's rows of Q, converted here (q_convert.h)
+        const u32 words = sm.scratch() + kScratchBytesPerThread * kWarpgroupThreads * cwg;  // its scratch slots
+        e_q = convert_q_rows<kD, kSplit>(p, w.batch, w.head, w.m0 + 64 * cwg, sm.q(qs) + q_rows, kBlockM,
+                                         Tr::kQCopyBytes, words, cwg, tid % kWarpgroupThreads);
+      } else {
+        mbar_wait(sm.full_q(qs), q_phase(q_use));
+      }
       if constexpr (Tr::kConvert) e_q = static_cast<int>(lds32(sm.shift_q(qs, cwg)));  // this warpgroup's rows
       mbar_wait(sm.full_k(slot(use)), phase(use));
       if (kCrossItem && has_pending) {
@@ -567,7 +577,7 @@ __global__ void __launch_bounds__(
     if (n_tiles == 1) drain_store();
     // Every Q.K^T of this item has completed: the producer may refill this Q
     // buffer, unless the epilogue is to use it first.
-    if constexpr (!kSmemEpilogue) release(sm.empty_q(qs));
+    if constexpr (!kSmemEpilogue && !kQInKernel) release(sm.empty_q(qs));
     use += n_tiles;
     ++q_use;
     if constexpr (kCrossItem) {

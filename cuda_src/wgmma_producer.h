@@ -59,7 +59,7 @@ template <class Tr, class Elem, bool kPersistent>
 __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaParams& tma, const WgmmaSmem<Tr>& sm,
                                              int m_blocks) {
   using Sm = WgmmaSmem<Tr>;
-  tma_prefetch_desc(&tma.q);
+  if constexpr (!Tr::kQInKernel) tma_prefetch_desc(&tma.q);  // no Q map otherwise
   tma_prefetch_desc(&tma.k);
   tma_prefetch_desc(&tma.v);
   // Operand copy c (0 = hi, 1 = lo) comes from its own tensor map.
@@ -89,6 +89,7 @@ __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaPara
   };
   // One item's Q (all its copies and boxes) into the next Q buffer, once that buffer is empty.
   auto load_q = [&](const WorkItem& w) {
+    if constexpr (Tr::kQInKernel) return;  // the consumers convert their Q rows themselves (q_convert.h)
     const int qs = Sm::q_slot(q_use);
     mbar_wait(sm.empty_q(qs), Sm::q_phase(q_use) ^ 1);
     mbar_arrive_expect_tx(sm.full_q(qs), Tr::kQBytes);

@@ -37,7 +37,7 @@ constexpr int kConvertAreaBytes = 512;
 constexpr int kUnitHeaderSlotBytes = 48;  // >= sizeof(UnitHeader) (wgmma_convert.h), 16-byte aligned
 
 template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2,
-          int kConvertStages = 0>
+          int kConvertStages = 0, bool kQInKernelArg = false>
 struct WgmmaKernelTraits {
   static constexpr bool kSplit = kFp32Terms == 3;  // hi and lo copies of every operand
   static constexpr bool kTf32 = Elem::kIsTf32;     // float32 operands, tf32 products
@@ -47,6 +47,10 @@ struct WgmmaKernelTraits {
   // ring of kConvertStages slots, the producer's other warps convert them into
   // the fp16 Q buffers and K/V ring.
   static constexpr bool kConvert = kConvertStages > 0;
+  // Split fp32 with Q converted by the consumer warpgroups (q_convert.h): the
+  // pre-pass converts K and V only, no TMA loads Q, and each consumer
+  // warpgroup writes its own 64 rows of the Q buffer when it starts an item.
+  static constexpr bool kQInKernel = kQInKernelArg;
   // The template parameters, for code that takes the traits alone (WgmmaSmem, the producers).
   static constexpr int kWidth = kD;
   static constexpr int kTileN = kBlockN;
@@ -105,7 +109,9 @@ struct WgmmaKernelTraits {
   // Two Q buffers where they fit: a persistent CTA's producer then loads the next
   // item's Q while the current item still reads its own, so the next item's first
   // Q.K^T (issued with this item's last P.V) need not wait for it.
-  static constexpr int kQStages = kFixedBytes + 2 * kQBytes <= kMaxSmemBytes ? 2 : 1;
+  // Converting Q in the consumers, one: a warpgroup rewrites its rows only once
+  // its own last item is done with them, so a second buffer would never be used.
+  static constexpr int kQStages = !kQInKernel && kFixedBytes + 2 * kQBytes <= kMaxSmemBytes ? 2 : 1;
   // Byte offsets into (1024-aligned) dynamic shared memory.
   static constexpr int kOffK = kQStages * kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
@@ -127,6 +133,8 @@ struct WgmmaKernelTraits {
   static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !(Elem::kIsBf16 || kTf32), "the fp32 pre-pass kernels take fp16 operands");
+  static_assert(!kQInKernel || (kSplit && !kConvert),
+                "Q converted by the consumers: the split (3 terms) with the pre-pass for K and V only");
   static_assert(!kConvert || (kFp32Terms > 0 && kConvertStages <= 2 && kConsumerWGs == 2),
                 "conversion: fp32 terms 1 or 3, 1-2 staging slots, two consumer warpgroups");
   // tf32: V^T boxes cover whole key tiles (so no 80-key tiles); its wgmma has

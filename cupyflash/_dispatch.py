@@ -211,7 +211,9 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
         # for tf32, whose TMA reads q and k in place: fp32_tma_staging_needs; a
         # converting kernel reads all three in place); the fp32 output (written
         # two floats at a time) may need a staging buffer.
-        names = ("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages else ()
+        # Q converted by the consumers (q_in_kernel) is read as float4s: TMA's rules cover them.
+        names = (("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages else
+                 ("q",) if spec.q_in_kernel else ())
         needs = fp32_tma_staging_needs(problem, pointers, names)
         dv = problem.head_dim_v
         if dv % MMA_ALIGN_ELEMS:

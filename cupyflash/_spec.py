@@ -353,6 +353,11 @@ class KernelSpec:
     # (cuda_src/wgmma_convert.h) instead of by the pre-pass: the slots of its fp32
     # staging ring; 0 = the pre-pass
     convert_stages: int = 0
+    # float32 split (fp32_terms 3) with Q converted by the consumer warpgroups
+    # themselves (cuda_src/q_convert.h): the pre-pass converts k and v only, the
+    # kernel reads the caller's fp32 q (bench/notes/fp32_in_kernel.md, "Q converted
+    # by the consumers"). Not dispatched: bench/tune_split.py --q-in-kernel times it.
+    q_in_kernel: bool = False
     # mma: the K/V copy order (kVSpread in cuda_src/flash_fwd_mma.cuh). 0 = the shipped
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
     # the key loop) and V's copies spread over the first n k16 steps of Q.K^T
@@ -400,7 +405,8 @@ class KernelSpec:
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
                     f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}"
-                    f"{f', {self.convert_stages}' if self.convert_stages else ''}>")
+                    f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel else ''}"
+                    f"{', true' if self.q_in_kernel else ''}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}"
@@ -420,7 +426,8 @@ class KernelSpec:
                     f"_hdim{self.head_dim}"
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}"
-                    f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}")
+                    f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}"
+                    f"{'_qk' if self.q_in_kernel else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}"
                 f"{f'_vs{self.v_spread}' if self.v_spread else ''}")
@@ -443,7 +450,7 @@ class KernelSpec:
     def q_buffers(self) -> int:
         """wgmma: Q buffers (kQStages): two where they fit, so that a persistent CTA
         loads the next item's Q while the current one still runs."""
-        if self.family != "wgmma":
+        if self.family != "wgmma" or self.q_in_kernel:  # its consumers fill Q when they start an item
             return 1
         fixed, q_bytes = self._wgmma_smem_parts()
         return 2 if fixed + 2 * q_bytes <= WGMMA_MAX_SMEM_BYTES else 1
@@ -493,6 +500,12 @@ def wgmma_fp32_spec(width: int, terms: int, tiles: WgmmaTiles | None = None) -> 
     return _wgmma("float32", width, tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width], terms)
 
 
+def wgmma_q_in_kernel_spec(width: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
+    """The split float32 variant (3 terms) whose consumers convert Q themselves
+    (KernelSpec.q_in_kernel), for ``width`` 64 or 128."""
+    return dataclasses.replace(wgmma_fp32_spec(width, 3, tiles), q_in_kernel=True)
+
+
 def wgmma_convert_spec(width: int, tiles: WgmmaTiles | None = None, stages: int | None = None) -> KernelSpec:
     """The one-term float32 wgmma variant (precision="fast") that converts q, k, v
     inside the kernel (no pre-pass), for ``width`` 64 or 128."""
@@ -517,6 +530,7 @@ def candidate_specs() -> list[KernelSpec]:
     specs += [wgmma_tf32_spec(w, t) for w, ts in WGMMA_TF32_CANDIDATES.items() for t in ts
               if wgmma_tf32_spec(w, t) not in specs]
     specs += [wgmma_convert_spec(w) for w in WGMMA_CONVERT_TILES]
+    specs += [wgmma_q_in_kernel_spec(w, t) for w, ts in WGMMA_SPLIT_CANDIDATES.items() for t in ts]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]

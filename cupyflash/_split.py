@@ -130,8 +130,10 @@ class ShiftLayout:
 
 
 def shift_layout(batch: int, heads_q: int, heads_kv: int, seqlen_q: int, seqlen_k: int, block_m: int,
-                 block_n: int) -> ShiftLayout:
-    return ShiftLayout(batch, heads_q, heads_kv, -(-seqlen_k // block_n), -(-seqlen_q // block_m))
+                 block_n: int, with_q: bool = True) -> ShiftLayout:
+    """``with_q=False``: q is converted by the attention kernel itself (KernelSpec.q_in_kernel,
+    cuda_src/q_convert.h), so the array holds no e_q (m_blocks 0)."""
+    return ShiftLayout(batch, heads_q, heads_kv, -(-seqlen_k // block_n), -(-seqlen_q // block_m) if with_q else 0)
 
 
 def shift_exponent(max_abs: float, target: int = TARGET_EXP, max_shift: int = MAX_SHIFT["v"]) -> int:
@@ -205,11 +207,14 @@ def _kernel(cupy, name_expression: str):
 
 
 def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, block_m: int, block_n: int,
-                   with_lo: bool = True) -> SplitOperands:
+                   with_lo: bool = True, with_q: bool = True) -> SplitOperands:
     """hi (and lo) fp16 copies of q, k, v (float32 DeviceBuffers), each tile scaled
     by its own power of two, and the tiles' shifts, made on cupy's current stream
     without host synchronisation. ``block_m`` / ``block_n``: the query rows and key
-    rows of one tile of the attention kernel variant that will read them."""
+    rows of one tile of the attention kernel variant that will read them.
+    ``with_q=False`` (KernelSpec.q_in_kernel): k and v only; q keeps its slot in
+    the kernel's parameters with no tile (a tensor of no tile gives its blocks to
+    the next one: split_fp32.cu), and hi, lo and the shifts hold no q."""
     if list(bufs) != ["q", "k", "v"]:
         raise ValueError(f"split_operands takes q, k, v in that order; got {list(bufs)}")
     shapes = {name: to_bshd(buf.shape, layout) for name, buf in bufs.items()}
@@ -217,7 +222,7 @@ def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, block_m: in
     if (bk, seqlen_k, heads_kv) != kv_v[:3] or bk != batch:
         raise ValueError(f"split_operands: q, k, v must share the batch and k, v the keys and heads; got "
                          f"{[s[:3] for s in shapes.values()]} (batch, seqlen, heads)")
-    where = shift_layout(batch, heads_q, heads_kv, seqlen_q, seqlen_k, block_m, block_n)
+    where = shift_layout(batch, heads_q, heads_kv, seqlen_q, seqlen_k, block_m, block_n, with_q)
     shifts = cupy.empty(where.size, dtype=cupy.int32)  # every entry is written: one per tile
     base = shifts.data.ptr
     # (tile rows, first shift's address, ints between tiles) per tensor
@@ -232,11 +237,14 @@ def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, block_m: in
         if dim < 1:
             raise ValueError(f"{name}: the pre-pass needs a head dim of at least 1; got {dim}")
         pad = padded_dim(dim)
+        rows, shift_ptr, step = placement[name]
+        if name == "q" and not with_q:
+            tensors.append((buf.ptr, 0, 0, shift_ptr, *strides[:3], seqlen, heads, dim, pad, rows, 0, first, step))
+            continue
         h = cupy.empty((batch, seqlen, heads, pad), dtype=cupy.float16)
         hi[name] = h
         if with_lo:
             lo[name] = cupy.empty((batch, seqlen, heads, pad), dtype=cupy.float16)
-        rows, shift_ptr, step = placement[name]
         seq_tiles = -(-seqlen // rows)
         tiles = batch * heads * seq_tiles
         if tiles:

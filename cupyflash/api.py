@@ -236,7 +236,7 @@ def _padded_copy(cupy, buf: DeviceBuffer, layout: str, dim: int) -> DeviceBuffer
 
 
 def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
-                lo_ptrs: dict[str, int] | None = None, vt=None):
+                lo_ptrs: dict[str, int] | None = None, vt=None, q_cols: int = 0):
     """The TMA tensor maps of the wgmma kernel (Q, K, V; with ``lo_ptrs`` also the
     split kernel's lo parts, which share the hi parts' shapes and strides), bshd order;
     for tf32 the V map reads ``vt`` (cupyflash._vt). Each map embeds its operand's
@@ -254,17 +254,25 @@ def _tma_params(plan: Plan, problem: Problem, ptrs, strides, head_dim: int, head
     # tf32 reads V^T in V's place, and V itself is never mapped (its rows need not
     # meet TMA's 16-byte stride rule, e.g. head_dim_v 50 in fp32).
     v_map = _vt_map(spec, vt) if vt is not None and problem.seqlen_k else None
-    hi = _qkv_maps(dtype, spec, problem, ptrs, strides, head_dim, head_dim_v, v_map)
+    # Q converted by the consumers (q_in_kernel): no TMA reads q. Its map is the
+    # caller's fp32 q (q_cols columns: staging_needs made it mappable), a valid
+    # stand-in for the producer's descriptor prefetches when there is no key.
+    q_map = (_tma.encode("float32", ptrs["q"], q_cols, problem.seqlen_q, problem.heads_q, problem.batch,
+                         strides["q"], WGMMA_ROWS_PER_WARPGROUP) if spec.q_in_kernel else None)
+    hi = _qkv_maps(dtype, spec, problem, ptrs, strides, head_dim, head_dim_v, v_map, q_map)
     lo = (None, None, None) if lo_ptrs is None else _qkv_maps(dtype, spec, problem, lo_ptrs, strides, head_dim,
-                                                               head_dim_v)
+                                                               head_dim_v, q_map=q_map)
+    if spec.q_in_kernel and lo_ptrs is not None:
+        lo = (None, *lo[1:])  # no lo copy of q exists
     return make_tma_params(*hi, *lo, o_map)
 
 
 def _qkv_maps(dtype: str, spec, p: Problem, ptrs, strides, head_dim: int, head_dim_v: int,
-              v_map: bytes | None = None) -> tuple:
+              v_map: bytes | None = None, q_map: bytes | None = None) -> tuple:
     # A converting kernel stages Q by consumer warpgroup (64 rows), each with its own shift.
     q_rows = WGMMA_ROWS_PER_WARPGROUP if spec.convert_stages else spec.block_m
-    q_map = _tma.encode(dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], q_rows)
+    if q_map is None:
+        q_map = _tma.encode(dtype, ptrs["q"], head_dim, p.seqlen_q, p.heads_q, p.batch, strides["q"], q_rows)
     if p.seqlen_k == 0:
         # No key: the kernel loads no K/V tile and writes zeros and LSE -inf, but
         # a tensor map cannot describe an empty tensor. Q's map stands in, unread.
@@ -314,23 +322,26 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         # tf32: q and k are read in place; v goes through the V^T pre-pass (keys contiguous, permuted, rounded).
         keep["vt"] = vt = _vt.transpose_v(cupy, v, layout)
     prepass = plan.spec.fp32_terms and not plan.spec.convert_stages
+    q_kernel = plan.spec.q_in_kernel  # the kernel converts the caller's fp32 q itself (q_convert.h)
     if prepass:
         import cupy
 
         # fp32 on wgmma: fp16 copies (hi, and lo for 3 terms), each tile of the kernel's
         # (block_m query rows, block_n key rows) rescaled by its own power of two on the device.
         keep["split"] = split = _split.split_operands(cupy, {"q": q, "k": k, "v": v}, layout, plan.spec.block_m,
-                                                      plan.spec.block_n, plan.spec.split)
+                                                      plan.spec.block_n, plan.spec.split, with_q=not q_kernel)
         for name, arr in split.hi.items():
             ptrs[name], strides[name] = arr.data.ptr, tuple(x // arr.itemsize for x in arr.strides[:3])
         lo_ptrs = {name: arr.data.ptr for name, arr in split.lo.items()} or None
-        head_dim, head_dim_v = split.hi["q"].shape[3], split.hi["v"].shape[3]
+        head_dim, head_dim_v = split.hi["k"].shape[3], split.hi["v"].shape[3]  # q's padded dim is k's
         shifts_ptr = split.shifts.data.ptr
     if plan.staged:
         import cupy
 
-        for name, buf, dim in (("q", q, head_dim), ("k", k, head_dim), ("v", v, head_dim_v)):
-            if name in plan.staged and not prepass:
+        # (q_in_kernel: head_dim is already the fp16 copies' padded width; q is copied at its own)
+        for name, buf, dim in (("q", q, problem.head_dim if q_kernel else head_dim), ("k", k, head_dim),
+                               ("v", v, head_dim_v)):
+            if name in plan.staged and (not prepass or (name == "q" and q_kernel)):
                 keep[name] = copy = _padded_copy(cupy, buf, layout, dim)
                 ptrs[name], strides[name] = copy.ptr, copy.strides[:3]
         # Padded columns are zeros, so the kernel may treat them as real ones.
@@ -354,12 +365,15 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         ptrs["o"] = staged_out.data.ptr
         strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
-    params = fill_params(_params_template(problem, head_dim, head_dim_v),
+    # q_in_kernel: the kernel reads head_dim columns of the fp32 q (its own, or
+    # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
+    q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
+    params = fill_params(_params_template(problem, q_cols, head_dim_v),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
                          *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
-        args += (_tma_params(plan, problem, ptrs, strides, head_dim, map_dim_v, lo_ptrs, vt),)
+        args += (_tma_params(plan, problem, ptrs, strides, head_dim, map_dim_v, lo_ptrs, vt, q_cols),)
     fn = get_function(plan.spec, device_id)
     fn(plan.grid, plan.block, args, shared_mem=plan.spec.smem_bytes, stream=stream)
     del keep

@@ -48,12 +48,14 @@ def tile_shifts(x: np.ndarray, rows: int, max_shift: int) -> np.ndarray:
     return out
 
 
-def reference_split(xs: dict[str, np.ndarray], block_m: int, block_n: int, with_lo: bool = True):
+def reference_split(xs: dict[str, np.ndarray], block_m: int, block_n: int, with_lo: bool = True,
+                    q_rows: int | None = None):
     """hi, lo (name -> float16 (b, s, h, padded d), zero padding), the shifts
     array as the kernel lays it out (int32, cupyflash._split.shift_layout) and
     the shifts per tensor (name -> (batch, heads, tiles)) of q, k, v given as
-    float32 bshd arrays; q tiles have block_m rows, k and v tiles block_n."""
-    rows = {"q": block_m, "k": block_n, "v": block_n}
+    float32 bshd arrays; q tiles have block_m rows (q_rows: the kernel converts
+    q itself, per consumer warpgroup's 64 rows), k and v tiles block_n."""
+    rows = {"q": q_rows or block_m, "k": block_n, "v": block_n}
     shifts = {name: tile_shifts(x, rows[name], MAX_SHIFT[name]) for name, x in xs.items()}
     hi, lo = {}, {}
     with np.errstate(invalid="ignore", over="ignore"):
@@ -69,7 +71,7 @@ def reference_split(xs: dict[str, np.ndarray], block_m: int, block_n: int, with_
             if with_lo:
                 lo[name] = np.pad((y - h.astype(np.float32)).astype(np.float16), widths)
     q, k = xs["q"], xs["k"]
-    where = shift_layout(q.shape[0], q.shape[2], k.shape[2], q.shape[1], k.shape[1], block_m, block_n)
+    where = shift_layout(q.shape[0], q.shape[2], k.shape[2], q.shape[1], k.shape[1], rows["q"], block_n)
     flat = np.zeros(where.size, dtype=np.int32)
     kv = np.stack([shifts["k"], shifts["v"]], axis=-1)  # (b, h_kv, tiles, 2)
     flat[:where.q_offset] = kv.reshape(-1)
@@ -105,16 +107,18 @@ def _product(ah, al, bh, bl):
 
 
 def model_attention(q, k, v, *, causal: bool, offset: int, scale: float, block_m: int, block_n: int, terms: int,
-                    per_tensor: bool = False):
+                    per_tensor: bool = False, q_rows: int | None = None):
     """The kernel's result (out (b, sq, hq, dv) float32, lse (b, hq, sq)) for float32
     bshd q, k, v, with ``terms`` 3 (hi + lo) or 1 (hi). ``per_tensor`` gives every
     tile its tensor's shift instead (the scheme this one replaced), to show what
-    the per-tile shifts gain."""
+    the per-tile shifts gain. ``q_rows``: e_q per q_rows rows instead of per query
+    block (KernelSpec.q_in_kernel: each consumer warpgroup's 64 rows have their own)."""
     batch, sq, hq, _ = q.shape
     sk, hkv, dv = k.shape[1], k.shape[2], v.shape[3]
     group = hq // hkv
     xs = {"q": q, "k": k, "v": v}
-    hi, lo, _, shifts = reference_split(xs, block_m, block_n, with_lo=terms == 3)
+    hi, lo, _, shifts = reference_split(xs, block_m, block_n, with_lo=terms == 3, q_rows=q_rows)
+    q_tile = q_rows or block_m
     if per_tensor:
         one = {n: reference_shift(finite_absmax(x), MAX_SHIFT[n]) for n, x in xs.items()}
         shifts = {n: np.full_like(s, one[n]) for n, s in shifts.items()}
@@ -135,8 +139,8 @@ def model_attention(q, k, v, *, causal: bool, offset: int, scale: float, block_m
                 r0, r1 = mb * block_m, min(sq, (mb + 1) * block_m)
                 qh = cut["q"][b, r0:r1, h]
                 ql = None if terms == 1 else cut_lo["q"][b, r0:r1, h]
-                e_q = int(shifts["q"][b, h, mb])
                 rows = np.arange(r0, r1)[:, None]
+                e_q = shifts["q"][b, h, rows[:, 0] // q_tile].astype(np.int64)  # per row: its q tile's
                 n_end = min(sk, r0 + block_m + offset) if causal else sk  # work_item's key range
                 tiles = -(-n_end // block_n) if n_end > 0 else 0
                 mx = np.full(r1 - r0, -np.inf, dtype=F32)
@@ -151,7 +155,7 @@ def model_attention(q, k, v, *, causal: bool, offset: int, scale: float, block_m
                     s = _product(qh, ql, kh.T, None if kl is None else kl.T)
                     if causal:
                         s = np.where(np.arange(c0, c1)[None, :] <= rows + offset, s, -np.inf).astype(F32)
-                    mult = _pow2(-(e_q + e_k))
+                    mult = np.array([_pow2(-(int(e) + e_k)) for e in e_q], dtype=F32)  # per row
                     p_shift, unit, moved_units = 0, F32(1), False
                     if terms == 1:  # OUnits (tile_shifts.h)
                         if i == 0:
@@ -168,7 +172,8 @@ def model_attention(q, k, v, *, causal: bool, offset: int, scale: float, block_m
                         corr = np.where(moved, np.exp2((mx * scale_log2 - off).astype(F32)), F32(1)).astype(F32)
                     mx = new_max
                     p_off = (off + F32(p_shift)).astype(F32)  # rounded, as the kernel's FADD
-                    arg = s.astype(np.float64) * float(scale_log2 * mult) - p_off.astype(np.float64)[:, None]
+                    arg = (s.astype(np.float64) * (scale_log2 * mult).astype(F32).astype(np.float64)[:, None]
+                           - p_off.astype(np.float64)[:, None])
                     p = np.exp2(arg.astype(F32))
                     p = np.where(p < FTZ, F32(0), p).astype(F32)
                     tile_sum = p.sum(axis=1, dtype=F32) * _pow2(p_shift)

@@ -119,3 +119,23 @@ def test_shipped_tile_shapes(block_m, block_n, dim):
     k = _rand((1, 291, 1, dim), 9, 0.01)
     v = _rand((1, 1, 291, dim), 10, 100.0).transpose(0, 2, 1, 3)  # a bhsd-ordered buffer seen as bshd
     _check({"q": q, "k": k, "v": v}, "bshd", False, block_m, block_n)
+
+
+def test_without_q_converts_k_and_v_alone():
+    """with_q=False (KernelSpec.q_in_kernel): no q copy, and k and v (hi, lo, and
+    the {e_k, e_v} pairs, the whole shift array) bit-identical to the reference;
+    q misaligned, which no longer matters to the pre-pass (k, v take float4s)."""
+    import cupy as cp
+
+    _require_sm80()
+    x = {"q": _rand((2, 333, 4, 64), 3, 1.0, misaligned=True), "k": _rand((2, 1000, 2, 64), 4, 1.0),
+         "v": _rand((2, 1000, 2, 64), 5, 3.0)}
+    x["k"][:, 64:128] *= cp.float32(2.0 ** -30)
+    out = _split.split_operands(cp, {n: _cupy_buffer(a) for n, a in x.items()}, "bshd", 128, 64, True, with_q=False)
+    hi, lo, shifts, _ = reference_split({n: cp.asnumpy(a) for n, a in x.items()}, 128, 64, True)
+    where = _split.shift_layout(2, 4, 2, 333, 1000, 128, 64)
+    assert set(out.hi) == set(out.lo) == {"k", "v"}
+    assert out.shifts.get().tolist() == shifts[:where.q_offset].tolist()
+    for name in ("k", "v"):
+        for got, want in ((out.hi[name], hi[name]), (out.lo[name], lo[name])):
+            assert (got.get().view(np.uint16) == want.view(np.uint16)).all(), name

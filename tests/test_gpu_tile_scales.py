@@ -158,3 +158,83 @@ def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
     api._run(plan, problem, *(_cupy_buffer(x) for x in (q, k, v, out)), None, cp.cuda.get_current_stream(), 0)
     errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
     assert max(errs) <= FAST_BOUND, errs
+
+
+def _run_q_in_kernel(spec, q, k, v, causal):
+    """The q_in_kernel variant (a tuning candidate, not dispatched) through the host path."""
+    import cupy as cp
+
+    from cupyflash import _dispatch, api
+    from cupyflash._arrays import _cupy_buffer
+
+    out = poisoned(q.shape[:3] + (v.shape[3],), "float32")
+    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    sms = cp.cuda.Device().attributes["MultiProcessorCount"]
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sms)
+    assert spec.q_in_kernel and plan.spec == spec
+    api._run(plan, problem, *(_cupy_buffer(x) for x in (q, k, v, out)), None, cp.cuda.get_current_stream(), 0)
+    return out
+
+
+# (d, sq, sk, hq, hkv, causal, persistent): sq 1057 leaves the last block's second warpgroup
+# with no row (skip_item), 1000 with 40 of 64 (rows past the end must read as zeros); head
+# dims 72 and 100 leave padding columns in the 128-wide Q buffer, 50 is staged (not a multiple
+# of 4); persistent at 2100 queries: 17 x 16 items on ~132 CTAs, so every CTA converts Q for
+# several items into the same buffer (a stale or half-written Q fails the bound).
+Q_IN_KERNEL_CASES = [
+    (64, 1000, 1000, 8, 2, True, False),
+    (72, 1057, 1100, 4, 4, False, False),
+    (100, 333, 1100, 6, 2, True, False),
+    (128, 1000, 203, 6, 1, False, False),
+    (50, 239, 1000, 4, 2, True, False),
+    (64, 2100, 2049, 8, 2, True, True),
+    (64, 2100, 777, 8, 4, False, True),
+]
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("case", Q_IN_KERNEL_CASES, ids=lambda c: "_".join(map(str, c)))
+def test_q_in_kernel_tiles_2_to_the_20_apart(case, by):
+    """Split fp32 with Q converted by the consumer warpgroups (KernelSpec.q_in_kernel,
+    cuda_src/q_convert.h): q's 64-row units (each warpgroup's own e_q), k and v
+    tiles 2^20 apart, q read through strides (every other head of a wider
+    array), GQA, causal and not; the split's 1e-5 bound for every head. A wrong
+    e_q is off by a power of two up to 2^20, a wrong swizzle mixes columns, a
+    stale Q buffer holds another item's rows: each fails by orders of magnitude."""
+    import cupy as cp
+
+    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP, WGMMA_SPLIT_CANDIDATES, wgmma_q_in_kernel_spec, wgmma_width
+
+    require_backend("wgmma")
+    d, sq, sk, hq, hkv, causal, persistent = case
+    width = wgmma_width(d, d)
+    tiles = next(t for t in WGMMA_SPLIT_CANDIDATES[width] if t[4] == persistent)
+    spec = wgmma_q_in_kernel_spec(width, tiles)
+    rng = np.random.default_rng(sum(case) + (by == "head"))
+    wide = tiled_magnitudes(rng, (1, sq, 2 * hq, d), WGMMA_ROWS_PER_WARPGROUP, SPREAD_LOG2, by)
+    q = cp.asarray(wide)[:, :, ::2]  # strided heads: the kernel reads q in place
+    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, hkv, d), spec.block_n, SPREAD_LOG2, by)) for _ in range(2))
+    out = _run_q_in_kernel(spec, q, k, v, causal)
+    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    assert max(errs) <= SPLIT_BOUND, errs
+
+
+def test_q_in_kernel_infinity_stays_out_of_the_shift():
+    """An infinity in a warpgroup's q rows: its own row's output is not finite,
+    but the shift (the exact rule: the finite abs-max, a second exchange round in
+    q_convert.h) keeps every other row of those 64 at the split's accuracy."""
+    import cupy as cp
+
+    from cupyflash._spec import wgmma_q_in_kernel_spec
+
+    require_backend("wgmma")
+    rng = np.random.default_rng(3)
+    q, k, v = (rng.standard_normal((1, 500, 2, 64)).astype(np.float32) for _ in range(3))
+    q[0, 70, 1, 9] = np.inf  # the second warpgroup of the first block
+    q, k, v = (cp.asarray(x) for x in (q, k, v))
+    out = _run_q_in_kernel(wgmma_q_in_kernel_spec(64), q, k, v, False)
+    keep = np.ones(500, dtype=bool)
+    keep[70] = False
+    finite_q = cp.where(cp.isinf(q), 0, q)  # rows other than 70 do not see the value
+    errs, _ = _per_head_errors(out[:, keep], finite_q[:, keep], k, v, False, "bottom_right")
+    assert max(errs) <= SPLIT_BOUND, errs

@@ -175,3 +175,42 @@ def test_numpy_inputs_run_on_the_current_device(monkeypatch):
         out = cupyflash.attention(q, q, q)
         assert isinstance(out, np.ndarray) and out.shape == q.shape
     assert fake.entered_devices == [0, 1] and len(fake.launches) == 2  # one cache entry, two devices
+
+
+@pytest.mark.parametrize("layout", ["bshd", "bhsd"])
+def test_q_in_kernel_passes_the_callers_fp32_q(monkeypatch, layout):
+    """KernelSpec.q_in_kernel (a candidate, here forced through dispatch): the
+    pre-pass runs on k and v only (with_q=False), FlashParams carries the caller's
+    float32 q with its own strides and true head dim (the kernel reads those
+    columns, zeros past them), the K/V maps keep the fp16 copies' padded width, and
+    Q's map is the caller's fp32 q (a stand-in: no TMA reads it)."""
+    from cupyflash import _dispatch, _split
+    from cupyflash._spec import wgmma_q_in_kernel_spec
+
+    fake = cuda_fakes.install(monkeypatch, arch=90)
+    spec = wgmma_q_in_kernel_spec(128)
+    monkeypatch.setattr(_dispatch, "plan", lambda problem, arch, backend, pointers, sm_count, precision: (
+        _dispatch.plan_for_spec(problem, spec, arch, pointers=pointers, sm_count=sm_count)))
+    calls = []
+
+    def split_operands(cupy, bufs, lay, block_m, block_n, with_lo=True, with_q=True):
+        calls.append((lay, block_m, block_n, with_lo, with_q))
+        shape = (1, 300, 2, 104)  # k, v copies (104: already a multiple of 8)
+        hi = {n: cupy.empty(shape, np.float16) for n in ("k", "v")}
+        lo = {n: cupy.empty(shape, np.float16) for n in ("k", "v")}
+        return _split.SplitOperands(hi, lo, cupy.empty((10,), np.int32))
+
+    monkeypatch.setattr(_split, "split_operands", split_operands)
+    b, sq, sk, hq, hkv, d = 1, 200, 300, 4, 2, 104  # a multiple of 8: no output staging
+    shape_q = (b, sq, hq, d) if layout == "bshd" else (b, hq, sq, d)
+    shape_kv = (b, sk, hkv, d) if layout == "bshd" else (b, hkv, sk, d)
+    q = FakeCupyArray(shape_q, "float32", ptr=BASE_PTR)
+    k, v = (FakeCupyArray(shape_kv, "float32", ptr=BASE_PTR + i * MIB) for i in (1, 2))
+    cupyflash.attention(q, k, v, causal=True, layout=layout)
+    assert calls == [(layout, 128, 64, True, False)]
+    params, tma = fake.launches[-1].args
+    qs = _strides(q)[:3] if layout == "bshd" else (_strides(q)[0], _strides(q)[2], _strides(q)[1])
+    assert params["q"] == BASE_PTR and params["head_dim"] == d
+    assert (params["q_batch_stride"], params["q_row_stride"], params["q_head_stride"]) == qs
+    assert _map_pointer(tma, "q") == BASE_PTR and _map_pointer(tma, "q_lo") == 0
+    assert _map_pointer(tma, "k") != k.data.ptr  # the fp16 copy

@@ -3,6 +3,7 @@ with no register spills; the compile cache key covers every cuda_src file."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 import shutil
@@ -246,3 +247,23 @@ def test_softmax_overlaps_the_previous_pv(variant):
     assert waits and all(before >= block_n // 2 and after == 0 for before, after in waits), waits
 
 
+
+
+def test_q_in_kernel_variants_convert_q_in_the_consumers():
+    """KernelSpec.q_in_kernel (cuda_src/q_convert.h): one copy of the conversion
+    per variant, each consumer thread's share of its 64 rows as 16-byte
+    read-only loads issued together (kD / 8 of them: 2 atoms x 2 steps x kD / 32
+    boxes), hi and lo as 8-byte stores, the abs-max by REDUX, a proxy fence
+    before the first wgmma; Q's TMA loads gone (the shipped twin has them, and no
+    16-byte global load); spill-free, unserialised (test_softmax_overlaps_the_previous_pv
+    covers the candidates' softmax placement)."""
+    for spec in (s for s in candidate_specs() if s.q_in_kernel):
+        (r,), cubin = compile_specs([spec], "sm_90a")
+        (r0,), cubin0 = compile_specs([dataclasses.replace(spec, q_in_kernel=False)], "sm_90a")
+        sass, base = _sass(cubin), _sass(cubin0)
+        assert not r.spills and not r.stack_frame and not r.wgmma_serialized, r
+        loads = spec.head_dim // 8
+        assert sass.count("LDG.E.128.CONSTANT") == loads and "LDG.E.128" not in base, spec.variant_name
+        assert sass.count("STS.64") == 2 * loads and "REDUX.MAX" in sass and not re.search(r"\b(LDL|STL)\b", sass)
+        assert sass.count("FENCE.VIEW.ASYNC.S") == base.count("FENCE.VIEW.ASYNC.S") + 1
+        assert sass.count("UTMALDG") < base.count("UTMALDG"), spec.variant_name

@@ -300,3 +300,27 @@ def test_split_operands_rejects_what_it_cannot_serve(launches):
 def test_kernel_names_cover_the_launches():
     names = {n for _, n in _split.kernel_names()}
     assert names == {_split.split_name(v, lo) for v in (4, 1) for lo in (True, False)}
+
+
+def test_split_operands_without_q(launches):
+    """KernelSpec.q_in_kernel: the pre-pass converts k and v only. q keeps its slot
+    in SplitParams with no tile (k's blocks start at 0, so no block reads q), gets
+    no hi/lo copy and no shift (shift_layout with_q=False: m_blocks 0), and its
+    alignment no longer decides the vector width (q here is odd, k and v are not)."""
+    cupy = _FakeCupy()
+    b, sq, sk, hq, hkv, d = 2, 1000, 999, 8, 2, 128
+    bufs = {"q": _buffer((b, sq, hq, d), 0x100004), "k": _buffer((b, sk, hkv, d), 0x200000),
+            "v": _buffer((b, sk, hkv, d), 0x300000)}
+    out = _split.split_operands(cupy, bufs, "bshd", 128, 64, True, with_q=False)
+    assert [name for name, *_ in launches] == [_split.split_name(4, True)]
+    _, grid, _, p, _ = launches[0]
+    where = shift_layout(b, hq, hkv, sq, sk, 128, 64, with_q=False)
+    nkv = b * hkv * 16
+    assert where.m_blocks == 0 and where.size == where.q_offset
+    assert grid == (2 * nkv,) and out.shifts.shape == (where.size,)
+    assert set(out.hi) == set(out.lo) == {"k", "v"}
+    t = p["t"]
+    assert [t[i]["first_block"] for i in range(3)] == [0, 0, nkv] and t[0]["seq_tiles"] == 0
+    assert (t[0]["hi"], t[0]["lo"]) == (0, 0)
+    base = out.shifts.data.ptr
+    assert [t[i]["shifts"] for i in (1, 2)] == [base, base + 4]

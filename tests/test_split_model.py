@@ -110,3 +110,48 @@ def test_extreme_v_tiles(terms):
         rel, per_head, _ = _run(q, k, v, causal, terms)
         bound = SPLIT_BOUND if terms == 3 else FAST_BOUND
         assert rel <= bound and per_head <= bound, (causal, rel, per_head)
+
+
+Q_WARPGROUP_ROWS = 64  # KernelSpec.q_in_kernel: e_q per consumer warpgroup's rows (cuda_src/q_convert.h)
+
+
+def _run_q_rows(q, k, v, causal, q_rows):
+    sq, sk, d = q.shape[1], k.shape[1], q.shape[3]
+    offset, scale = sk - sq, 1 / math.sqrt(d)
+    ref, ref_lse = exact_attention(q, k, v, causal=causal, offset=offset, scale=scale)
+    block_m, block_n = TILES[3]
+    out, lse = model_attention(q, k, v, causal=causal, offset=offset, scale=scale, block_m=block_m,
+                               block_n=block_n, terms=3, q_rows=q_rows)
+    fin = np.isfinite(ref_lse)
+    assert not np.isnan(out).any() and (np.isneginf(lse) == np.isneginf(ref_lse)).all()
+    lse_err = float(np.abs(lse[fin] - ref_lse[fin]).max() / (1 + np.abs(ref_lse[fin]).max()))
+    return _rel(out, ref), _per_head(out, ref), lse_err
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_q_in_kernel_randn(causal):
+    """The split with e_q per 64 rows (Q converted by the consumer warpgroups):
+    N(0, 1), GQA 2:1, odd lengths (a last block whose second warpgroup has rows
+    past the end) and head dim 72, within the split's bound."""
+    rng = np.random.default_rng(31 + causal)
+    q, k, v = _qkv(rng, _randn, 300, 333, 4, 2, 72, 72)
+    rel, per_head, lse_err = _run_q_rows(q, k, v, causal, Q_WARPGROUP_ROWS)
+    assert rel <= SPLIT_BOUND and per_head <= SPLIT_BOUND, (rel, per_head)
+    assert lse_err <= LSE_TOL, lse_err
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_q_in_kernel_warpgroups_2_to_the_20_apart(causal):
+    """q's 64-row halves of every query block 2^20 apart (k and v tiles too): each
+    warpgroup's own e_q keeps its rows at N(0, 1)'s error: its factor is undone
+    exactly per row. (One e_q per 128-row block is within the bound on this data
+    too: small q rows make small scores, whose softmax is insensitive to their
+    lost low bits; the GPU test compares the kernel with this model instead.)"""
+    rng = np.random.default_rng(41 + causal)
+    sq, sk = 300, 333
+    q = tiled_magnitudes(rng, (1, sq, 4, 64), Q_WARPGROUP_ROWS, 20, "tile")
+    k = tiled_magnitudes(rng, (1, sk, 2, 64), TILES[3][1], 20, "tile")
+    v = tiled_magnitudes(rng, (1, sk, 2, 64), TILES[3][1], 20, "tile")
+    rel, per_head, lse_err = _run_q_rows(q, k, v, causal, Q_WARPGROUP_ROWS)
+    assert rel <= SPLIT_BOUND and per_head <= SPLIT_BOUND, (rel, per_head)
+    assert lse_err <= LSE_TOL, lse_err

@@ -165,3 +165,19 @@ def test_peer_and_candidates_share_interleaved_rounds(sweeps, monkeypatch, capsy
     assert out.count("d=") == points and "WRONG" not in out
     if name != "tune_mma":  # every contender's output is checked before it is timed
         assert len(record.checked) == sum(len(n) - 1 for n, _, _ in record.timed)
+
+
+def test_tune_split_q_in_kernel_times_the_twin_in_the_same_rounds(sweeps, monkeypatch, capsys):
+    """--q-in-kernel: the table's split variant and its q_in_kernel twin (same tiles),
+    both checked, then timed with the peer in the same interleaved rounds."""
+    import dataclasses
+
+    load, _, record = sweeps
+    script = load("tune_split")
+    monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", "64", "--seqlens", "1024", "--q-in-kernel"])
+    script.main()
+    assert [names for names, _, _ in record.timed] == [["efficient", "shipped", "q_in_kernel"]] * 2
+    specs = [spec for spec, _ in record.launches if spec.family == "wgmma"]  # not the exact reference
+    assert {s.q_in_kernel for s in specs} == {False, True}
+    assert len({dataclasses.replace(s, q_in_kernel=False) for s in specs}) == 1  # the same tiles
+    assert "WRONG" not in capsys.readouterr().out

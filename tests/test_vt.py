@@ -125,7 +125,8 @@ def test_smem_bytes_mirror_the_traits():
     for spec in (s for s in candidate_specs() if s.family == "wgmma"):
         elem = spec.name_expression.split("<", 1)[1].split(",")[0]
         traits = (f"cupyflash::WgmmaKernelTraits<{elem}, {spec.head_dim}, {spec.block_n}, {spec.stages}, "
-                  f"{spec.fp32_terms}, {spec.consumer_warpgroups}, {spec.convert_stages}>")
+                  f"{spec.fp32_terms}, {spec.consumer_warpgroups}, {spec.convert_stages}, "
+                  f"{str(spec.q_in_kernel).lower()}>")
         checks.append(f'static_assert({traits}::kSmemBytes == {spec.smem_bytes}, "{spec.variant_name} smem");')
         checks.append(f'static_assert({traits}::kQStages == {spec.q_buffers}, "{spec.variant_name} Q buffers");')
     compile_asserts("wgmma_traits.h", checks)
