@@ -6,7 +6,7 @@ checks each candidate against the exact CUDA-core kernel (relative error).
 
     python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128] [--q-in-kernel]
 
---q-in-kernel: an A/B instead of the sweep: the table's tiles as shipped and the
+--q-in-kernel: an A/B instead of the sweep: the table's tiles with q from the pre-pass and the
 same tiles with Q converted by the consumer warpgroups (KernelSpec.q_in_kernel;
 bench/notes/fp32_in_kernel.md, "Q converted by the consumers"), in the same run.
 
@@ -38,7 +38,7 @@ def main():
     for row, flops, problem, bufs, stream, out, exact, runs in floor.fp32_rows(args):
         d, errs = row["d"], {}
         contenders = ({str(t): wgmma_fp32_spec(d, 3, t) for t in WGMMA_SPLIT_CANDIDATES[d]} if not args.q_in_kernel
-                      else {"shipped": wgmma_fp32_spec(d, 3), "q_in_kernel": wgmma_q_in_kernel_spec(d)})
+                      else {"prepass_q": wgmma_fp32_spec(d, 3), "q_in_kernel": wgmma_q_in_kernel_spec(d)})
         for name, spec in contenders.items():
             plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sm_count)
             runs[name] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)

@@ -10,7 +10,8 @@ from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_
                     WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
                     WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES, WGMMA_SPLIT_TILES,
                     WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
-                    wgmma_fp32_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
+                    wgmma_fp32_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
+                    wgmma_width)
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -162,7 +163,12 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         reasons.append(f"float32 on wgmma {'[auto]' if split_auto else '[forced]'}: q, k, v rescaled by powers of "
                        "two on the device and split into fp16 hi + lo; three products per k-step "
                        "(hi*hi + hi*lo + lo*hi), fp32 accumulation (backend='simt': exact fp32 on CUDA cores)")
-        return wgmma_fp32_spec(width, 3), reasons
+        # q is split by the kernel's consumer warpgroups, k and v by the pre-pass: +6-14 % on
+        # whole calls against the pre-pass doing all three (bench/notes/fp32_in_kernel.md,
+        # "Q converted by the consumers, measured").
+        reasons.append("q split inside the kernel by each consumer warpgroup (64 rows, one shift each); "
+                       "k and v by the pre-pass")
+        return wgmma_q_in_kernel_spec(width), reasons
     # float64: the fp64 tensor cores (DMMA) on sm_80+, auto or backend="mma". Each
     # product and sum is an IEEE fp64 FMA, as on the CUDA cores, so nothing is
     # traded for the speed; backend="simt" keeps the CUDA-core kernel selectable.

@@ -558,7 +558,7 @@ def shipped_specs() -> list[KernelSpec]:
                           *(((w, True), t) for w, t in WGMMA_CAUSAL_TILES.items())]:
             if wgmma_spec(dt, w, t) not in specs:
                 specs.append(wgmma_spec(dt, w, t))
-    specs += [wgmma_fp32_spec(w, 3) for w in WGMMA_SPLIT_TILES]
+    specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]

@@ -157,7 +157,9 @@ def test_float32_on_wgmma_is_the_split_kernel(d, width):
     q, k, v = qkv(np.random.default_rng(0), 2, 100, 300, 4, 2, d, d, "float32")
     plan = cupyflash.explain(q, k, v, arch=90, backend="wgmma")
     assert plan.spec.split and plan.spec.dtype == "float32" and plan.spec.head_dim == width
-    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith(", 3, 2>")
+    # three terms, two consumer warpgroups, no staging slots, q split by the consumers
+    assert "cupyflash::Half" in plan.spec.name_expression and plan.spec.name_expression.endswith(", 3, 2, 0, true>")
+    assert plan.spec.q_in_kernel and "q split inside the kernel" in str(plan)
     assert "hi + lo" in str(plan) and plan.spec.smem_bytes <= 227 * 1024
     assert set(plan.staged) <= {"out"} and (("out" in plan.staged) == bool(d % 8))
     auto = cupyflash.explain(q, k, v, arch=90)  # auto on sm_90: the same split kernel

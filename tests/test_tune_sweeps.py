@@ -176,7 +176,7 @@ def test_tune_split_q_in_kernel_times_the_twin_in_the_same_rounds(sweeps, monkey
     script = load("tune_split")
     monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", "64", "--seqlens", "1024", "--q-in-kernel"])
     script.main()
-    assert [names for names, _, _ in record.timed] == [["efficient", "shipped", "q_in_kernel"]] * 2
+    assert [names for names, _, _ in record.timed] == [["efficient", "prepass_q", "q_in_kernel"]] * 2
     specs = [spec for spec, _ in record.launches if spec.family == "wgmma"]  # not the exact reference
     assert {s.q_in_kernel for s in specs} == {False, True}
     assert len({dataclasses.replace(s, q_in_kernel=False) for s in specs}) == 1  # the same tiles
