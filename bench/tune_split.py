@@ -4,11 +4,14 @@ caller sees it), against torch SDPA's efficient backend in fp32 in the same run,
 on the bench's fp32 shapes (batch x seqlen 16384, heads x head dim 2048), and
 checks each candidate against the exact CUDA-core kernel (relative error).
 
-    python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128] [--q-in-kernel]
+    python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128] [--q-in-kernel | --fast]
 
 --q-in-kernel: an A/B instead of the sweep: the table's tiles with q from the pre-pass and the
 same tiles with Q converted by the consumer warpgroups (KernelSpec.q_in_kernel;
 bench/notes/fp32_in_kernel.md, "Q converted by the consumers"), in the same run.
+--fast: the one-term kernel (precision="fast") instead: the shipped variant (q from the
+pre-pass, "prepass_q") against each of WGMMA_FAST_Q_CANDIDATES with Q converted by the
+consumers, checked against the fast-mode bound.
 
 Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md
 ("fp32 pre-pass in fewer launches; full bench v3.1").
@@ -23,34 +26,50 @@ import cupy as cp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._spec import WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, wgmma_fp32_spec, wgmma_q_in_kernel_spec
+from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES,
+                             wgmma_fp32_spec, wgmma_q_in_kernel_spec)
 
 import floor  # bench/ is on sys.path when this runs as a script
 
 FP32_REL_BOUND = 1e-5  # the issue's bound (and the GPU suite's)
+FAST_REL_BOUND = 2e-3  # precision="fast" (tests/test_gpu_attention.py FAST_FP32_BOUND)
+
+
+def contenders_for(d: int, args) -> dict:
+    """name -> KernelSpec of the sweep, the A/B or the fast A/B (see the docstring)."""
+    if args.fast:
+        return {"prepass_q": wgmma_fp32_spec(d, 1),
+                **{"qk{}_{}_{}{}{}".format(*t[:3], "_pp" if t[3] else "", "_pe" if t[4] else ""): wgmma_q_in_kernel_spec(d, t, 1)
+                   for t in WGMMA_FAST_Q_CANDIDATES[d]}}
+    if args.q_in_kernel:
+        return {"prepass_q": wgmma_fp32_spec(d, 3), "q_in_kernel": wgmma_q_in_kernel_spec(d)}
+    return {str(t): wgmma_fp32_spec(d, 3, t) for t in WGMMA_SPLIT_CANDIDATES[d]}
 
 
 def main():
     args = floor.sweep_args(__doc__, "1024,2048,4096", "64,128", dtypes=False,
-                            flags=(("--q-in-kernel", "the table's tiles with and without Q converted in the kernel"),))
+                            flags=(("--q-in-kernel", "the table's tiles with and without Q converted in the kernel"),
+                                   ("--fast", "the one-term kernel: q from the pre-pass against q converted "
+                                              "in the kernel, per candidate tile")))
+    bound = FAST_REL_BOUND if args.fast else FP32_REL_BOUND
     results = []
     sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
     for row, flops, problem, bufs, stream, out, exact, runs in floor.fp32_rows(args):
         d, errs = row["d"], {}
-        contenders = ({str(t): wgmma_fp32_spec(d, 3, t) for t in WGMMA_SPLIT_CANDIDATES[d]} if not args.q_in_kernel
-                      else {"prepass_q": wgmma_fp32_spec(d, 3), "q_in_kernel": wgmma_q_in_kernel_spec(d)})
+        contenders = contenders_for(d, args)
         for name, spec in contenders.items():
             plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sm_count)
             runs[name] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
-            errs[name + "_err"] = floor.check_output(runs[name], out, exact, FP32_REL_BOUND, plan.spec.variant_name)
+            errs[name + "_err"] = floor.check_output(runs[name], out, exact, bound, plan.spec.variant_name)
         # torch's backend switch is global state that only the SDPA call reads.
         with sdpa_kernel(SDPBackend.EFFICIENT_ATTENTION):
             times = floor.interleaved_ms(runs)
         row.update({name: round(flops / ms / 1e9, 1) for name, ms in times.items()}, **errs)
         results.append(row)
         cands = list(contenders)
-        print(floor.summary_line(row, "efficient", cands, WGMMA_SPLIT_TILES[d]), flush=True)
-    floor.write_results(results, "tune_split.json")
+        print(floor.summary_line(row, "efficient", cands, (WGMMA_TILES if args.fast else WGMMA_SPLIT_TILES)[d]),
+              flush=True)
+    floor.write_results(results, "tune_fast.json" if args.fast else "tune_split.json")
 
 
 if __name__ == "__main__":

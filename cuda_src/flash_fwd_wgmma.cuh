@@ -44,8 +44,9 @@
 //   no pre-pass: the producer warpgroup reads the caller's fp32 q, k, v and
 //   converts them into the fp16 buffers itself, shifts included, and leaves
 //   the shifts in shared memory beside the data (wgmma_convert.h). With
-//   kQInKernel (split only) the pre-pass converts K and V alone and each consumer
-//   warpgroup converts its own 64 rows of the caller's fp32 Q, e_q included (q_convert.h).
+//   kQInKernel (1 or 3 terms, widths <= 128) the pre-pass converts K and V alone
+//   and each consumer warpgroup converts its own 64 rows of the caller's fp32 Q,
+//   e_q included (q_convert.h).
 //   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit

@@ -133,8 +133,9 @@ struct WgmmaKernelTraits {
   static_assert(kSmemBytes <= kMaxSmemBytes, "shared memory per CTA on sm_90 is 227 KB");
   static_assert(kFp32Terms == 0 || kFp32Terms == 1 || kFp32Terms == 3, "fp32 terms: 0 (16-bit input), 1 or 3");
   static_assert(kFp32Terms == 0 || !(Elem::kIsBf16 || kTf32), "the fp32 pre-pass kernels take fp16 operands");
-  static_assert(!kQInKernel || (kSplit && !kConvert),
-                "Q converted by the consumers: the split (3 terms) with the pre-pass for K and V only");
+  // The held unit is 64 rows x kD floats over 128 threads: 64 registers at width 128.
+  static_assert(!kQInKernel || (kFp32Terms > 0 && !kConvert && kD <= 128),
+                "Q converted by the consumers: fp32 terms 1 or 3, the pre-pass for K and V only, width <= 128");
   static_assert(!kConvert || (kFp32Terms > 0 && kConvertStages <= 2 && kConsumerWGs == 2),
                 "conversion: fp32 terms 1 or 3, 1-2 staging slots, two consumer warpgroups");
   // tf32: V^T boxes cover whole key tiles (so no 80-key tiles); its wgmma has

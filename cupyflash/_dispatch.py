@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH,
-                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
+                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_FAST_Q_WIDTHS, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
                     WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES, WGMMA_SPLIT_TILES,
                     WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
                     wgmma_fp32_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
@@ -145,6 +145,12 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
                        "output (measured faster than precision='tf32' on an H100)")
+        if width in WGMMA_FAST_Q_WIDTHS:
+            # +4-11 % on whole calls (bench/notes/fp32_in_kernel.md, "Q converted by the
+            # consumers, one term"); q's 64 rows per warpgroup take 64 registers at width 128.
+            reasons.append("q converted inside the kernel by each consumer warpgroup (64 rows, one shift each); "
+                           "k and v by the pre-pass")
+            return wgmma_q_in_kernel_spec(width, None, 1), reasons
         return wgmma_fp32_spec(width, 1), reasons
     # auto on sm_90, float32, head dims <= 128: the split kernel (fp32 accuracy on
     # random inputs: the GPU suite checks <= 1e-5; 4-12x the exact SIMT kernel,

@@ -215,6 +215,21 @@ WGMMA_SPLIT_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
          (128, 64, 3, False, True)),
     128: ((128, 64, 2, False, False), (128, 64, 2, True, False)),
 }
+# precision="fast" with Q converted by the consumer warpgroups (q_in_kernel, one
+# term): the pre-pass then reads and writes k and v only, two thirds of its bytes;
+# the consumers hold their 64 query rows in registers while converting (32 per
+# thread at width 64, 64 at 128). Dispatched at these widths on WGMMA_TILES: +4-11 %
+# on whole calls over q from the pre-pass, and no candidate beat the table's tiles by
+# more than 1.5 % (bench/tune_split.py --fast, H100; bench/notes/fp32_in_kernel.md,
+# "Q converted by the consumers, one term"). Wider heads keep q in the pre-pass.
+WGMMA_FAST_Q_WIDTHS: tuple[int, ...] = (64, 128)
+# What bench/tune_split.py --fast times per width (the table's entry first).
+WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((192, 128, 2, False, True), (128, 128, 2, False, True), (128, 128, 2, True, True),
+         (128, 128, 2, True, False), (128, 128, 2, False, False), (128, 128, 3, True, True)),
+    128: ((128, 128, 2, False, True), (128, 128, 2, True, True), (128, 128, 2, True, False),
+          (128, 128, 2, False, False)),
+}
 # tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
@@ -353,10 +368,10 @@ class KernelSpec:
     # (cuda_src/wgmma_convert.h) instead of by the pre-pass: the slots of its fp32
     # staging ring; 0 = the pre-pass
     convert_stages: int = 0
-    # float32 split (fp32_terms 3) with Q converted by the consumer warpgroups
+    # float32 (fp32_terms 3 or 1) with Q converted by the consumer warpgroups
     # themselves (cuda_src/q_convert.h): the pre-pass converts k and v only, the
     # kernel reads the caller's fp32 q (bench/notes/fp32_in_kernel.md, "Q converted
-    # by the consumers"). Not dispatched: bench/tune_split.py --q-in-kernel times it.
+    # by the consumers"). Dispatched for both at widths 64 and 128.
     q_in_kernel: bool = False
     # mma: the K/V copy order (kVSpread in cuda_src/flash_fwd_mma.cuh). 0 = the shipped
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
@@ -500,10 +515,10 @@ def wgmma_fp32_spec(width: int, terms: int, tiles: WgmmaTiles | None = None) -> 
     return _wgmma("float32", width, tiles or (WGMMA_SPLIT_TILES if terms == 3 else WGMMA_TILES)[width], terms)
 
 
-def wgmma_q_in_kernel_spec(width: int, tiles: WgmmaTiles | None = None) -> KernelSpec:
-    """The split float32 variant (3 terms) whose consumers convert Q themselves
-    (KernelSpec.q_in_kernel), for ``width`` 64 or 128."""
-    return dataclasses.replace(wgmma_fp32_spec(width, 3, tiles), q_in_kernel=True)
+def wgmma_q_in_kernel_spec(width: int, tiles: WgmmaTiles | None = None, terms: int = 3) -> KernelSpec:
+    """The float32 variant of ``terms`` (3: split, 1: precision="fast") whose consumers
+    convert Q themselves (KernelSpec.q_in_kernel), for ``width`` 64 or 128."""
+    return dataclasses.replace(wgmma_fp32_spec(width, terms, tiles), q_in_kernel=True)
 
 
 def wgmma_convert_spec(width: int, tiles: WgmmaTiles | None = None, stages: int | None = None) -> KernelSpec:
@@ -531,6 +546,9 @@ def candidate_specs() -> list[KernelSpec]:
               if wgmma_tf32_spec(w, t) not in specs]
     specs += [wgmma_convert_spec(w) for w in WGMMA_CONVERT_TILES]
     specs += [wgmma_q_in_kernel_spec(w, t) for w, ts in WGMMA_SPLIT_CANDIDATES.items() for t in ts]
+    specs += [wgmma_q_in_kernel_spec(w, t, 1) for w, ts in WGMMA_FAST_Q_CANDIDATES.items() for t in ts
+              if wgmma_q_in_kernel_spec(w, t, 1) not in specs]
+    specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_FAST_Q_WIDTHS]  # q from the pre-pass, the A/B's baseline
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
@@ -559,7 +577,8 @@ def shipped_specs() -> list[KernelSpec]:
             if wgmma_spec(dt, w, t) not in specs:
                 specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
-    specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS]
+    specs += [wgmma_q_in_kernel_spec(w, None, 1) for w in WGMMA_FAST_Q_WIDTHS]
+    specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS if w not in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]

@@ -226,12 +226,16 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
 def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal):
     """precision="fast" at every length and width, short sequences included: one
     rescaled fp16 pass (measured faster than the tf32 kernel, _dispatch.PRECISIONS),
-    on the pre-pass's copies (measured faster than converting in the kernel)."""
+    on the pre-pass's copies of k and v (measured faster than converting them in the
+    kernel); q converted by the consumer warpgroups at widths 64 and 128, by the
+    pre-pass above."""
     q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
     plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and not plan.spec.tf32 and plan.spec.head_dim == width
-    assert re.search(r", 1, [23]>$", plan.spec.name_expression) and "TF32-like" in str(plan)
-    assert plan.spec.convert_stages == 0
+    q_kernel = width <= 128
+    assert re.search(r", 1, [23], 0, true>$" if q_kernel else r", 1, [23]>$", plan.spec.name_expression)
+    assert "TF32-like" in str(plan) and ("q converted inside the kernel" in str(plan)) == q_kernel
+    assert plan.spec.convert_stages == 0 and plan.spec.q_in_kernel == q_kernel
     assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
     with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, precision="fast")

@@ -161,7 +161,7 @@ def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
 
 
 def _run_q_in_kernel(spec, q, k, v, causal):
-    """The q_in_kernel variant (a tuning candidate, not dispatched) through the host path."""
+    """A q_in_kernel variant (the dispatched one or a tuning candidate) through the host path."""
     import cupy as cp
 
     from cupyflash import _dispatch, api
@@ -238,3 +238,43 @@ def test_q_in_kernel_infinity_stays_out_of_the_shift():
     finite_q = cp.where(cp.isinf(q), 0, q)  # rows other than 70 do not see the value
     errs, _ = _per_head_errors(out[:, keep], finite_q[:, keep], k, v, False, "bottom_right")
     assert max(errs) <= SPLIT_BOUND, errs
+
+
+# (d, sq, sk, hq, hkv, causal): two cases per width class, run on every candidate tile of
+# precision="fast" with Q converted by the consumers (WGMMA_FAST_Q_CANDIDATES): several
+# items per persistent CTA (2100 queries), a block whose last warpgroup has no row
+# (1057), padded head dims (72, 100), GQA and MQA, causal and not.
+FAST_Q_CASES = {
+    64: [(64, 2100, 2049, 8, 2, True), (72, 1057, 1100, 4, 4, False)],
+    128: [(100, 333, 1100, 6, 2, True), (128, 2100, 203, 6, 1, False)],
+}
+
+
+def _fast_q_params():
+    from cupyflash._spec import WGMMA_FAST_Q_CANDIDATES
+
+    return [pytest.param(case, tiles, id="_".join(map(str, case)) + "-" + "_".join(str(int(x)) for x in tiles))
+            for width, cases in FAST_Q_CASES.items() for case in cases for tiles in WGMMA_FAST_Q_CANDIDATES[width]]
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("case,tiles", _fast_q_params())
+def test_fast_q_in_kernel_tiles_2_to_the_20_apart(case, tiles, by):
+    """precision="fast" (one term) with Q converted by the consumer warpgroups: q's
+    64-row units, k and v tiles 2^20 apart, q read through strides; the fast bound
+    for every head. O's units follow the V tiles as with the pre-pass's q, so a
+    wrong e_q (off by up to 2^20) or a stale Q buffer fails by orders of magnitude."""
+    import cupy as cp
+
+    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP, wgmma_q_in_kernel_spec, wgmma_width
+
+    require_backend("wgmma")
+    d, sq, sk, hq, hkv, causal = case
+    spec = wgmma_q_in_kernel_spec(wgmma_width(d, d), tiles, 1)
+    rng = np.random.default_rng(sum(case) + sum(tiles) + (by == "head"))
+    wide = tiled_magnitudes(rng, (1, sq, 2 * hq, d), WGMMA_ROWS_PER_WARPGROUP, SPREAD_LOG2, by)
+    q = cp.asarray(wide)[:, :, ::2]  # strided heads: the kernel reads q in place
+    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, hkv, d), spec.block_n, SPREAD_LOG2, by)) for _ in range(2))
+    out = _run_q_in_kernel(spec, q, k, v, causal)
+    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    assert max(errs) <= FAST_BOUND, errs
