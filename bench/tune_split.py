@@ -6,8 +6,8 @@ checks each candidate against the exact CUDA-core kernel (relative error).
 
     python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128] [--q-in-kernel | --fast]
 
---q-in-kernel: an A/B instead of the sweep: the table's tiles with q from the pre-pass and the
-same tiles with Q converted by the consumer warpgroups (KernelSpec.q_in_kernel;
+--q-in-kernel: the table's tiles with q from the pre-pass ("prepass_q") against every
+candidate tile with Q converted by the consumer warpgroups (KernelSpec.q_in_kernel;
 bench/notes/fp32_in_kernel.md, "Q converted by the consumers"), in the same run.
 --fast: the one-term kernel (precision="fast") instead: the shipped variant (q from the
 pre-pass, "prepass_q") against each of WGMMA_FAST_Q_CANDIDATES with Q converted by the
@@ -35,14 +35,19 @@ FP32_REL_BOUND = 1e-5  # the issue's bound (and the GPU suite's)
 FAST_REL_BOUND = 2e-3  # precision="fast" (tests/test_gpu_attention.py FAST_FP32_BOUND)
 
 
+def _tile_name(t) -> str:
+    """A q-in-kernel contender's column name: qk{block_m}_{block_n}_{stages}[_pp][_pe]."""
+    return "qk{}_{}_{}{}{}".format(*t[:3], "_pp" if t[3] else "", "_pe" if t[4] else "")
+
+
 def contenders_for(d: int, args) -> dict:
     """name -> KernelSpec of the sweep, the A/B or the fast A/B (see the docstring)."""
     if args.fast:
         return {"prepass_q": wgmma_fp32_spec(d, 1),
-                **{"qk{}_{}_{}{}{}".format(*t[:3], "_pp" if t[3] else "", "_pe" if t[4] else ""): wgmma_q_in_kernel_spec(d, t, 1)
-                   for t in WGMMA_FAST_Q_CANDIDATES[d]}}
+                **{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in WGMMA_FAST_Q_CANDIDATES[d]}}
     if args.q_in_kernel:
-        return {"prepass_q": wgmma_fp32_spec(d, 3), "q_in_kernel": wgmma_q_in_kernel_spec(d)}
+        return {"prepass_q": wgmma_fp32_spec(d, 3),
+                **{_tile_name(t): wgmma_q_in_kernel_spec(d, t) for t in WGMMA_SPLIT_CANDIDATES[d]}}
     return {str(t): wgmma_fp32_spec(d, 3, t) for t in WGMMA_SPLIT_CANDIDATES[d]}
 
 
