@@ -167,17 +167,40 @@ def test_peer_and_candidates_share_interleaved_rounds(sweeps, monkeypatch, capsy
         assert len(record.checked) == sum(len(n) - 1 for n, _, _ in record.timed)
 
 
-def test_tune_split_q_in_kernel_times_the_twin_in_the_same_rounds(sweeps, monkeypatch, capsys):
-    """--q-in-kernel: the table's split variant and its q_in_kernel twin (same tiles),
-    both checked, then timed with the peer in the same interleaved rounds."""
+def test_tune_split_q_in_kernel_times_every_candidate_in_the_same_rounds(sweeps, monkeypatch, capsys):
+    """--q-in-kernel: the table's split variant (q from the pre-pass) and every split
+    candidate tile with q converted in the kernel, all checked, then timed with the
+    peer in the same interleaved rounds."""
     import dataclasses
+
+    from cupyflash import _spec
 
     load, _, record = sweeps
     script = load("tune_split")
     monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", "64", "--seqlens", "1024", "--q-in-kernel"])
     script.main()
-    assert [names for names, _, _ in record.timed] == [["efficient", "prepass_q", "q_in_kernel"]] * 2
-    specs = [spec for spec, _ in record.launches if spec.family == "wgmma"]  # not the exact reference
-    assert {s.q_in_kernel for s in specs} == {False, True}
-    assert len({dataclasses.replace(s, q_in_kernel=False) for s in specs}) == 1  # the same tiles
+    cands = _spec.WGMMA_SPLIT_CANDIDATES[64]
+    assert [names for names, _, _ in record.timed] == [["efficient", "prepass_q",
+                                                         *(script._tile_name(t) for t in cands)]] * 2
+    specs = {spec for spec, _ in record.launches if spec.family == "wgmma"}  # not the exact reference
+    assert dataclasses.replace(_spec.wgmma_fp32_spec(64, 3), q_in_kernel=False) in specs
+    assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(64, t) for t in cands}
+
+
+def test_tune_split_fast_times_the_fast_candidates(sweeps, monkeypatch, capsys):
+    """--fast: the one-term variant with q from the pre-pass and every one-term
+    q-in-kernel candidate, checked against the fast bound, timed in the same rounds."""
+    from cupyflash import _spec
+
+    load, _, record = sweeps
+    script = load("tune_split")
+    monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", "128", "--seqlens", "1024", "--fast"])
+    script.main()
+    cands = _spec.WGMMA_FAST_Q_CANDIDATES[128]
+    assert [names for names, _, _ in record.timed] == [["efficient", "prepass_q",
+                                                         *(script._tile_name(t) for t in cands)]] * 2
+    specs = {spec for spec, _ in record.launches if spec.family == "wgmma"}
+    assert _spec.wgmma_fp32_spec(128, 1) in specs
+    assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(128, t, 1) for t in cands}
+    assert "WRONG" not in capsys.readouterr().out
     assert "WRONG" not in capsys.readouterr().out
