@@ -185,6 +185,7 @@ def test_tune_split_q_in_kernel_times_every_candidate_in_the_same_rounds(sweeps,
     specs = {spec for spec, _ in record.launches if spec.family == "wgmma"}  # not the exact reference
     assert dataclasses.replace(_spec.wgmma_fp32_spec(64, 3), q_in_kernel=False) in specs
     assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(64, t) for t in cands}
+    assert "WRONG" not in capsys.readouterr().out
 
 
 def test_tune_split_fast_times_the_fast_candidates(sweeps, monkeypatch, capsys):
@@ -202,5 +203,4 @@ def test_tune_split_fast_times_the_fast_candidates(sweeps, monkeypatch, capsys):
     specs = {spec for spec, _ in record.launches if spec.family == "wgmma"}
     assert _spec.wgmma_fp32_spec(128, 1) in specs
     assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(128, t, 1) for t in cands}
-    assert "WRONG" not in capsys.readouterr().out
     assert "WRONG" not in capsys.readouterr().out
