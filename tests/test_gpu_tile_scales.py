@@ -176,6 +176,23 @@ def _run_q_in_kernel(spec, q, k, v, causal):
     return out
 
 
+def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by):
+    """Per-head errors of a q_in_kernel variant on q whose 64-row units (each consumer
+    warpgroup's own e_q) and k, v whose key tiles are 2^20 apart; q read through
+    strides (every other head of a wider array), as a caller's view would be."""
+    import cupy as cp
+
+    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP
+
+    rng = np.random.default_rng(seed)
+    wide = tiled_magnitudes(rng, (1, sq, 2 * hq, d), WGMMA_ROWS_PER_WARPGROUP, SPREAD_LOG2, by)
+    q = cp.asarray(wide)[:, :, ::2]  # strided heads: the kernel reads q in place
+    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, hkv, d), spec.block_n, SPREAD_LOG2, by)) for _ in range(2))
+    out = _run_q_in_kernel(spec, q, k, v, causal)
+    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    return errs
+
+
 # (d, sq, sk, hq, hkv, causal, persistent): sq 1057 leaves the last block's second warpgroup
 # with no row (skip_item), 1000 with 40 of 64 (rows past the end must read as zeros); head
 # dims 72 and 100 leave padding columns in the 128-wide Q buffer, 50 is staged (not a multiple
@@ -201,21 +218,14 @@ def test_q_in_kernel_tiles_2_to_the_20_apart(case, by):
     array), GQA, causal and not; the split's 1e-5 bound for every head. A wrong
     e_q is off by a power of two up to 2^20, a wrong swizzle mixes columns, a
     stale Q buffer holds another item's rows: each fails by orders of magnitude."""
-    import cupy as cp
-
-    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP, WGMMA_SPLIT_CANDIDATES, wgmma_q_in_kernel_spec, wgmma_width
+    from cupyflash._spec import WGMMA_SPLIT_CANDIDATES, wgmma_q_in_kernel_spec, wgmma_width
 
     require_backend("wgmma")
     d, sq, sk, hq, hkv, causal, persistent = case
     width = wgmma_width(d, d)
     tiles = next(t for t in WGMMA_SPLIT_CANDIDATES[width] if t[4] == persistent)
     spec = wgmma_q_in_kernel_spec(width, tiles)
-    rng = np.random.default_rng(sum(case) + (by == "head"))
-    wide = tiled_magnitudes(rng, (1, sq, 2 * hq, d), WGMMA_ROWS_PER_WARPGROUP, SPREAD_LOG2, by)
-    q = cp.asarray(wide)[:, :, ::2]  # strided heads: the kernel reads q in place
-    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, hkv, d), spec.block_n, SPREAD_LOG2, by)) for _ in range(2))
-    out = _run_q_in_kernel(spec, q, k, v, causal)
-    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    errs = _q_in_kernel_errors(spec, sum(case) + (by == "head"), d, sq, sk, hq, hkv, causal, by)
     assert max(errs) <= SPLIT_BOUND, errs
 
 
@@ -264,17 +274,11 @@ def test_fast_q_in_kernel_tiles_2_to_the_20_apart(case, tiles, by):
     64-row units, k and v tiles 2^20 apart, q read through strides; the fast bound
     for every head. O's units follow the V tiles as with the pre-pass's q, so a
     wrong e_q (off by up to 2^20) or a stale Q buffer fails by orders of magnitude."""
-    import cupy as cp
-
-    from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP, wgmma_q_in_kernel_spec, wgmma_width
+    from cupyflash._spec import wgmma_q_in_kernel_spec, wgmma_width
 
     require_backend("wgmma")
     d, sq, sk, hq, hkv, causal = case
     spec = wgmma_q_in_kernel_spec(wgmma_width(d, d), tiles, 1)
-    rng = np.random.default_rng(sum(case) + sum(tiles) + (by == "head"))
-    wide = tiled_magnitudes(rng, (1, sq, 2 * hq, d), WGMMA_ROWS_PER_WARPGROUP, SPREAD_LOG2, by)
-    q = cp.asarray(wide)[:, :, ::2]  # strided heads: the kernel reads q in place
-    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, hkv, d), spec.block_n, SPREAD_LOG2, by)) for _ in range(2))
-    out = _run_q_in_kernel(spec, q, k, v, causal)
-    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    seed = sum(case) + sum(tiles) + (by == "head")
+    errs = _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by)
     assert max(errs) <= FAST_BOUND, errs

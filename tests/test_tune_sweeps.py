@@ -167,40 +167,23 @@ def test_peer_and_candidates_share_interleaved_rounds(sweeps, monkeypatch, capsy
         assert len(record.checked) == sum(len(n) - 1 for n, _, _ in record.timed)
 
 
-def test_tune_split_q_in_kernel_times_every_candidate_in_the_same_rounds(sweeps, monkeypatch, capsys):
-    """--q-in-kernel: the table's split variant (q from the pre-pass) and every split
-    candidate tile with q converted in the kernel, all checked, then timed with the
-    peer in the same interleaved rounds."""
+@pytest.mark.parametrize("flag,d,terms", [("--q-in-kernel", 64, 3), ("--fast", 128, 1)])
+def test_tune_split_q_in_kernel_times_every_candidate_in_the_same_rounds(sweeps, monkeypatch, capsys, flag, d, terms):
+    """--q-in-kernel (split) and --fast (one term): the table's variant with q from the
+    pre-pass and every candidate tile with q converted in the kernel, all checked (the
+    mode's bound), then timed with the peer in the same interleaved rounds."""
     import dataclasses
 
     from cupyflash import _spec
 
     load, _, record = sweeps
     script = load("tune_split")
-    monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", "64", "--seqlens", "1024", "--q-in-kernel"])
+    monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", str(d), "--seqlens", "1024", flag])
     script.main()
-    cands = _spec.WGMMA_SPLIT_CANDIDATES[64]
+    cands = (_spec.WGMMA_SPLIT_CANDIDATES if terms == 3 else _spec.WGMMA_FAST_Q_CANDIDATES)[d]
     assert [names for names, _, _ in record.timed] == [["efficient", "prepass_q",
                                                          *(script._tile_name(t) for t in cands)]] * 2
     specs = {spec for spec, _ in record.launches if spec.family == "wgmma"}  # not the exact reference
-    assert dataclasses.replace(_spec.wgmma_fp32_spec(64, 3), q_in_kernel=False) in specs
-    assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(64, t) for t in cands}
-    assert "WRONG" not in capsys.readouterr().out
-
-
-def test_tune_split_fast_times_the_fast_candidates(sweeps, monkeypatch, capsys):
-    """--fast: the one-term variant with q from the pre-pass and every one-term
-    q-in-kernel candidate, checked against the fast bound, timed in the same rounds."""
-    from cupyflash import _spec
-
-    load, _, record = sweeps
-    script = load("tune_split")
-    monkeypatch.setattr(sys, "argv", ["tune_split.py", "--dims", "128", "--seqlens", "1024", "--fast"])
-    script.main()
-    cands = _spec.WGMMA_FAST_Q_CANDIDATES[128]
-    assert [names for names, _, _ in record.timed] == [["efficient", "prepass_q",
-                                                         *(script._tile_name(t) for t in cands)]] * 2
-    specs = {spec for spec, _ in record.launches if spec.family == "wgmma"}
-    assert _spec.wgmma_fp32_spec(128, 1) in specs
-    assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(128, t, 1) for t in cands}
+    assert dataclasses.replace(_spec.wgmma_fp32_spec(d, terms), q_in_kernel=False) in specs
+    assert {s for s in specs if s.q_in_kernel} == {_spec.wgmma_q_in_kernel_spec(d, t, terms) for t in cands}
     assert "WRONG" not in capsys.readouterr().out
