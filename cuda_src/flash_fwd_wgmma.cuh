@@ -67,6 +67,7 @@
 #include "softmax.h"
 #include "tile_shifts.h"
 #include "tma_params.h"
+#include "kv_once.h"
 #include "wgmma_convert.h"
 #include "wgmma_producer.h"
 #include "wgmma_traits.h"
@@ -81,11 +82,13 @@ constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
-          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false>
+          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false>
 __global__ void __launch_bounds__(
-    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel>::kThreads, 1)
-    flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel>;
+    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
+                      kKVOnce>::kThreads,
+    1) flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
+                               kKVOnce>;
   using Sm = WgmmaSmem<Tr>;
   static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
@@ -137,6 +140,9 @@ __global__ void __launch_bounds__(
       convert_producer<Tr, kPersistent>(p, tma, sm, m_blocks, tid);
     } else {
       if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent>(p, tma, sm, m_blocks);
+      if constexpr (kKVOnce) {
+        if (warp > 0) kv_once_converters<Tr, kPersistent>(p, sm, m_blocks, tid - kWarpSize);
+      }
     }
     return;
   }
@@ -443,7 +449,11 @@ __global__ void __launch_bounds__(
         e_q = p.tile_shifts[q_shift_index(w.batch, w.head, w.m0 / kBlockM, p.batch, p.heads_q, p.heads_kv, n_kv_tiles,
                                         m_blocks)];
     }
-    auto tile_shift = [&](int i) { return kRescaled && !Tr::kConvert ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0); };
+    // (K and V converted once per call: read after the tile's full_k wait, kv_once.h's hazard (2).)
+    auto tile_shift = [&](int i) {
+      return kRescaled && !Tr::kConvert && !kKVOnce ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0);
+    };
+    auto once_shift = [&](int2 e, int i) { return kKVOnce ? ld_relaxed_gpu_v2(&kv_shifts[n_tiles - 1 - i].x) : e; };
     // Converting: key tile use u's shifts, once its S is ready and before its K
     // slot goes back (the converters then rewrite the slot's word). The one-term
     // softmax needs e_v already, so this waits for V's data too: the converters
@@ -498,6 +508,7 @@ __global__ void __launch_bounds__(
       }
       if constexpr (Tr::kConvert) e_q = static_cast<int>(lds32(sm.shift_q(qs, cwg)));  // this warpgroup's rows
       mbar_wait(sm.full_k(slot(use)), phase(use));
+      e = once_shift(e, 0);
       if (kCrossItem && has_pending) {
         // Item boundary: this item's first Q.K^T and the pending item's last P.V
         // go out together, then that item's epilogue runs after this softmax.
@@ -551,6 +562,7 @@ __global__ void __launch_bounds__(
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(i);  // used after the Q.K^T wgmma: its latency hides behind it
       mbar_wait(sm.full_k(slot(u)), phase(u));
+      e = once_shift(e, i);
       mbar_wait(sm.full_v(slot(u - 1)), phase(u - 1));
       take_turn();
       wgmma_fence();

@@ -224,7 +224,8 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
         # converting kernel reads all three in place); the fp32 output (written
         # two floats at a time) may need a staging buffer.
         # Q converted by the consumers (q_in_kernel) is read as float4s: TMA's rules cover them.
-        names = (("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages else
+        # k and v converted once per call (kv_once) are read as float4s too.
+        names = (("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages or spec.kv_once else
                  ("q",) if spec.q_in_kernel else ())
         needs = fp32_tma_staging_needs(problem, pointers, names)
         dv = problem.head_dim_v

@@ -231,6 +231,19 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     64: ((192, 128, 2, False, True), (128, 128, 3, True, True), (128, 128, 2, False, True)),
     128: ((128, 128, 2, False, True), (128, 128, 2, True, True), (128, 128, 2, False, False)),
 }
+# K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h;
+# bench/notes/fp32_in_kernel.md, "K and V converted once per call"): the tiles
+# bench/tune_split.py --kv-once times against the shipped q-in-kernel variants, per
+# width (one term, then split). Two consumer warpgroups only: the converters need
+# 40 registers, which three consumer warpgroups cannot spare.
+WGMMA_KV_ONCE_FAST: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((128, 128, 2, False, True), (128, 128, 2, True, True)),
+    128: ((128, 128, 2, False, True), (128, 128, 2, True, True)),
+}
+WGMMA_KV_ONCE_SPLIT: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((128, 64, 2, False, False), (128, 64, 2, False, True)),
+    128: ((128, 64, 2, False, False),),
+}
 # tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
@@ -374,6 +387,11 @@ class KernelSpec:
     # kernel reads the caller's fp32 q (bench/notes/fp32_in_kernel.md, "Q converted
     # by the consumers"). Dispatched for both at widths 64 and 128.
     q_in_kernel: bool = False
+    # ... and k and v converted by the kernel too, each key tile once per call by
+    # the first CTA that claims it (cuda_src/kv_once.h): no pre-pass. Needs
+    # q_in_kernel; the caller's k and v must be float4-readable at the kernel's
+    # width (cupyflash._split.kv_once_fits)
+    kv_once: bool = False
     # mma: the K/V copy order (kVSpread in cuda_src/flash_fwd_mma.cuh). 0 = the shipped
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
     # the key loop) and V's copies spread over the first n k16 steps of Q.K^T
@@ -422,7 +440,7 @@ class KernelSpec:
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
                     f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}"
                     f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel else ''}"
-                    f"{', true' if self.q_in_kernel else ''}>")
+                    f"{', true' if self.q_in_kernel else ''}{', true' if self.kv_once else ''}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}"
@@ -443,7 +461,7 @@ class KernelSpec:
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}"
                     f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}"
-                    f"{'_qk' if self.q_in_kernel else ''}")
+                    f"{'_qk' if self.q_in_kernel else ''}{'_kv1' if self.kv_once else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}"
                 f"{f'_vs{self.v_spread}' if self.v_spread else ''}")
@@ -483,6 +501,8 @@ class KernelSpec:
         if self.convert_stages:  # fp32 staging slots (a Q unit of 64 rows or a key tile) + the shift words
             unit_rows = max(WGMMA_ROWS_PER_WARPGROUP, self.block_n)
             convert = self.convert_stages * unit_rows * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
+        if self.kv_once:  # one fp32 key tile staged (kKVOnceStageBytes) + the converters' words
+            convert = self.block_n * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
         return (row_bytes * 2 * self.stages * self.block_n + convert + barriers + scratch + align,
                 row_bytes * self.block_m)
 
@@ -522,6 +542,13 @@ def wgmma_q_in_kernel_spec(width: int, tiles: WgmmaTiles | None = None, terms: i
     return dataclasses.replace(wgmma_fp32_spec(width, terms, tiles), q_in_kernel=True)
 
 
+def wgmma_kv_once_spec(width: int, tiles: WgmmaTiles | None = None, terms: int = 1) -> KernelSpec:
+    """The float32 variant of ``terms`` that converts q in its consumers and k, v once
+    per call in its producer warpgroup (KernelSpec.kv_once; no pre-pass), for ``width``
+    64 or 128; the tiles default to the q-in-kernel variant's."""
+    return dataclasses.replace(wgmma_q_in_kernel_spec(width, tiles, terms), kv_once=True)
+
+
 def wgmma_convert_spec(width: int, tiles: WgmmaTiles | None = None, stages: int | None = None) -> KernelSpec:
     """The one-term float32 wgmma variant (precision="fast") that converts q, k, v
     inside the kernel (no pre-pass), for ``width`` 64 or 128."""
@@ -550,6 +577,8 @@ def candidate_specs() -> list[KernelSpec]:
     specs += [wgmma_q_in_kernel_spec(w, t, 1) for w, ts in WGMMA_FAST_Q_CANDIDATES.items() for t in ts
               if wgmma_q_in_kernel_spec(w, t, 1) not in specs]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_FAST_Q_WIDTHS]  # q from the pre-pass, the A/B's baseline
+    specs += [wgmma_kv_once_spec(w, t, terms) for terms, table in ((1, WGMMA_KV_ONCE_FAST), (3, WGMMA_KV_ONCE_SPLIT))
+              for w, ts in table.items() for t in ts]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
