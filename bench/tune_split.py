@@ -12,10 +12,10 @@ bench/notes/fp32_in_kernel.md, "Q converted by the consumers"), in the same run.
 --fast: the one-term kernel (precision="fast") instead: the shipped variant (q from the
 pre-pass, "prepass_q") against each of WGMMA_FAST_Q_CANDIDATES with Q converted by the
 consumers, checked against the fast-mode bound.
---kv-once: the shipped variant (q converted in the kernel, k and v by the pre-pass,
-"shipped") against each WGMMA_KV_ONCE_SPLIT (with --fast: WGMMA_KV_ONCE_FAST) tile with k
-and v converted once per call inside the kernel too (KernelSpec.kv_once; "kv1_..." columns;
-bench/notes/fp32_in_kernel.md, "K and V converted once per call").
+--kv-once: the q-in-kernel variant of the split (with --fast: of the one-term kernel) with
+k and v from the pre-pass ("qk") against the same tiles with k and v converted once per
+call inside the kernel ("kv1", KernelSpec.kv_once; bench/notes/fp32_in_kernel.md, "K and
+V converted once per call").
 
 Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md
 ("fp32 pre-pass in fewer launches; full bench v3.1").
@@ -30,9 +30,8 @@ import cupy as cp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_KV_ONCE_FAST, WGMMA_KV_ONCE_SPLIT,
-                             WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES, wgmma_fp32_spec,
-                             wgmma_kv_once_spec, wgmma_q_in_kernel_spec)
+from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES,
+                             wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec)
 
 import floor  # bench/ is on sys.path when this runs as a script
 
@@ -47,10 +46,9 @@ def _tile_name(t) -> str:
 
 def contenders_for(d: int, args) -> dict:
     """name -> KernelSpec of the sweep, the A/B or the fast A/B (see the docstring)."""
-    if args.kv_once:
-        terms, table = (1, WGMMA_KV_ONCE_FAST) if args.fast else (3, WGMMA_KV_ONCE_SPLIT)
-        return {"shipped": wgmma_q_in_kernel_spec(d, None, terms),
-                **{"kv1_" + _tile_name(t)[2:]: wgmma_kv_once_spec(d, t, terms) for t in table[d]}}
+    if args.kv_once:  # the q-in-kernel tiles of the mode, with and without k, v converted in the kernel
+        terms = 1 if args.fast else 3
+        return {"qk": wgmma_q_in_kernel_spec(d, None, terms), "kv1": wgmma_kv_once_spec(d, None, terms)}
     if args.fast:
         return {"prepass_q": wgmma_fp32_spec(d, 1),
                 **{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in WGMMA_FAST_Q_CANDIDATES[d]}}

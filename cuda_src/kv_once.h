@@ -44,31 +44,26 @@ namespace cupyflash {
 
 constexpr int kF32Chunk = 4;  // floats per 16-byte chunk
 
-// Key tile n0 of (batch, kv_head) of K (kIsV false) or V into its fp16 copy
-// (hi, and lo for 3 terms); returns its shift. stage: the tile's fp32 staging
-// area, words: the converter warps' abs-max words, ct: the thread's index among
-// the converters. A row is kD / 4 chunks of 16 bytes and the 96 converters
-// cover kRowStep whole rows at a time, so each thread keeps one column chunk
-// and steps its row pointers. Addresses come from the parameters (constant
-// bank) rather than from the caller: the producer warpgroup runs at
-// kKVOnceProducerRegs, where every value live across the item walk counts.
-// Each thread copies its chunks into shared memory with cp.async (the whole
-// tile in flight, no register per element) and reads back only its own, so
-// the copy needs no barrier.
-template <int kD, int kBlockN, bool kLo, bool kIsV>
-__device__ __forceinline__ int convert_kv_tile(const FlashParams& p, int batch, int kv_head, int n0, u32 stage,
-                                               u32 words, int ct) {
+// One operand's key tile (rows rows of kD floats from src, row_stride apart)
+// into hi (and lo) fp16 rows out_stride apart; returns its shift. stage: the
+// tile's fp32 staging area, words: the converter warps' abs-max words. ct: the
+// thread's index among the converters. A row is kD / 4 chunks of 16 bytes and
+// the 96 converters cover kRowStep whole rows at a time, so each thread keeps
+// one column chunk and steps its row pointers (few registers: the producer
+// warpgroup runs at kKVOnceProducerRegs). Each thread copies its chunks into
+// shared memory with cp.async (the whole tile in flight, no register per
+// element) and reads back only its own, so the copy needs no barrier.
+template <int kD, bool kLo>
+__device__ __forceinline__ int convert_kv_tile(const float* src, i64 row_stride, int rows, u16* hi, u16* lo,
+                                               int out_stride, u32 stage, u32 words, int max_shift, int ct) {
   constexpr int kChunksPerRow = kD / kF32Chunk;
   static_assert(kConverterThreads % kChunksPerRow == 0, "the converters cover whole rows");
   constexpr int kRowStep = kConverterThreads / kChunksPerRow;
   constexpr u32 kStageStep = kConverterThreads * kCvtChunkBytes;
-  const int rows = min(kBlockN, p.seqlen_k - n0);
   const int r0 = ct / kChunksPerRow, col = kF32Chunk * (ct % kChunksPerRow);
   const u32 mine = stage + kCvtChunkBytes * ct;  // chunk ct; then every kStageStep bytes
   {
-    const i64 row_stride = kIsV ? p.v_row_stride : p.k_row_stride;
-    const float* x = static_cast<const float*>(kIsV ? p.v : p.k) + batch * (kIsV ? p.v_batch_stride : p.k_batch_stride) +
-                     (n0 + r0) * row_stride + kv_head * (kIsV ? p.v_head_stride : p.k_head_stride) + col;
+    const float* x = src + r0 * row_stride + col;
     u32 dst = mine;
     for (int r = r0; r < rows; r += kRowStep, x += kRowStep * row_stride, dst += kStageStep) cp_async_16(dst, x, true);
   }
@@ -81,19 +76,23 @@ __device__ __forceinline__ int convert_kv_tile(const FlashParams& p, int batch, 
     m = max(max(m, max(finite_abs_bits(x.x), finite_abs_bits(x.y))), max(finite_abs_bits(x.z), finite_abs_bits(x.w)));
   }
   m = converters_abs_max(m, words, ct);
-  const int e = split_shift(m, kSplitTargetExp, kIsV ? kMaxShiftV : kMaxShiftK);
+  const int e = split_shift(m, kSplitTargetExp, max_shift);
   const float s = pow2_f32(e);
-  // The copies: (batch, seqlen_k, heads_kv, kD) contiguous.
-  const int out_stride = p.heads_kv * kD;
-  i64 off = ((static_cast<i64>(batch) * p.seqlen_k + n0 + r0) * p.heads_kv + kv_head) * kD + col;
+  const i64 out_step = static_cast<i64>(kRowStep) * out_stride;
+  uint2* h_out = reinterpret_cast<uint2*>(hi + static_cast<i64>(r0) * out_stride + col);
+  uint2* l_out = reinterpret_cast<uint2*>(lo + static_cast<i64>(r0) * out_stride + col);
   at = mine;
-  for (int r = r0; r < rows; r += kRowStep, at += kStageStep, off += kRowStep * out_stride) {
+  for (int r = r0; r < rows; r += kRowStep, at += kStageStep) {
     const float4 x = lds128_f32(at);
     uint2 h, l;
     split_pair(x.x, x.y, s, h.x, l.x);
     split_pair(x.z, x.w, s, h.y, l.y);
-    *reinterpret_cast<uint2*>((kIsV ? p.kv_v : p.kv_k) + off) = h;
-    if constexpr (kLo) *reinterpret_cast<uint2*>((kIsV ? p.kv_v_lo : p.kv_k_lo) + off) = l;
+    *h_out = h;
+    h_out = reinterpret_cast<uint2*>(reinterpret_cast<u16*>(h_out) + out_step);
+    if constexpr (kLo) {
+      *l_out = l;
+      l_out = reinterpret_cast<uint2*>(reinterpret_cast<u16*>(l_out) + out_step);
+    }
   }
   fence_proxy_async_global();  // hazard (1) above
   // Every converter is done with the stage and the abs-max words before the next tile reuses them.
@@ -109,26 +108,29 @@ template <class Tr, bool kPersistent>
 __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const WgmmaSmem<Tr>& sm, int m_blocks,
                                                    int ct) {
   constexpr int kD = Tr::kWidth, kBlockN = Tr::kTileN;
-  int visit = 0;
   ItemWalk<kPersistent> walk(p, m_blocks);
   BlockCoord bc;
   while (walk.next(p, bc)) {
     const WorkItem w = work_item<Tr::kBlockM, kBlockN>(p, bc);
+    // (int: the flags number batch * heads_kv * n_tiles_kv, far below 2^31.)
+    const int tile0 = static_cast<int>(kv_shift_index(w.batch, w.kv_head, p.heads_kv, ceil_div(p.seqlen_k, kBlockN)));
     for (int t = w.n_tiles - 1; t >= 0; --t) {
-      const i64 tile = kv_shift_index(w.batch, w.kv_head, p.heads_kv, ceil_div(p.seqlen_k, kBlockN)) + t;
-      // One thread claims; all learn the outcome through a word (two, by visit
-      // parity: a slow thread may still read the last visit's when the next is written).
-      const u32 claim = sm.kv_once_claim(visit++ & 1);
-      if (ct == 0) sts32(claim, atomicCAS(p.kv_flags + tile, 0u, kTileClaimed) == 0u);
-      named_barrier_sync<kConvertBarrier, kConverterThreads>();
-      if (lds32(claim) == 0) continue;  // another CTA converts it (or has)
-      const int e_k = convert_kv_tile<kD, kBlockN, Tr::kSplit, false>(p, w.batch, w.kv_head, t * kBlockN,
-                                                                       sm.kv_once_stage(), sm.kv_once_words(), ct);
-      const int e_v = convert_kv_tile<kD, kBlockN, Tr::kSplit, true>(p, w.batch, w.kv_head, t * kBlockN,
-                                                                      sm.kv_once_stage(), sm.kv_once_words(), ct);
+      // One thread claims; the barrier's OR tells all.
+      const bool won = ct == 0 && atomicCAS(p.kv_flags + tile0 + t, 0u, kTileClaimed) == 0u;
+      if (!named_barrier_or<kConvertBarrier, kConverterThreads>(won)) continue;  // another CTA converts it (or has)
+      const int n0 = t * kBlockN, rows = min(kBlockN, p.seqlen_k - n0);
+      const i64 first = ((static_cast<i64>(w.batch) * p.seqlen_k + n0) * p.heads_kv + w.kv_head) * kD;  // copy row
+      const float* k = static_cast<const float*>(p.k) + w.batch * p.k_batch_stride + n0 * p.k_row_stride +
+                       w.kv_head * p.k_head_stride;
+      const int e_k = convert_kv_tile<kD, Tr::kSplit>(k, p.k_row_stride, rows, p.kv_k + first, p.kv_k_lo + first,
+                                                      p.heads_kv * kD, sm.kv_once_stage(), sm.kv_once_words(), kMaxShiftK, ct);
+      const float* v = static_cast<const float*>(p.v) + w.batch * p.v_batch_stride + n0 * p.v_row_stride +
+                       w.kv_head * p.v_head_stride;
+      const int e_v = convert_kv_tile<kD, Tr::kSplit>(v, p.v_row_stride, rows, p.kv_v + first, p.kv_v_lo + first,
+                                                      p.heads_kv * kD, sm.kv_once_stage(), sm.kv_once_words(), kMaxShiftV, ct);
       if (ct == 0) {
-        *reinterpret_cast<int2*>(p.tile_shifts + 2 * tile) = make_int2(e_k, e_v);
-        st_release_gpu(p.kv_flags + tile, kTileReady);  // after the barrier: covers every converter's stores
+        *reinterpret_cast<int2*>(p.tile_shifts + 2 * (tile0 + t)) = make_int2(e_k, e_v);
+        st_release_gpu(p.kv_flags + tile0 + t, kTileReady);  // after the barrier: covers every converter's stores
       }
     }
   }

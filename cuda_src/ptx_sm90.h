@@ -128,6 +128,21 @@ __device__ __forceinline__ void named_barrier_arrive() {
   asm volatile("bar.arrive %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
 }
 
+// Named barrier that also ORs a predicate over the arriving threads: every one gets the result.
+template <int kId, int kThreads>
+__device__ __forceinline__ bool named_barrier_or(bool pred) {
+  u32 r;
+  asm volatile(
+      "{\n.reg .pred p, q;\n"
+      "setp.ne.u32 p, %1, 0;\n"
+      "bar.red.or.pred q, %2, %3, p;\n"
+      "selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<u32>(pred)), "n"(kId), "n"(kThreads)
+      : "memory");
+  return r != 0;
+}
+
 // The same with the id in a register: ptxas then reserves all 16 barriers, which
 // costs nothing at one CTA per SM.
 template <int kThreads>

@@ -202,12 +202,9 @@ struct WgmmaSmem {
     return base + Tr::kOffConvert + kKVWordsOff + 4 * (2 * Tr::kStagesKV + kMaxWordsPerSet * parity);
   }
 
-  // kv_once.h: the staged fp32 tile, the converters' abs-max words and their two claim words.
+  // kv_once.h: the staged fp32 tile and the converters' abs-max words.
   __device__ __forceinline__ u32 kv_once_stage() const { return base + Tr::kOffStage; }
   __device__ __forceinline__ u32 kv_once_words() const { return base + Tr::kOffConvert; }
-  __device__ __forceinline__ u32 kv_once_claim(int i) const {
-    return base + Tr::kOffConvert + 4 * (kMaxWordsPerSet + i);
-  }
 
   static constexpr int kWordsOff = kUnitHeaderSlotBytes * 4;  // unit headers: two per staging slot, up to 2 slots
   static constexpr int kKVWordsOff = kWordsOff + 4 * 2 * 3;    // Q words: up to 2 buffers x 3 consumer warpgroups

@@ -232,18 +232,17 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     128: ((128, 128, 2, False, True), (128, 128, 2, True, True), (128, 128, 2, False, False)),
 }
 # K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h;
-# bench/notes/fp32_in_kernel.md, "K and V converted once per call"): the tiles
-# bench/tune_split.py --kv-once times against the shipped q-in-kernel variants, per
-# width (one term, then split). Two consumer warpgroups only: the converters need
-# 40 registers, which three consumer warpgroups cannot spare.
-WGMMA_KV_ONCE_FAST: dict[int, tuple[WgmmaTiles, ...]] = {
-    64: ((128, 128, 2, False, True), (128, 128, 2, True, True)),
-    128: ((128, 128, 2, False, True), (128, 128, 2, True, True)),
-}
-WGMMA_KV_ONCE_SPLIT: dict[int, tuple[WgmmaTiles, ...]] = {
-    64: ((128, 64, 2, False, False), (128, 64, 2, False, True)),
-    128: ((128, 64, 2, False, False),),
-}
+# bench/notes/fp32_in_kernel.md, "K and V converted once per call"), precision="fast"
+# at width 128 only, on the q-in-kernel variant's tiles: +3 to +12 % on whole calls over
+# the pre-pass for k and v at seqlen >= 2048 and at 1024 without a mask, -4 % at causal
+# 1024 (bench/tune_split.py --kv-once --fast, H100). Dispatched where it won, for head
+# dims of exactly 128 (the converters read whole 128-float rows). Not kept: width 64
+# (its 128-row tiles lose 3-11 % without a mask to the shipped 192-row ones, which have
+# no registers for the converters) and the split (-3 to -17 % at seqlen 1024); both also
+# spilled 8-28 bytes at the converters' 40 registers.
+WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
+KV_ONCE_MIN_SEQLEN_K = 1024         # without a causal mask
+KV_ONCE_MIN_CAUSAL_SEQLEN_K = 2048  # with one
 # tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
@@ -439,8 +438,9 @@ class KernelSpec:
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
                     f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}"
-                    f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel else ''}"
-                    f"{', true' if self.q_in_kernel else ''}{', true' if self.kv_once else ''}>")
+                    f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel or self.kv_once else ''}"
+                    f"{f', {str(self.q_in_kernel).lower()}' if self.q_in_kernel or self.kv_once else ''}"
+                    f"{', true' if self.kv_once else ''}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}"
@@ -545,7 +545,9 @@ def wgmma_q_in_kernel_spec(width: int, tiles: WgmmaTiles | None = None, terms: i
 def wgmma_kv_once_spec(width: int, tiles: WgmmaTiles | None = None, terms: int = 1) -> KernelSpec:
     """The float32 variant of ``terms`` that converts q in its consumers and k, v once
     per call in its producer warpgroup (KernelSpec.kv_once; no pre-pass), for ``width``
-    64 or 128; the tiles default to the q-in-kernel variant's."""
+    64 or 128 (shipped: precision="fast" at WGMMA_KV_ONCE_FAST's widths and tiles)."""
+    if tiles is None and terms == 1:
+        tiles = WGMMA_KV_ONCE_FAST.get(width)
     return dataclasses.replace(wgmma_q_in_kernel_spec(width, tiles, terms), kv_once=True)
 
 
@@ -577,8 +579,6 @@ def candidate_specs() -> list[KernelSpec]:
     specs += [wgmma_q_in_kernel_spec(w, t, 1) for w, ts in WGMMA_FAST_Q_CANDIDATES.items() for t in ts
               if wgmma_q_in_kernel_spec(w, t, 1) not in specs]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_FAST_Q_WIDTHS]  # q from the pre-pass, the A/B's baseline
-    specs += [wgmma_kv_once_spec(w, t, terms) for terms, table in ((1, WGMMA_KV_ONCE_FAST), (3, WGMMA_KV_ONCE_SPLIT))
-              for w, ts in table.items() for t in ts]
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
     specs += [dmma_spec(w, t) for w, ts in DMMA_CANDIDATES.items() for t in ts if dmma_spec(w, t) not in specs]
@@ -608,6 +608,7 @@ def shipped_specs() -> list[KernelSpec]:
                 specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_q_in_kernel_spec(w, None, 1) for w in WGMMA_FAST_Q_WIDTHS]
+    specs += [wgmma_kv_once_spec(w) for w in WGMMA_KV_ONCE_FAST]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS if w not in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]

@@ -292,37 +292,29 @@ def test_fast_q_in_kernel_tiles_2_to_the_20_apart(case, tiles, by):
 
 
 # (d, sq, sk, hq, hkv, causal): k and v converted once per call inside the kernel
-# (KernelSpec.kv_once, head dims equal to the kernel width): many CTAs share each
-# key tile (2100 queries: 17 query blocks per head on ~132 CTAs; GQA 4:1 and 6:1),
-# a block whose last warpgroup has no row (1057), a last key tile of 11 or 75 rows.
-KV_ONCE_CASES = {
-    64: [(64, 2100, 2049, 8, 2, True), (64, 1057, 1100, 4, 4, False)],
-    128: [(128, 333, 1100, 6, 2, True), (128, 2100, 203, 6, 1, False)],
-}
-
-
-def _kv_once_params():
-    from cupyflash._spec import WGMMA_KV_ONCE_FAST, WGMMA_KV_ONCE_SPLIT
-
-    return [pytest.param(case, terms, tiles,
-                         id="_".join(map(str, case)) + f"-x{terms}-" + "_".join(str(int(x)) for x in tiles))
-            for terms, table in ((1, WGMMA_KV_ONCE_FAST), (3, WGMMA_KV_ONCE_SPLIT))
-            for width, cases in KV_ONCE_CASES.items() for case in cases for tiles in table[width]]
+# (KernelSpec.kv_once: precision="fast", head dim exactly 128): many CTAs share each key
+# tile (2100 queries: 17 query blocks per head on ~132 CTAs; GQA 4:1 and 6:1, MQA), a
+# block whose last warpgroup has no row, last key tiles of 75, 11 and 1 rows.
+KV_ONCE_CASES = [
+    (128, 2100, 2049, 8, 2, True),
+    (128, 333, 1100, 6, 2, True),
+    (128, 2100, 203, 6, 1, False),
+    (128, 1057, 1025, 4, 4, False),
+]
 
 
 @pytest.mark.parametrize("by", ["tile", "head"])
-@pytest.mark.parametrize("case,terms,tiles", _kv_once_params())
-def test_kv_once_tiles_2_to_the_20_apart(case, terms, tiles, by):
-    """K and V converted once per call by the kernel (cuda_src/kv_once.h), one term
-    and split: k, v read through strides, their key tiles 2^20 apart (a shift
-    pair read before its tile was converted, or a copy read before it was
-    written, is off by up to 2^20), each mode's bound for every head, and a
-    second call bit for bit equal to the first (the flags start over)."""
-    from cupyflash._spec import wgmma_kv_once_spec, wgmma_width
+@pytest.mark.parametrize("case", KV_ONCE_CASES, ids=lambda c: "_".join(map(str, c)))
+def test_kv_once_tiles_2_to_the_20_apart(case, by):
+    """K and V converted once per call by the kernel (cuda_src/kv_once.h): k, v read
+    through strides, their key tiles 2^20 apart (a shift pair read before its
+    tile was converted, or a copy read before it was written, is off by up to
+    2^20), the fast bound for every head, and a second call bit for bit equal to
+    the first (the flags start over)."""
+    from cupyflash._spec import wgmma_kv_once_spec
 
     require_backend("wgmma")
     d, sq, sk, hq, hkv, causal = case
-    spec = wgmma_kv_once_spec(wgmma_width(d, d), tiles, terms)
-    seed = sum(case) + sum(tiles) + terms + (by == "head")
-    errs = _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by, repeat=True)
-    assert max(errs) <= (FAST_BOUND if terms == 1 else SPLIT_BOUND), errs
+    errs = _q_in_kernel_errors(wgmma_kv_once_spec(d), sum(case) + (by == "head"), d, sq, sk, hq, hkv, causal, by,
+                               repeat=True)
+    assert max(errs) <= FAST_BOUND, errs
