@@ -4,7 +4,7 @@ caller sees it), against torch SDPA's efficient backend in fp32 in the same run,
 on the bench's fp32 shapes (batch x seqlen 16384, heads x head dim 2048), and
 checks each candidate against the exact CUDA-core kernel (relative error).
 
-    python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128] [--q-in-kernel | --fast]
+    python bench/tune_split.py [--seqlens 1024,2048,4096] [--dims 64,128] [--q-in-kernel | --fast] [--kv-once]
 
 --q-in-kernel: the table's tiles with q from the pre-pass ("prepass_q") against every
 candidate tile with Q converted by the consumer warpgroups (KernelSpec.q_in_kernel;
@@ -12,6 +12,10 @@ bench/notes/fp32_in_kernel.md, "Q converted by the consumers"), in the same run.
 --fast: the one-term kernel (precision="fast") instead: the shipped variant (q from the
 pre-pass, "prepass_q") against each of WGMMA_FAST_Q_CANDIDATES with Q converted by the
 consumers, checked against the fast-mode bound.
+--kv-once: the q-in-kernel variant of the split (with --fast: of the one-term kernel) with
+k and v from the pre-pass ("qk") against the same tiles with k and v converted once per
+call inside the kernel ("kv1", KernelSpec.kv_once; bench/notes/fp32_in_kernel.md, "K and
+V converted once per call").
 
 Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md
 ("fp32 pre-pass in fewer launches; full bench v3.1").
@@ -27,7 +31,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
 from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES,
-                             wgmma_fp32_spec, wgmma_q_in_kernel_spec)
+                             wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec)
 
 import floor  # bench/ is on sys.path when this runs as a script
 
@@ -42,6 +46,9 @@ def _tile_name(t) -> str:
 
 def contenders_for(d: int, args) -> dict:
     """name -> KernelSpec of the sweep, the A/B or the fast A/B (see the docstring)."""
+    if args.kv_once:  # the q-in-kernel tiles of the mode, with and without k, v converted in the kernel
+        terms = 1 if args.fast else 3
+        return {"qk": wgmma_q_in_kernel_spec(d, None, terms), "kv1": wgmma_kv_once_spec(d, None, terms)}
     if args.fast:
         return {"prepass_q": wgmma_fp32_spec(d, 1),
                 **{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in WGMMA_FAST_Q_CANDIDATES[d]}}
@@ -55,7 +62,9 @@ def main():
     args = floor.sweep_args(__doc__, "1024,2048,4096", "64,128", dtypes=False,
                             flags=(("--q-in-kernel", "the table's tiles with and without Q converted in the kernel"),
                                    ("--fast", "the one-term kernel: q from the pre-pass against q converted "
-                                              "in the kernel, per candidate tile")))
+                                              "in the kernel, per candidate tile"),
+                                   ("--kv-once", "the shipped variant against k and v converted once per call "
+                                                 "in the kernel")))
     bound = FAST_REL_BOUND if args.fast else FP32_REL_BOUND
     results = []
     sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
@@ -74,7 +83,8 @@ def main():
         cands = list(contenders)
         print(floor.summary_line(row, "efficient", cands, (WGMMA_TILES if args.fast else WGMMA_SPLIT_TILES)[d]),
               flush=True)
-    floor.write_results(results, "tune_fast.json" if args.fast else "tune_split.json")
+    floor.write_results(results, ("tune_kv_once_" if args.kv_once else "tune_") + ("fast" if args.fast else "split")
+                        + ".json")
 
 
 if __name__ == "__main__":

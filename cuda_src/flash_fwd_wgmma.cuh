@@ -39,14 +39,12 @@
 //   is added to O times 2^-e_v(t) (one FFMA, O in true units); with 1 term the
 //   wgmma adds it to O itself, so O is kept in the units of the largest V tile
 //   so far and smaller tiles enter with P scaled down (OUnits in tile_shifts.h).
-//   The shifts of key tile t are read at the top of its step (L2, 8 bytes),
-//   so the Q.K^T wgmma hides their latency. With kConvertStages > 0 there is
-//   no pre-pass: the producer warpgroup reads the caller's fp32 q, k, v and
-//   converts them into the fp16 buffers itself, shifts included, and leaves
-//   the shifts in shared memory beside the data (wgmma_convert.h). With
-//   kQInKernel (1 or 3 terms, widths <= 128) the pre-pass converts K and V alone
-//   and each consumer warpgroup converts its own 64 rows of the caller's fp32 Q,
-//   e_q included (q_convert.h).
+//   Key tile t's shifts are read at the top of its step (L2, 8 bytes): the
+//   Q.K^T wgmma hides their latency. Where the conversion happens: kConvertStages
+//   > 0, the producer's warps convert q, k, v into the fp16 buffers, shifts kept in
+//   shared memory (wgmma_convert.h); kQInKernel (widths <= 128), each consumer
+//   warpgroup its own 64 rows of Q, e_q included (q_convert.h), the pre-pass K and
+//   V; kKVOnce, K and V too, each key tile once per call (kv_once.h).
 //   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
@@ -67,6 +65,7 @@
 #include "softmax.h"
 #include "tile_shifts.h"
 #include "tma_params.h"
+#include "kv_once.h"
 #include "wgmma_convert.h"
 #include "wgmma_producer.h"
 #include "wgmma_traits.h"
@@ -81,11 +80,13 @@ constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
-          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false>
+          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false>
 __global__ void __launch_bounds__(
-    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel>::kThreads, 1)
-    flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
-  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel>;
+    WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
+                      kKVOnce>::kThreads,
+    1) flash_fwd_wgmma(const __grid_constant__ FlashParams p, const __grid_constant__ TmaParams tma) {
+  using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
+                               kKVOnce>;
   using Sm = WgmmaSmem<Tr>;
   static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
@@ -137,6 +138,9 @@ __global__ void __launch_bounds__(
       convert_producer<Tr, kPersistent>(p, tma, sm, m_blocks, tid);
     } else {
       if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent>(p, tma, sm, m_blocks);
+      if constexpr (kKVOnce) {
+        if (warp > 0) kv_once_converters<Tr, kPersistent>(p, sm, m_blocks, tid - kWarpSize);
+      }
     }
     return;
   }
@@ -307,15 +311,12 @@ __global__ void __launch_bounds__(
   // fp32 outputs (twice the bytes), store straight from registers.
   constexpr bool kSmemEpilogue = !kFp32 && (kQS == 2 || !kPersistent);
   // Draining the epilogue's store: every consumer warp arrives on empty_q of the
-  // buffer, and the thread that issued the store first waits until it has read
-  // shared memory. The buffer is always the last finished item's, q_slot(q_use - 1),
-  // and each item drains it once, at its first point where no wgmma is in
-  // flight (a branch with one in flight would make ptxas serialise the wgmmas):
-  // after its second tile's P.V, or after its only tile. By then the epilogue of
-  // the item before has always run (in this item's first tile with the cross-item
-  // pipeline, at its own end otherwise), unless this is the CTA's first item:
-  // hence q_use > 0. The kernel's end drains the last one. (No flag: the
-  // 3-warpgroup variant runs at 128 registers, where one more live value spills.)
+  // buffer, once the thread that issued the store has seen it read shared memory.
+  // The buffer is the last finished item's, q_slot(q_use - 1); each item drains it
+  // once, where no wgmma is in flight (else ptxas serialises them): after its second
+  // tile's P.V, or its only tile. The item before has always run its epilogue by
+  // then unless this is the CTA's first item (q_use > 0); the kernel's end drains
+  // the last. (No flag: at 128 registers, 3 warpgroups, one more live value spills.)
   auto drain_store = [&] {
     if constexpr (kSmemEpilogue) {
       if (q_use == 0) return;
@@ -373,19 +374,15 @@ __global__ void __launch_bounds__(
     write_out(w, st, out_mult());
   };
 
-  // An item none of whose rows this warpgroup owns: its 64 rows all lie past
-  // seqlen_q (the last query block when kBlockM does not divide the length: at
-  // s1024 the 192-row tiles' last block holds 64 valid rows, and two of its
-  // three warpgroups used to compute 128 rows that were never stored, 12.5 % of
-  // the work; bench/notes/wgmma.md, "Idle warpgroups"). Nothing is computed;
-  // the warpgroup only keeps step with the others: it waits for every buffer
-  // the item fills before releasing it (an early arrival would count towards
-  // the slot's previous fill) and takes every pingpong turn that finish() and
-  // the tile loop take (n_tiles + 1), so the turns still alternate.
-  // Hazard: the previous item's Q buffer goes back first. The producer loads
-  // the next item's Q into it at this item's tile kQPrefetchTile, before this
-  // item's later K/V tiles: drained only after them, it deadlocked every call
-  // with 4 or more key tiles and another item to follow (device run 2).
+  // An item none of whose rows this warpgroup owns: its 64 rows all lie past seqlen_q
+  // (at s1024 two of the 192-row tiles' last block's three warpgroups computed 128
+  // unstored rows, 12.5 % of the work; bench/notes/wgmma.md, "Idle warpgroups"). It
+  // computes nothing, only keeps step: waits for every buffer the item fills before
+  // releasing it (an early arrival would count towards the slot's previous fill) and
+  // takes every pingpong turn (n_tiles + 1), so the turns still alternate.
+  // Hazard: the previous item's Q buffer goes back first (the producer refills it at
+  // this item's tile kQPrefetchTile: drained only after the later K/V tiles, it
+  // deadlocked every call with 4 or more key tiles and another item to follow).
   auto skip_item = [&](const WorkItem& w, int qs) {
     drain_store();
     if constexpr (!kQInKernel) mbar_wait(sm.full_q(qs), q_phase(q_use));
@@ -428,11 +425,9 @@ __global__ void __launch_bounds__(
       skip_item(w, qs);
       return;
     }
-    // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its
-    // key tiles' {e_k, e_v} pairs start. Key tile i (walked from the last) has
-    // its pair read at the top of its step: tile_shift(i).
-    // Converting in the kernel, the converters leave the shifts in shared memory
-    // instead (wgmma_convert.h): see converted_shift.
+    // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its key
+    // tiles' {e_k, e_v} pairs start; key tile i's is read at the top of its step
+    // (tile_shift(i)). Converting in the kernel: in shared memory (converted_shift).
     const int2* kv_shifts = nullptr;
     int e_q = 0;
     if constexpr (kRescaled && !Tr::kConvert) {
@@ -443,7 +438,11 @@ __global__ void __launch_bounds__(
         e_q = p.tile_shifts[q_shift_index(w.batch, w.head, w.m0 / kBlockM, p.batch, p.heads_q, p.heads_kv, n_kv_tiles,
                                         m_blocks)];
     }
-    auto tile_shift = [&](int i) { return kRescaled && !Tr::kConvert ? kv_shifts[n_tiles - 1 - i] : make_int2(0, 0); };
+    auto tile_shift = [&](int i) {
+      return kRescaled && !Tr::kConvert && !kKVOnce ? kv_shifts[n_tiles - 1 - i] : int2{};
+    };
+    // K and V converted once per call: read after the tile's full_k wait (kv_once.h, hazard (2)).
+    auto once_shift = [&](int2 e, int i) { return kKVOnce ? ld_relaxed_gpu_v2(&kv_shifts[n_tiles - 1 - i].x) : e; };
     // Converting: key tile use u's shifts, once its S is ready and before its K
     // slot goes back (the converters then rewrite the slot's word). The one-term
     // softmax needs e_v already, so this waits for V's data too: the converters
@@ -498,6 +497,7 @@ __global__ void __launch_bounds__(
       }
       if constexpr (Tr::kConvert) e_q = static_cast<int>(lds32(sm.shift_q(qs, cwg)));  // this warpgroup's rows
       mbar_wait(sm.full_k(slot(use)), phase(use));
+      e = once_shift(e, 0);
       if (kCrossItem && has_pending) {
         // Item boundary: this item's first Q.K^T and the pending item's last P.V
         // go out together, then that item's epilogue runs after this softmax.
@@ -551,6 +551,7 @@ __global__ void __launch_bounds__(
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(i);  // used after the Q.K^T wgmma: its latency hides behind it
       mbar_wait(sm.full_k(slot(u)), phase(u));
+      e = once_shift(e, i);
       mbar_wait(sm.full_v(slot(u - 1)), phase(u - 1));
       take_turn();
       wgmma_fence();

@@ -18,8 +18,19 @@ struct FlashParams {
   float* lse;           // natural-log log-sum-exp, (batch, heads_q, seqlen_q) contiguous; null = not wanted
   // float32 wgmma kernels with fp16 operands only (null otherwise): the power-of-two
   // shift of every Q, K and V tile, chosen on the device by the pre-pass (so no
-  // host synchronisation is needed); tile_shifts.h has the layout.
-  const int* tile_shifts;
+  // host synchronisation is needed); tile_shifts.h has the layout. Written by the
+  // kernel itself where it converts K and V (kv_once.h).
+  int* tile_shifts;
+  // float32 wgmma kernels converting K and V once per call (kv_once.h) only, null
+  // otherwise: the fp16 copies they write for TMA to read, each (batch, seqlen_k,
+  // heads_kv, kernel width) contiguous (lo: 3 terms only), and one flag per
+  // (batch, kv head, key tile), zeroed by the host before the call. q, k, v
+  // above are then the caller's float32 tensors.
+  u16* kv_k;
+  u16* kv_v;
+  u16* kv_k_lo;
+  u16* kv_v_lo;
+  u32* kv_flags;
 
   i64 q_batch_stride, q_row_stride, q_head_stride;
   i64 k_batch_stride, k_row_stride, k_head_stride;

@@ -76,6 +76,30 @@ __device__ __forceinline__ void bulk_wait_read() {
 // Make this thread's ordinary shared-memory writes visible to the async proxy
 // (a TMA store that a barrier later lets read them).
 __device__ __forceinline__ void fence_proxy_async_smem() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// The same for global memory: ordinary stores that a TMA load (possibly on
+// another SM, after a release/acquire pair) reads next; on the reading side,
+// between the acquire and the TMA load.
+__device__ __forceinline__ void fence_proxy_async_global() { asm volatile("fence.proxy.async.global;\n" ::: "memory"); }
+
+// ---------------------------------------------------------------- flags between CTAs
+// A flag word that other SMs poll: release store (every write this thread has
+// observed, the converter warps' through their barrier, is visible first),
+// acquire load (nothing after it is read earlier), and a relaxed gpu-scope load
+// that reads L2, never a stale L1 line (ld.relaxed.gpu), for data written
+// before a release that this SM already acquired.
+__device__ __forceinline__ void st_release_gpu(u32* flag, u32 v) {
+  asm volatile("st.release.gpu.global.u32 [%0], %1;\n" ::"l"(flag), "r"(v) : "memory");
+}
+__device__ __forceinline__ u32 ld_acquire_gpu(const u32* flag) {
+  u32 v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];\n" : "=r"(v) : "l"(flag) : "memory");
+  return v;
+}
+__device__ __forceinline__ int2 ld_relaxed_gpu_v2(const int* p) {
+  int2 v;
+  asm volatile("ld.relaxed.gpu.global.v2.s32 {%0, %1}, [%2];\n" : "=r"(v.x), "=r"(v.y) : "l"(p) : "memory");
+  return v;
+}
 
 // Four 8 x 8 matrices of 16-bit values into shared memory: register r of every
 // thread is row lane / 4, columns 2 * (lane % 4) and +1 of matrix r (an mma
@@ -102,6 +126,21 @@ __device__ __forceinline__ void named_barrier_sync() {
 template <int kId, int kThreads>
 __device__ __forceinline__ void named_barrier_arrive() {
   asm volatile("bar.arrive %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
+}
+
+// Named barrier that also ORs a predicate over the arriving threads: every one gets the result.
+template <int kId, int kThreads>
+__device__ __forceinline__ bool named_barrier_or(bool pred) {
+  u32 r;
+  asm volatile(
+      "{\n.reg .pred p, q;\n"
+      "setp.ne.u32 p, %1, 0;\n"
+      "bar.red.or.pred q, %2, %3, p;\n"
+      "selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<u32>(pred)), "n"(kId), "n"(kThreads)
+      : "memory");
+  return r != 0;
 }
 
 // The same with the id in a register: ptxas then reserves all 16 barriers, which

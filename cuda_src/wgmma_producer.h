@@ -5,6 +5,7 @@
 // the kernel.
 #pragma once
 #include "block_order.h"
+#include "kv_flags.h"
 #include "params.h"
 #include "ptx_sm90.h"
 #include "tma_params.h"
@@ -103,6 +104,7 @@ __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaPara
   };
   walk_loads<kPersistent, Tr::kBlockM, Tr::kTileN, Tr::kQStages>(
       p, m_blocks, load_q, [&](const WorkItem& w, int, int n0) {
+        if constexpr (Tr::kKVOnce) wait_tile_ready<Tr::kTileN>(p, w, n0);  // converted by some CTA (kv_once.h)
         const int s = Sm::slot(use);
         load_kv(sm.k(s), sm.empty_k(s), sm.full_k(s), k_map, n0, w, false);  // K first: Q.K^T needs it first
         load_kv(sm.v(s), sm.empty_v(s), sm.full_v(s), v_map, n0, w, true);

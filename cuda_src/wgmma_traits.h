@@ -21,6 +21,14 @@ constexpr int kSwizzleAtomBytes = 8 * 128;      // 8 rows: the swizzle pattern's
 constexpr int kTmaProducerRegs = 24;
 template <int kConsumerWGs>
 __host__ __device__ constexpr int convert_producer_regs() { return kConsumerWGs == 3 ? kTmaProducerRegs : 128; }
+// Converting K and V once per call (kv_once.h), the converters stream chunks
+// through shared memory and hold none; at 24 ptxas spilled their loop, and
+// with three consumer warpgroups there is nothing to give (see above).
+constexpr int kKVOnceProducerRegs = 40;
+template <int kConsumerWGs>
+__host__ __device__ constexpr int kv_once_producer_regs() {
+  return kConsumerWGs == 3 ? kTmaProducerRegs : kKVOnceProducerRegs;
+}
 // With two Q buffers the producer loads the next item's Q after this tile of the
 // current item (see the producer): the consumers hand the buffer back in tile 1,
 // when they also free the ring slot of tile 2's V. After tile 1 instead, the
@@ -37,7 +45,7 @@ constexpr int kConvertAreaBytes = 512;
 constexpr int kUnitHeaderSlotBytes = 48;  // >= sizeof(UnitHeader) (wgmma_convert.h), 16-byte aligned
 
 template <class Elem, int kD, int kBlockN, int kStages, int kFp32Terms = 0, int kConsumerWGs = 2,
-          int kConvertStages = 0, bool kQInKernelArg = false>
+          int kConvertStages = 0, bool kQInKernelArg = false, bool kKVOnceArg = false>
 struct WgmmaKernelTraits {
   static constexpr bool kSplit = kFp32Terms == 3;  // hi and lo copies of every operand
   static constexpr bool kTf32 = Elem::kIsTf32;     // float32 operands, tf32 products
@@ -51,12 +59,17 @@ struct WgmmaKernelTraits {
   // pre-pass converts K and V only, no TMA loads Q, and each consumer
   // warpgroup writes its own 64 rows of the Q buffer when it starts an item.
   static constexpr bool kQInKernel = kQInKernelArg;
+  // ... and K and V converted once per call by the producer's other warps, each
+  // key tile by the first CTA to claim it (kv_once.h): no pre-pass at all.
+  static constexpr bool kKVOnce = kKVOnceArg;
   // The template parameters, for code that takes the traits alone (WgmmaSmem, the producers).
   static constexpr int kWidth = kD;
   static constexpr int kTileN = kBlockN;
   static constexpr int kStagesKV = kStages;
   static constexpr int kStagesCvt = kConvertStages;
-  static constexpr int kProducerRegs = kConvert ? convert_producer_regs<kConsumerWGs>() : kTmaProducerRegs;
+  static constexpr int kProducerRegs = kConvert   ? convert_producer_regs<kConsumerWGs>()
+                                       : kKVOnce  ? kv_once_producer_regs<kConsumerWGs>()
+                                                  : kTmaProducerRegs;
   // 2 consumer warpgroups (block_m 128) or 3 (block_m 192, for small head dims).
   static constexpr int kConsumerWarpgroups = kConsumerWGs;
   static constexpr int kThreadsAll = kWarpgroupThreads * (kConsumerWGs + 1);
@@ -99,7 +112,11 @@ struct WgmmaKernelTraits {
   static constexpr int kQUnitRows = 64;
   static constexpr int kUnitMaxRows = kQUnitRows > kBlockN ? kQUnitRows : kBlockN;
   static constexpr int kStageBytes = kConvert ? kUnitMaxRows * kD * kF32OperandBytes : 0;
-  static constexpr int kConvertBytes = kConvertStages * kStageBytes + (kConvert ? kConvertAreaBytes : 0);
+  // kv_once.h stages one fp32 key tile of K or V at a time.
+  static constexpr int kKVOnceStageBytes = kKVOnce ? kBlockN * kD * kF32OperandBytes : 0;
+  static constexpr bool kConvertArea = kConvert || kKVOnce;
+  static constexpr int kConvertBytes =
+      kConvertStages * kStageBytes + kKVOnceStageBytes + (kConvertArea ? kConvertAreaBytes : 0);
   static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
   // 4 bytes per consumer thread for order_before_wait's store.
   static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
@@ -116,12 +133,12 @@ struct WgmmaKernelTraits {
   static constexpr int kOffK = kQStages * kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
   static constexpr int kOffStage = kOffV + kStages * kKVBytes;  // 1024-aligned: whole swizzle atoms before it
-  static constexpr int kOffBar = kOffStage + kConvertStages * kStageBytes;
+  static constexpr int kOffBar = kOffStage + kConvertStages * kStageBytes + kKVOnceStageBytes;
   // Q full/empty per Q buffer, full/empty for K and V per stage, then full/empty per staging slot.
   static constexpr int kBarriers = 2 * kQStages + 4 * kStages + 2 * kConvertStages;
   static constexpr int kOffScratch = kOffBar + kBarrierBytes;
   static constexpr int kOffConvert = kOffScratch + kScratchBytes;
-  static constexpr int kSmemBytes = kOffConvert + (kConvert ? kConvertAreaBytes : 0) + kSwizzleAtomBytes;
+  static constexpr int kSmemBytes = kOffConvert + (kConvertArea ? kConvertAreaBytes : 0) + kSwizzleAtomBytes;
 
   static_assert(Elem::kK * Elem::kBytes == kWgmmaStepBytes, "a k-step is 32 bytes of a swizzled row");
   static_assert(kD % 64 == 0 && kD <= 256, "head dim width must be a multiple of 64, at most 256");
@@ -136,6 +153,7 @@ struct WgmmaKernelTraits {
   // The held unit is 64 rows x kD floats over 128 threads: 64 registers at width 128.
   static_assert(!kQInKernel || (kFp32Terms > 0 && !kConvert && kD <= 128),
                 "Q converted by the consumers: fp32 terms 1 or 3, the pre-pass for K and V only, width <= 128");
+  static_assert(!kKVOnce || (kQInKernel && kD <= 128), "K and V converted once: with Q converted by the consumers");
   static_assert(!kConvert || (kFp32Terms > 0 && kConvertStages <= 2 && kConsumerWGs == 2),
                 "conversion: fp32 terms 1 or 3, 1-2 staging slots, two consumer warpgroups");
   // tf32: V^T boxes cover whole key tiles (so no 80-key tiles); its wgmma has
@@ -183,6 +201,10 @@ struct WgmmaSmem {
   __device__ __forceinline__ u32 max_words(int parity) const {
     return base + Tr::kOffConvert + kKVWordsOff + 4 * (2 * Tr::kStagesKV + kMaxWordsPerSet * parity);
   }
+
+  // kv_once.h: the staged fp32 tile and the converters' abs-max words.
+  __device__ __forceinline__ u32 kv_once_stage() const { return base + Tr::kOffStage; }
+  __device__ __forceinline__ u32 kv_once_words() const { return base + Tr::kOffConvert; }
 
   static constexpr int kWordsOff = kUnitHeaderSlotBytes * 4;  // unit headers: two per staging slot, up to 2 slots
   static constexpr int kKVWordsOff = kWordsOff + 4 * 2 * 3;    // Q words: up to 2 buffers x 3 consumer warpgroups

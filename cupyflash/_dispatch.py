@@ -6,11 +6,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH,
-                    WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_FAST_Q_WIDTHS, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
+from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_CAUSAL_SEQLEN_K,
+                    KV_ONCE_MIN_SEQLEN_K, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
+                    WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
                     WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES, WGMMA_SPLIT_TILES,
                     WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
-                    wgmma_fp32_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
+                    wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
                     wgmma_width)
 from .errors import ArgumentError, DeviceError
 
@@ -145,6 +146,12 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
         reasons.append("float32, precision='fast': q, k, v rescaled by a power of two per tile on the device and "
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
                        "output (measured faster than precision='tf32' on an H100)")
+        if kv_once_fits(problem, width):
+            # +3-12 % over the pre-pass for k and v (bench/notes/fp32_in_kernel.md, "K and V
+            # converted once per call"); slower with a causal mask at seqlen 1024.
+            reasons.append("q converted inside the kernel by each consumer warpgroup; k and v too, each key tile "
+                           "once per call by the first CTA that claims it (no pre-pass)")
+            return wgmma_kv_once_spec(width), reasons
         if width in WGMMA_FAST_Q_WIDTHS:
             # +4-11 % on whole calls (bench/notes/fp32_in_kernel.md, "Q converted by the
             # consumers, one term"); q's 64 rows per warpgroup take 64 registers at width 128.
@@ -224,7 +231,8 @@ def staging_needs(problem: Problem, spec: KernelSpec, pointers: dict[str, int] |
         # converting kernel reads all three in place); the fp32 output (written
         # two floats at a time) may need a staging buffer.
         # Q converted by the consumers (q_in_kernel) is read as float4s: TMA's rules cover them.
-        names = (("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages else
+        # k and v converted once per call (kv_once) are read as float4s too.
+        names = (("q", "k") if spec.tf32 else ("q", "k", "v") if spec.convert_stages or spec.kv_once else
                  ("q",) if spec.q_in_kernel else ())
         needs = fp32_tma_staging_needs(problem, pointers, names)
         dv = problem.head_dim_v
@@ -296,6 +304,16 @@ def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str,
          sm_count: int | None = None, precision: str = "highest") -> Plan:
     spec, reasons = _choose_spec(problem, arch, backend, precision)
     return plan_for_spec(problem, spec, arch, reasons, pointers, sm_count)
+
+
+def kv_once_fits(problem: Problem, width: int) -> bool:
+    """precision="fast" converts k and v inside the kernel (KernelSpec.kv_once) where that
+    measured faster than the pre-pass: at the widths of WGMMA_KV_ONCE_FAST, head dims equal
+    to the width (its converters read whole rows), seqlen_k from KV_ONCE_MIN_SEQLEN_K
+    (KV_ONCE_MIN_CAUSAL_SEQLEN_K under a causal mask)."""
+    least = KV_ONCE_MIN_CAUSAL_SEQLEN_K if problem.causal else KV_ONCE_MIN_SEQLEN_K
+    return (width in WGMMA_KV_ONCE_FAST and problem.head_dim == problem.head_dim_v == width
+            and problem.seqlen_k >= least)
 
 
 def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[str] | None = None,

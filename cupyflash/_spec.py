@@ -231,6 +231,18 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     64: ((192, 128, 2, False, True), (128, 128, 3, True, True), (128, 128, 2, False, True)),
     128: ((128, 128, 2, False, True), (128, 128, 2, True, True), (128, 128, 2, False, False)),
 }
+# K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h;
+# bench/notes/fp32_in_kernel.md, "K and V converted once per call"), precision="fast"
+# at width 128 only, on the q-in-kernel variant's tiles: +3 to +12 % on whole calls over
+# the pre-pass for k and v at seqlen >= 2048 and at 1024 without a mask, -4 % at causal
+# 1024 (bench/tune_split.py --kv-once --fast, H100). Dispatched where it won, for head
+# dims of exactly 128 (the converters read whole 128-float rows). Not kept: width 64
+# (its 128-row tiles lose 3-11 % without a mask to the shipped 192-row ones, which have
+# no registers for the converters) and the split (-3 to -17 % at seqlen 1024); both also
+# spilled 8-28 bytes at the converters' 40 registers.
+WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
+KV_ONCE_MIN_SEQLEN_K = 1024         # without a causal mask
+KV_ONCE_MIN_CAUSAL_SEQLEN_K = 2048  # with one
 # tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
@@ -374,6 +386,11 @@ class KernelSpec:
     # kernel reads the caller's fp32 q (bench/notes/fp32_in_kernel.md, "Q converted
     # by the consumers"). Dispatched for both at widths 64 and 128.
     q_in_kernel: bool = False
+    # ... and k and v converted by the kernel too, each key tile once per call by
+    # the first CTA that claims it (cuda_src/kv_once.h): no pre-pass. Needs
+    # q_in_kernel; the caller's k and v must be float4-readable at the kernel's
+    # width (cupyflash._split.kv_once_fits)
+    kv_once: bool = False
     # mma: the K/V copy order (kVSpread in cuda_src/flash_fwd_mma.cuh). 0 = the shipped
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
     # the key loop) and V's copies spread over the first n k16 steps of Q.K^T
@@ -421,8 +438,9 @@ class KernelSpec:
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
                     f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}"
-                    f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel else ''}"
-                    f"{', true' if self.q_in_kernel else ''}>")
+                    f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel or self.kv_once else ''}"
+                    f"{f', {str(self.q_in_kernel).lower()}' if self.q_in_kernel or self.kv_once else ''}"
+                    f"{', true' if self.kv_once else ''}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}"
@@ -443,7 +461,7 @@ class KernelSpec:
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}"
                     f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}"
-                    f"{'_qk' if self.q_in_kernel else ''}")
+                    f"{'_qk' if self.q_in_kernel else ''}{'_kv1' if self.kv_once else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}"
                 f"{f'_vs{self.v_spread}' if self.v_spread else ''}")
@@ -483,6 +501,8 @@ class KernelSpec:
         if self.convert_stages:  # fp32 staging slots (a Q unit of 64 rows or a key tile) + the shift words
             unit_rows = max(WGMMA_ROWS_PER_WARPGROUP, self.block_n)
             convert = self.convert_stages * unit_rows * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
+        if self.kv_once:  # one fp32 key tile staged (kKVOnceStageBytes) + the converters' words
+            convert = self.block_n * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
         return (row_bytes * 2 * self.stages * self.block_n + convert + barriers + scratch + align,
                 row_bytes * self.block_m)
 
@@ -520,6 +540,15 @@ def wgmma_q_in_kernel_spec(width: int, tiles: WgmmaTiles | None = None, terms: i
     """The float32 variant of ``terms`` (3: split, 1: precision="fast") whose consumers
     convert Q themselves (KernelSpec.q_in_kernel), for ``width`` 64 or 128."""
     return dataclasses.replace(wgmma_fp32_spec(width, terms, tiles), q_in_kernel=True)
+
+
+def wgmma_kv_once_spec(width: int, tiles: WgmmaTiles | None = None, terms: int = 1) -> KernelSpec:
+    """The float32 variant of ``terms`` that converts q in its consumers and k, v once
+    per call in its producer warpgroup (KernelSpec.kv_once; no pre-pass), for ``width``
+    64 or 128 (shipped: precision="fast" at WGMMA_KV_ONCE_FAST's widths and tiles)."""
+    if tiles is None and terms == 1:
+        tiles = WGMMA_KV_ONCE_FAST.get(width)
+    return dataclasses.replace(wgmma_q_in_kernel_spec(width, tiles, terms), kv_once=True)
 
 
 def wgmma_convert_spec(width: int, tiles: WgmmaTiles | None = None, stages: int | None = None) -> KernelSpec:
@@ -579,6 +608,7 @@ def shipped_specs() -> list[KernelSpec]:
                 specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_q_in_kernel_spec(w, None, 1) for w in WGMMA_FAST_Q_WIDTHS]
+    specs += [wgmma_kv_once_spec(w) for w in WGMMA_KV_ONCE_FAST]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS if w not in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]

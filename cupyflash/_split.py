@@ -268,3 +268,30 @@ def split_operands(cupy, bufs: dict[str, DeviceBuffer], layout: str, block_m: in
     fn = _kernel(cupy, split_name(vec, with_lo))
     fn((first,), (SPLIT_THREADS,), (pack_params(tensors),), shared_mem=smem)
     return SplitOperands(hi, lo, shifts)
+
+
+@dataclass
+class KVOnceBuffers:
+    """What a kernel that converts k and v once per call (KernelSpec.kv_once;
+    cuda_src/kv_once.h) writes and reads: the fp16 copies (hi, and lo for 3 terms;
+    (batch, seqlen_k, heads_kv, width) contiguous), the {e_k, e_v} pairs (the
+    shift_layout of q-in-kernel variants) and one flag per key tile, zeroed."""
+
+    hi: dict
+    lo: dict
+    shifts: object
+    flags: object
+
+
+def kv_once_buffers(cupy, batch: int, seqlen_k: int, heads_kv: int, width: int, block_n: int,
+                    with_lo: bool) -> KVOnceBuffers:
+    """The buffers of one call, on cupy's current stream: the copies and shifts
+    uninitialised (the kernel writes every tile it reads), the flags zeroed (a
+    memset in stream order, before the kernel)."""
+    n_tiles = -(-seqlen_k // block_n)
+    shape = (batch, seqlen_k, heads_kv, width)
+    hi = {name: cupy.empty(shape, dtype=cupy.float16) for name in ("k", "v")}
+    lo = {name: cupy.empty(shape, dtype=cupy.float16) for name in ("k", "v")} if with_lo else {}
+    tiles = batch * heads_kv * n_tiles
+    return KVOnceBuffers(hi, lo, cupy.empty(KV_SHIFTS_PER_TILE * tiles, dtype=cupy.int32),
+                         cupy.zeros(tiles, dtype=cupy.uint32))

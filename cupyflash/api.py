@@ -321,7 +321,8 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
 
         # tf32: q and k are read in place; v goes through the V^T pre-pass (keys contiguous, permuted, rounded).
         keep["vt"] = vt = _vt.transpose_v(cupy, v, layout)
-    prepass = plan.spec.fp32_terms and not plan.spec.convert_stages
+    kv_once = plan.spec.kv_once  # ... and k, v, each key tile once per call (kv_once.h)
+    prepass = plan.spec.fp32_terms and not plan.spec.convert_stages and not kv_once
     q_kernel = plan.spec.q_in_kernel  # the kernel converts the caller's fp32 q itself (q_convert.h)
     if prepass:
         import cupy
@@ -365,15 +366,32 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         ptrs["o"] = staged_out.data.ptr
         strides["o"] = tuple(x // staged_out.itemsize for x in staged_out.strides[:3])
 
+    # TMA reads the converted copies; FlashParams keeps the caller's k and v (kv_once.h).
+    map_ptrs, map_strides, kv_ptrs = ptrs, strides, (0,) * 5
+    if kv_once:
+        import cupy
+
+        if not problem.head_dim == problem.head_dim_v == plan.spec.head_dim:
+            raise ValueError(f"{plan.spec.variant_name} converts k and v of exactly {plan.spec.head_dim} columns; "
+                             f"got head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v}")
+        keep["kv"] = kv = _split.kv_once_buffers(cupy, problem.batch, problem.seqlen_k, problem.heads_kv,
+                                                 plan.spec.head_dim, plan.spec.block_n, plan.spec.split)
+        map_ptrs, map_strides = dict(ptrs), dict(strides)
+        for name, arr in kv.hi.items():
+            map_ptrs[name], map_strides[name] = arr.data.ptr, tuple(x // arr.itemsize for x in arr.strides[:3])
+        lo_ptrs = {name: arr.data.ptr for name, arr in kv.lo.items()} or None
+        shifts_ptr = kv.shifts.data.ptr
+        kv_ptrs = (kv.hi["k"].data.ptr, kv.hi["v"].data.ptr, *(lo_ptrs[n] if lo_ptrs else 0 for n in ("k", "v")),
+                   kv.flags.data.ptr)
     # q_in_kernel: the kernel reads head_dim columns of the fp32 q (its own, or
     # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
     params = fill_params(_params_template(problem, q_cols, head_dim_v),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
-                         *strides["q"], *strides["k"], *strides["v"], *strides["o"])
+                         *kv_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
-        args += (_tma_params(plan, problem, ptrs, strides, head_dim, map_dim_v, lo_ptrs, vt, q_cols),)
+        args += (_tma_params(plan, problem, map_ptrs, map_strides, head_dim, map_dim_v, lo_ptrs, vt, q_cols),)
     fn = get_function(plan.spec, device_id)
     fn(plan.grid, plan.block, args, shared_mem=plan.spec.smem_bytes, stream=stream)
     del keep

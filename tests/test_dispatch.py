@@ -221,21 +221,26 @@ def test_wgmma_stages_broadcast_and_reversed_axes():
     assert not _dispatch.plan(one_batch, 90, pointers=aligned).staged
 
 
-@pytest.mark.parametrize("d,width,s,causal", [(40, 64, 2100, False), (128, 128, 4096, True), (64, 64, 1024, False),
-                                               (64, 64, 1024, True), (128, 128, 512, True), (200, 256, 300, False)])
-def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal):
+@pytest.mark.parametrize("d,width,s,causal,kv_once",
+                         [(40, 64, 2100, False, False), (128, 128, 4096, True, True), (64, 64, 1024, False, False),
+                          (64, 64, 1024, True, False), (128, 128, 512, True, False), (200, 256, 300, False, False),
+                          (128, 128, 1024, True, False), (128, 128, 2048, True, True), (128, 128, 1024, False, True),
+                          (120, 128, 4096, False, False)])
+def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal, kv_once):
     """precision="fast" at every length and width, short sequences included: one
-    rescaled fp16 pass (measured faster than the tf32 kernel, _dispatch.PRECISIONS),
-    on the pre-pass's copies of k and v (measured faster than converting them in the
-    kernel); q converted by the consumer warpgroups at widths 64 and 128, by the
-    pre-pass above."""
+    rescaled fp16 pass (measured faster than the tf32 kernel, _dispatch.PRECISIONS);
+    q converted by the consumer warpgroups at widths 64 and 128, by the pre-pass
+    above; k and v converted once per call inside the kernel at head dim 128 from
+    seqlen_k 1024 (2048 causal), where that measured faster than the pre-pass's
+    copies, and by the pre-pass elsewhere."""
     q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
     plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and not plan.spec.tf32 and plan.spec.head_dim == width
     q_kernel = width <= 128
-    assert re.search(r", 1, [23], 0, true>$" if q_kernel else r", 1, [23]>$", plan.spec.name_expression)
+    assert re.search(r", 1, [23], 0, true(, true)?>$" if q_kernel else r", 1, [23]>$", plan.spec.name_expression)
     assert "TF32-like" in str(plan) and ("q converted inside the kernel" in str(plan)) == q_kernel
     assert plan.spec.convert_stages == 0 and plan.spec.q_in_kernel == q_kernel
+    assert plan.spec.kv_once == kv_once and ("no pre-pass" in str(plan)) == kv_once
     assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
     with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, precision="fast")

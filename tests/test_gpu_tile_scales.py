@@ -176,10 +176,12 @@ def _run_q_in_kernel(spec, q, k, v, causal):
     return out
 
 
-def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by):
+def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by, repeat=False):
     """Per-head errors of a q_in_kernel variant on q whose 64-row units (each consumer
-    warpgroup's own e_q) and k, v whose key tiles are 2^20 apart; q read through
-    strides (every other head of a wider array), as a caller's view would be."""
+    warpgroup's own e_q) and k, v whose key tiles are 2^20 apart; q (and k, v for a
+    kv_once variant) read through strides (every other head of a wider array), as a
+    caller's view would be. repeat: run twice and require the same bits (a kv_once
+    variant's flags must start over on every call)."""
     import cupy as cp
 
     from cupyflash._spec import WGMMA_ROWS_PER_WARPGROUP
@@ -187,8 +189,13 @@ def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by):
     rng = np.random.default_rng(seed)
     wide = tiled_magnitudes(rng, (1, sq, 2 * hq, d), WGMMA_ROWS_PER_WARPGROUP, SPREAD_LOG2, by)
     q = cp.asarray(wide)[:, :, ::2]  # strided heads: the kernel reads q in place
-    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, hkv, d), spec.block_n, SPREAD_LOG2, by)) for _ in range(2))
+    kv_heads = 2 * hkv if spec.kv_once else hkv
+    k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, kv_heads, d), spec.block_n, SPREAD_LOG2, by))
+            [:, :, ::kv_heads // hkv] for _ in range(2))
     out = _run_q_in_kernel(spec, q, k, v, causal)
+    if repeat:
+        again = _run_q_in_kernel(spec, q, k, v, causal)
+        assert cp.array_equal(out, again), "a second call gave other bits"
     errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
     return errs
 
@@ -281,4 +288,33 @@ def test_fast_q_in_kernel_tiles_2_to_the_20_apart(case, tiles, by):
     spec = wgmma_q_in_kernel_spec(wgmma_width(d, d), tiles, 1)
     seed = sum(case) + sum(tiles) + (by == "head")
     errs = _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by)
+    assert max(errs) <= FAST_BOUND, errs
+
+
+# (d, sq, sk, hq, hkv, causal): k and v converted once per call inside the kernel
+# (KernelSpec.kv_once: precision="fast", head dim exactly 128): many CTAs share each key
+# tile (2100 queries: 17 query blocks per head on ~132 CTAs; GQA 4:1 and 6:1, MQA), a
+# block whose last warpgroup has no row, last key tiles of 75, 11 and 1 rows.
+KV_ONCE_CASES = [
+    (128, 2100, 2049, 8, 2, True),
+    (128, 333, 1100, 6, 2, True),
+    (128, 2100, 203, 6, 1, False),
+    (128, 1057, 1025, 4, 4, False),
+]
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("case", KV_ONCE_CASES, ids=lambda c: "_".join(map(str, c)))
+def test_kv_once_tiles_2_to_the_20_apart(case, by):
+    """K and V converted once per call by the kernel (cuda_src/kv_once.h): k, v read
+    through strides, their key tiles 2^20 apart (a shift pair read before its
+    tile was converted, or a copy read before it was written, is off by up to
+    2^20), the fast bound for every head, and a second call bit for bit equal to
+    the first (the flags start over)."""
+    from cupyflash._spec import wgmma_kv_once_spec
+
+    require_backend("wgmma")
+    d, sq, sk, hq, hkv, causal = case
+    errs = _q_in_kernel_errors(wgmma_kv_once_spec(d), sum(case) + (by == "head"), d, sq, sk, hq, hkv, causal, by,
+                               repeat=True)
     assert max(errs) <= FAST_BOUND, errs

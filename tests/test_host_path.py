@@ -48,6 +48,7 @@ def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_righ
     sk, hk, dv = bshd(k.shape)[1], bshd(k.shape)[2], bshd(v.shape)[3]
     scale = 1 / math.sqrt(d) if scale is None else float(scale)
     fields = dict(q=_ptr(q), k=_ptr(k), v=_ptr(v), o=_ptr(o), lse=0 if lse is None else _ptr(lse), tile_shifts=0,
+                  kv_k=0, kv_v=0, kv_k_lo=0, kv_v_lo=0, kv_flags=0,
                   softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
                   heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
                   causal_offset=sk - sq if alignment == "bottom_right" else 0,
@@ -103,7 +104,7 @@ def test_fill_params_equals_make_params_field_by_field():
     rng = np.random.default_rng(0)
     for scale in (0.125, 1e-30, 1e300):  # 1e300 * log2(e) overflows float32: inf, as numpy assigns it
         fields = {name: int(rng.integers(-2**40, 2**40)) for name in CALL_FIELDS}
-        fields.update({name: int(rng.integers(0, 2**63)) for name in ("q", "k", "v", "o", "lse", "tile_shifts")})
+        fields.update({name: int(rng.integers(0, 2**63)) for name in CALL_FIELDS if PARAMS_DTYPE[name] == np.uint64})
         rest = dict(softmax_scale=scale, scale_log2=scale * LOG2E, batch=3, seqlen_q=-1 + 2**31, seqlen_k=0,
                     heads_q=16, heads_kv=4, group=4, head_dim=72, head_dim_v=256, causal=1, causal_offset=-2**31,
                     walk_group_pairs=2**31 - 1)

@@ -126,7 +126,7 @@ def test_smem_bytes_mirror_the_traits():
         elem = spec.name_expression.split("<", 1)[1].split(",")[0]
         traits = (f"cupyflash::WgmmaKernelTraits<{elem}, {spec.head_dim}, {spec.block_n}, {spec.stages}, "
                   f"{spec.fp32_terms}, {spec.consumer_warpgroups}, {spec.convert_stages}, "
-                  f"{str(spec.q_in_kernel).lower()}>")
+                  f"{str(spec.q_in_kernel).lower()}, {str(spec.kv_once).lower()}>")
         checks.append(f'static_assert({traits}::kSmemBytes == {spec.smem_bytes}, "{spec.variant_name} smem");')
         checks.append(f'static_assert({traits}::kQStages == {spec.q_buffers}, "{spec.variant_name} Q buffers");')
     compile_asserts("wgmma_traits.h", checks)
