@@ -42,8 +42,6 @@
 
 namespace cupyflash {
 
-constexpr int kF32Chunk = 4;  // floats per 16-byte chunk
-
 // One operand's key tile (rows rows of kD floats from src, row_stride apart)
 // into hi (and lo) fp16 rows out_stride apart; returns its shift. stage: the
 // tile's fp32 staging area, words: the converter warps' abs-max words. ct: the
@@ -56,11 +54,11 @@ constexpr int kF32Chunk = 4;  // floats per 16-byte chunk
 template <int kD, bool kLo>
 __device__ __forceinline__ int convert_kv_tile(const float* src, i64 row_stride, int rows, u16* hi, u16* lo,
                                                int out_stride, u32 stage, u32 words, int max_shift, int ct) {
-  constexpr int kChunksPerRow = kD / kF32Chunk;
+  constexpr int kChunksPerRow = kD / kF32ChunkElems;
   static_assert(kConverterThreads % kChunksPerRow == 0, "the converters cover whole rows");
   constexpr int kRowStep = kConverterThreads / kChunksPerRow;
   constexpr u32 kStageStep = kConverterThreads * kCvtChunkBytes;
-  const int r0 = ct / kChunksPerRow, col = kF32Chunk * (ct % kChunksPerRow);
+  const int r0 = ct / kChunksPerRow, col = kF32ChunkElems * (ct % kChunksPerRow);
   const u32 mine = stage + kCvtChunkBytes * ct;  // chunk ct; then every kStageStep bytes
   {
     const float* x = src + r0 * row_stride + col;

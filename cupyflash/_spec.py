@@ -231,15 +231,10 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     64: ((192, 128, 2, False, True), (128, 128, 3, True, True), (128, 128, 2, False, True)),
     128: ((128, 128, 2, False, True), (128, 128, 2, True, True), (128, 128, 2, False, False)),
 }
-# K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h;
-# bench/notes/fp32_in_kernel.md, "K and V converted once per call"), precision="fast"
-# at width 128 only, on the q-in-kernel variant's tiles: +3 to +12 % on whole calls over
-# the pre-pass for k and v at seqlen >= 2048 and at 1024 without a mask, -4 % at causal
-# 1024 (bench/tune_split.py --kv-once --fast, H100). Dispatched where it won, for head
-# dims of exactly 128 (the converters read whole 128-float rows). Not kept: width 64
-# (its 128-row tiles lose 3-11 % without a mask to the shipped 192-row ones, which have
-# no registers for the converters) and the split (-3 to -17 % at seqlen 1024); both also
-# spilled 8-28 bytes at the converters' 40 registers.
+# K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h),
+# precision="fast", width 128, head dims of exactly 128, the q-in-kernel tiles: +8-12 %
+# over the pre-pass for k and v from seqlen 1024 (2048 causal; bench/notes/fp32_in_kernel.md,
+# "K and V converted once per call"). Width 64 and the split lost and spilled: not kept.
 WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
 KV_ONCE_MIN_SEQLEN_K = 1024         # without a causal mask
 KV_ONCE_MIN_CAUSAL_SEQLEN_K = 2048  # with one
@@ -386,10 +381,8 @@ class KernelSpec:
     # kernel reads the caller's fp32 q (bench/notes/fp32_in_kernel.md, "Q converted
     # by the consumers"). Dispatched for both at widths 64 and 128.
     q_in_kernel: bool = False
-    # ... and k and v converted by the kernel too, each key tile once per call by
-    # the first CTA that claims it (cuda_src/kv_once.h): no pre-pass. Needs
-    # q_in_kernel; the caller's k and v must be float4-readable at the kernel's
-    # width (cupyflash._split.kv_once_fits)
+    # ... and k and v too, each key tile once per call by the first CTA that claims it
+    # (cuda_src/kv_once.h): no pre-pass. Head dims equal to the width (_dispatch.kv_once_fits)
     kv_once: bool = False
     # mma: the K/V copy order (kVSpread in cuda_src/flash_fwd_mma.cuh). 0 = the shipped
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
