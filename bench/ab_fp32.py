@@ -1,9 +1,10 @@
 """Same-run A/B of float32 attention (split and fast) of two cupyflash trees,
 whole calls (pre-pass included), against torch SDPA's efficient backend in fp32.
 
-    python bench/ab_fp32.py --old ab_old [--seqlens 1024,2048] [--dims 64,128]
+    python bench/ab_fp32.py --old ab_old [--old ab_other ...] [--seqlens 1024,2048] [--dims 64,128]
+                            [--precisions highest,fast]
 
-``--old ab_NAME`` holds the other tree with its package renamed ``cupyflash_NAME``
+Each ``--old ab_NAME`` holds another tree with its package renamed ``cupyflash_NAME``
 (as for bench/ab_auto.py). Each sample times 10 back-to-back calls, so host cost
 overlaps the GPU as in a pipeline; contenders run in interleaved rounds.
 """
@@ -26,11 +27,14 @@ FAST_BOUND = 2e-3
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--old", required=True)
+    ap.add_argument("--old", required=True, action="append", help="an ab_NAME tree; repeat for several")
     ap.add_argument("--seqlens", default="1024,2048")
     ap.add_argument("--dims", default="64,128")
+    ap.add_argument("--precisions", default="highest,fast")
     args = ap.parse_args()
-    trees = load_trees([args.old])
+    bounds = {"highest": FP32_BOUND, "fast": FAST_BOUND}
+    precisions = [(x, bounds[x]) for x in args.precisions.split(",")]
+    trees = load_trees(args.old)
     trees["new"] = cupyflash
     for d in (int(x) for x in args.dims.split(",")):
         for s in (int(x) for x in args.seqlens.split(",")):
@@ -47,7 +51,7 @@ def main():
                 ref = eff().transpose(1, 2)
                 runs = {"efficient": eff}
                 for tree_name, pkg in trees.items():
-                    for prec, bound in (("highest", FP32_BOUND), ("fast", FAST_BOUND)):
+                    for prec, bound in precisions:
                         def call(pkg=pkg, prec=prec):
                             return pkg.attention(q, k, v, causal=causal, precision=prec)
                         err = float((call() - ref).norm() / ref.norm())

@@ -2,7 +2,7 @@
 (bench/profile_source.sh runs this under ncu and keeps one launch).
 
     python bench/profile_launch.py [--head-dim 128] [--seqlen 1024] [--causal] [--dtype bf16] [--launches 5]
-                                   [--backend auto|mma] [--flash | --peer flash|cudnn]
+                                   [--backend auto|mma] [--flash | --peer flash|cudnn] [--convert | --kv-once]
 
 --flash (same as --peer flash) launches torch's flash backend (FlashAttention-2)
 on the same inputs instead, so that the same ncu sections can be read for the
@@ -22,15 +22,18 @@ from ab_auto import launcher  # bench/ is on sys.path as a script
 from floor import SWEEP_DTYPES, sdpa, sweep_inputs
 
 
-def convert_launcher(q, k, v, bufs, stream, causal):
-    """The float32 candidate that converts q, k and v inside the kernel (not dispatched)."""
+def convert_launcher(q, k, v, bufs, stream, causal, kv_once=False):
+    """A float32 variant that converts inside the kernel, whether dispatched for this
+    shape or not: q, k and v in the producer (wgmma_convert_spec), or with kv_once q in
+    the consumers and k, v once per call (wgmma_kv_once_spec, precision="fast")."""
     import cupy as cp
 
     from cupyflash import _dispatch, api
-    from cupyflash._spec import wgmma_convert_spec, wgmma_width
+    from cupyflash._spec import wgmma_convert_spec, wgmma_kv_once_spec, wgmma_width
 
     _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
-    spec = wgmma_convert_spec(wgmma_width(q.shape[3], v.shape[3]))
+    width = wgmma_width(q.shape[3], v.shape[3])
+    spec = wgmma_kv_once_spec(width) if kv_once else wgmma_convert_spec(width)
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
     return lambda: api._run(plan, problem, *bufs, None, stream, 0), spec.variant_name
 
@@ -47,13 +50,15 @@ def main():
     ap.add_argument("--peer", choices=("flash", "cudnn"), help="launch this torch SDPA backend instead")
     ap.add_argument("--convert", action="store_true",
                     help="float32 inputs through the candidate that converts them in the kernel (wgmma_convert_spec)")
+    ap.add_argument("--kv-once", action="store_true",
+                    help="float32 inputs through the variant that converts k, v once per call (wgmma_kv_once_spec)")
     args = ap.parse_args()
     if args.flash:
         args.peer = "flash"
-    dtype = torch.float32 if args.convert else SWEEP_DTYPES[args.dtype][0]
+    dtype = torch.float32 if args.convert or args.kv_once else SWEEP_DTYPES[args.dtype][0]
     _, _, (q, k, v), bufs, stream = sweep_inputs(args.head_dim, args.seqlen, dtype)
-    if args.convert:
-        run, variant = convert_launcher(q, k, v, bufs, stream, args.causal)
+    if args.convert or args.kv_once:
+        run, variant = convert_launcher(q, k, v, bufs, stream, args.causal, args.kv_once)
     elif args.peer:
         qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_CAUSAL_SEQLEN_K,
-                    KV_ONCE_MIN_SEQLEN_K, MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
+from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_SEQLEN_K,
+                    MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
                     WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
                     WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES, WGMMA_SPLIT_TILES,
                     WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
@@ -309,11 +309,10 @@ def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str,
 def kv_once_fits(problem: Problem, width: int) -> bool:
     """precision="fast" converts k and v inside the kernel (KernelSpec.kv_once) where that
     measured faster than the pre-pass: at the widths of WGMMA_KV_ONCE_FAST, head dims equal
-    to the width (its converters read whole rows), seqlen_k from KV_ONCE_MIN_SEQLEN_K
-    (KV_ONCE_MIN_CAUSAL_SEQLEN_K under a causal mask)."""
-    least = KV_ONCE_MIN_CAUSAL_SEQLEN_K if problem.causal else KV_ONCE_MIN_SEQLEN_K
+    to the width (its converters read whole rows), seqlen_k from KV_ONCE_MIN_SEQLEN_K,
+    with a causal mask or without."""
     return (width in WGMMA_KV_ONCE_FAST and problem.head_dim == problem.head_dim_v == width
-            and problem.seqlen_k >= least)
+            and problem.seqlen_k >= KV_ONCE_MIN_SEQLEN_K)
 
 
 def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[str] | None = None,

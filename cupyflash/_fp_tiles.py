@@ -65,11 +65,11 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 }
 # K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h),
 # precision="fast", width 128, head dims of exactly 128, the q-in-kernel tiles: +8-12 %
-# over the pre-pass for k and v from seqlen 1024 (2048 causal; bench/notes/fp32_in_kernel.md,
-# "K and V converted once per call"). Width 64 and the split lost and spilled: not kept.
+# over the pre-pass for k and v from seqlen 1024 (bench/notes/fp32_in_kernel.md, "K and V
+# converted once per call"), +2.4-3.0 % under a causal mask at 1024 (two sessions; "kv-once
+# at causal seqlen 1024"). Width 64 and the split lost and spilled: not kept. Below 1024 not measured.
 WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
-KV_ONCE_MIN_SEQLEN_K = 1024         # without a causal mask
-KV_ONCE_MIN_CAUSAL_SEQLEN_K = 2048  # with one
+KV_ONCE_MIN_SEQLEN_K = 1024
 # tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so
