@@ -14,7 +14,7 @@ pre-pass, "prepass_q") against each of WGMMA_FAST_Q_CANDIDATES with Q converted 
 consumers, checked against the fast-mode bound.
 --kv-once: the q-in-kernel variant of the split (with --fast: of the one-term kernel) with
 k and v from the pre-pass ("qk") against the same tiles with k and v converted once per
-call inside the kernel ("kv1", KernelSpec.kv_once; bench/notes/fp32_in_kernel.md, "K and
+call inside the kernel ("kv1", KernelSpec.kv_once; bench/notes/fp32_kv_once.md, "K and
 V converted once per call").
 
 Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md

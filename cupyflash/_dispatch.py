@@ -147,8 +147,8 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                        "rounded to fp16 (10-bit mantissa, TF32-like error), one wgmma pass, fp32 accumulation and "
                        "output (measured faster than precision='tf32' on an H100)")
         if kv_once_fits(problem, width):
-            # +3-12 % over the pre-pass for k and v (bench/notes/fp32_in_kernel.md, "K and V
-            # converted once per call"); slower with a causal mask at seqlen 1024.
+            # +3-12 % over the pre-pass for k and v (bench/notes/fp32_kv_once.md, "K and V
+            # converted once per call", "kv-once at causal seqlen 1024").
             reasons.append("q converted inside the kernel by each consumer warpgroup; k and v too, each key tile "
                            "once per call by the first CTA that claims it (no pre-pass)")
             return wgmma_kv_once_spec(width), reasons

@@ -65,7 +65,7 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 }
 # K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h),
 # precision="fast", width 128, head dims of exactly 128, the q-in-kernel tiles: +8-12 %
-# over the pre-pass for k and v from seqlen 1024 (bench/notes/fp32_in_kernel.md, "K and V
+# over the pre-pass for k and v from seqlen 1024 (bench/notes/fp32_kv_once.md, "K and V
 # converted once per call"), +2.4-3.0 % under a causal mask at 1024 (two sessions; "kv-once
 # at causal seqlen 1024"). Width 64 and the split lost and spilled: not kept. Below 1024 not measured.
 WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
