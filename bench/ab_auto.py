@@ -2,7 +2,7 @@
 alongside, over the bench's standard shapes (batch 16384 / s, heads 2048 / d).
 
     python bench/ab_auto.py --old ab_old [--old ab_x ...] [--seqlens 512,1024,4096] [--dims 64,128,256]
-                            [--backend auto|mma] [--peer cudnn|flash]
+                            [--backend auto|mma] [--peer cudnn|flash] [--heads 32:8]
 
 ``--backend mma --peer flash`` times the sm_80 path forced on Hopper against
 FlashAttention-2 (torch's flash backend): issue 4's comparison. The ratio column
@@ -77,7 +77,10 @@ def main():
     ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     ap.add_argument("--backend", default="auto", choices=("auto", "mma"))
     ap.add_argument("--peer", default="cudnn", choices=("cudnn", "flash"))
+    ap.add_argument("--heads", metavar="HQ:HKV", help="GQA rows: query heads and KV heads (default: "
+                    "2048 / d of each, the papers' shape)")
     args = ap.parse_args()
+    heads = tuple(int(x) for x in args.heads.split(":")) if args.heads else None
     peer = args.peer
     dims, seqlens = [int(x) for x in args.dims.split(",")], [int(x) for x in args.seqlens.split(",")]
     precompile(args.old, dims, seqlens, args.dtype, args.backend)
@@ -87,7 +90,7 @@ def main():
     rows = []
     for d in dims:
         for s in seqlens:
-            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, torch_dtype)
+            b, h, (q, k, v), bufs, stream = sweep_inputs(d, s, torch_dtype, heads)
             qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
             out = torch.from_dlpack(bufs[3].owner)
             for causal in (False, True):
@@ -98,7 +101,7 @@ def main():
 
                 ref = peer_call().transpose(1, 2).float()
                 runs = {peer: peer_call}
-                row = {"d": d, "s": s, "causal": causal}
+                row = {"d": d, "s": s, "causal": causal, "heads": heads}
                 for name, pkg in trees.items():
                     runs[name], row[f"{name}_variant"] = launcher(pkg, q, k, v, bufs, stream, causal, args.backend)
                     out.fill_(float("nan"))
@@ -110,7 +113,7 @@ def main():
                 for n, ms in interleaved_ms(runs).items():
                     row[n] = round(flops / ms / 1e9, 1)
                 rows.append(row)
-                print(f"d={d} s={s} causal={causal!s:5} {peer}={row[peer]:6.1f} "
+                print(f"d={d} s={s} {f'heads={args.heads} ' if heads else ''}causal={causal!s:5} {peer}={row[peer]:6.1f} "
                       + " ".join(f"{n}={row.get(n, 'WRONG')} ({row[n] / row[peer]:.3f})" if n in row else
                                  f"{n}=WRONG" for n in trees)
                       + (f" new/old={row['new'] / row['old']:.3f}" if "old" in row and "new" in row else ""),

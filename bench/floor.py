@@ -28,9 +28,11 @@ SDPA_BACKENDS = {"flash": SDPBackend.FLASH_ATTENTION, "cudnn": SDPBackend.CUDNN_
 
 
 def sdpa(backend: str, qt, kt, vt, causal: bool):
-    """torch SDPA forced to one backend (SDPA_BACKENDS), on bhsd tensors."""
+    """torch SDPA forced to one backend (SDPA_BACKENDS), on bhsd tensors (GQA when
+    k and v have fewer heads than q)."""
     with sdpa_kernel(SDPA_BACKENDS[backend]):
-        return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
+        return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal,
+                                                                enable_gqa=kt.shape[1] != qt.shape[1])
 
 
 def time_ms(fn, warmup=5, repeats=30, inner=10):
@@ -183,16 +185,19 @@ def fp32_rows(args):
                 yield {"d": d, "s": s, "causal": causal}, flops, problem, bufs, stream, out, exact, runs
 
 
-def sweep_inputs(d, s, torch_dtype):
+def sweep_inputs(d, s, torch_dtype, heads=None):
     """The FlashAttention papers' shape for (head dim d, seqlen s): batch = 16384 / s,
-    heads = 2048 / d. Returns (b, h, (q, k, v) torch tensors, [q, k, v, out] as
-    cupyflash DeviceBuffers over the same memory, torch's current stream for CuPy)."""
+    heads = 2048 / d, or ``heads`` = (query heads, KV heads) for GQA rows. Returns (b,
+    query heads, (q, k, v) torch tensors, [q, k, v, out] as cupyflash DeviceBuffers over
+    the same memory, torch's current stream for CuPy)."""
     import cupy as cp
 
     from cupyflash._arrays import _cupy_buffer
 
-    b, h = max(16384 // s, 1), 2048 // d
-    q, k, v = (torch.randn(b, s, h, d, device="cuda", dtype=torch_dtype) for _ in range(3))
+    b = max(16384 // s, 1)
+    h, h_kv = heads or (2048 // d, 2048 // d)
+    q = torch.randn(b, s, h, d, device="cuda", dtype=torch_dtype)
+    k, v = (torch.randn(b, s, h_kv, d, device="cuda", dtype=torch_dtype) for _ in range(2))
     arrays = [cp.from_dlpack(x) for x in (q, k, v)]
     arrays.append(cp.empty_like(arrays[0]))
     bufs = [_cupy_buffer(x) for x in arrays]

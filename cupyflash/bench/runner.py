@@ -4,9 +4,12 @@ Inputs are made once per config with torch (random normal, never zeros: an
 all-zero input can take fast paths and makes every softmax uniform) and shared
 by all implementations without copies.
 
-After a cell is timed, one more call's output (first input set) is checked
-against the float64 reference of its query-row subset (accuracy.py); the
-reference is computed once per config, after the first cell that needs it.
+The implementations of one config are timed in interleaved rounds (timing.py
+says why): each is prepared, warmed up and sized first, then every round takes
+one sample of each in turn. After the rounds, one more call's output (first
+input set) of each is checked against the float64 reference of its query-row
+subset (accuracy.py); the reference is computed once per config, after the
+first cell that needs it.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from .accuracy import OutputCheck, WrongOutput
 from .flops import throughput
 from .peers import PeerFailed, PeerRejected
 from .results import ERROR, NOT_INSTALLED, OK, REJECTED, ImplResult, RowResult
-from .timing import CompileDuringTiming, block, measure, measure_memory
+from .timing import CompileDuringTiming, Sampler, block, measure_memory
 
 # When one input set is smaller than this it could sit in L2 (50 MB on
 # H100/H200) between calls; consecutive calls then rotate among several sets.
@@ -67,29 +70,37 @@ def sample_output(peer, call, check):
     return check.sample(peer.bshd(out))
 
 
-def run_one(peer, cfg, inputs, *, repeats, warmup, target_ms, counter, check):
-    """One cell of the table. ``check``: the row's :class:`OutputCheck` on
-    ``inputs[0]``."""
+def _failure(name, exc) -> ImplResult:
+    """The cell of an implementation that raised ``exc`` while prepared, warmed up or timed."""
+    if isinstance(exc, PeerRejected):
+        return ImplResult(name, REJECTED, str(exc))
+    if isinstance(exc, WrongOutput):
+        return ImplResult(name, ERROR, f"wrong result: {exc}")
+    if isinstance(exc, (CompileDuringTiming, PeerFailed)):
+        return ImplResult(name, ERROR, str(exc))
     import torch
 
-    calls = []
+    if isinstance(exc, torch.cuda.OutOfMemoryError):
+        return ImplResult(name, REJECTED, "out of memory")
+    raise TypeError(f"{name}: no cell for {exc!r}") from exc
+
+
+def _expected_failures():
+    import torch
+
+    return (PeerRejected, PeerFailed, CompileDuringTiming, WrongOutput, torch.cuda.OutOfMemoryError)
+
+
+def _checked(peer, cfg, sampler, check) -> ImplResult:
+    """One timed implementation's cell: its memory, then its output against the float64 reference."""
+    import torch
+
+    timing = sampler.timing()
     try:
-        calls = [peer.prepare(cfg, *qkv) for qkv in inputs]
-        timing = measure(calls, repeats=repeats, warmup=warmup,
-                         target_ms=target_ms, compile_count=counter)
-        memory = measure_memory(calls[0])
-        sample = sample_output(peer, calls[0], check)
-    except PeerRejected as exc:
-        return ImplResult(peer.name, REJECTED, str(exc))
-    except torch.cuda.OutOfMemoryError:
-        return ImplResult(peer.name, REJECTED, "out of memory")
-    except (CompileDuringTiming, PeerFailed) as exc:
-        return ImplResult(peer.name, ERROR, str(exc))
-    except WrongOutput as exc:
-        return ImplResult(peer.name, ERROR, f"wrong result: {exc}")
-    finally:
-        calls.clear()  # drop jitted closures and cached outputs before the next peer
-        torch.cuda.empty_cache()
+        memory = measure_memory(sampler.calls[0])
+        sample = sample_output(peer, sampler.calls[0], check)
+    except _expected_failures() as exc:
+        return _failure(peer.name, exc)
     try:
         accuracy = check.judge(sample, peer.precision)
     except torch.cuda.OutOfMemoryError:
@@ -103,6 +114,43 @@ def run_one(peer, cfg, inputs, *, repeats, warmup, target_ms, counter, check):
     value = throughput(cfg, timing.median_ms / 1e3)
     return ImplResult(peer.name, OK, value=value, timing=timing, memory=memory,
                       accuracy=accuracy)
+
+
+def run_row(cfg, peers, inputs, availability, *, repeats, warmup, target_ms, counter, check, progress=None):
+    """Every implementation's cell of one config, timed in interleaved rounds.
+    ``check``: the row's :class:`OutputCheck` on ``inputs[0]``."""
+    import torch
+
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be >= 1")
+    impls, samplers = {}, {}
+    try:
+        for peer in peers:
+            if progress is not None:
+                progress.step(f"{cfg.set_name}:{cfg.name}  {peer.name}")
+            ok, why = availability[peer.name]
+            if not ok:
+                impls[peer.name] = ImplResult(peer.name, NOT_INSTALLED, why)
+                continue
+            try:
+                calls = [peer.prepare(cfg, *qkv) for qkv in inputs]
+                samplers[peer.name] = Sampler(calls, warmup=warmup, target_ms=target_ms, compile_count=counter)
+            except _expected_failures() as exc:
+                impls[peer.name] = _failure(peer.name, exc)
+        for _ in range(repeats):
+            for name, sampler in list(samplers.items()):
+                try:
+                    sampler.sample()
+                except _expected_failures() as exc:
+                    impls[name] = _failure(name, exc)
+                    del samplers[name]
+        for peer in peers:
+            if peer.name in samplers:
+                impls[peer.name] = _checked(peer, cfg, samplers[peer.name], check)
+    finally:
+        samplers.clear()  # drop jitted closures and cached outputs before the next row
+        torch.cuda.empty_cache()
+    return {peer.name: impls[peer.name] for peer in peers}
 
 
 def run(configs, peers, *, repeats=30, warmup=3, target_ms=5.0,
@@ -120,17 +168,8 @@ def run(configs, peers, *, repeats=30, warmup=3, target_ms=5.0,
     for cfg in configs:
         inputs = [make_inputs(cfg, seed) for seed in range(input_set_count(cfg))]
         check = OutputCheck(cfg, *inputs[0])
-        impls = {}
-        for peer in peers:
-            if progress is not None:
-                progress.step(f"{cfg.set_name}:{cfg.name}  {peer.name}")
-            ok, why = availability[peer.name]
-            if not ok:
-                impls[peer.name] = ImplResult(peer.name, NOT_INSTALLED, why)
-                continue
-            impls[peer.name] = run_one(
-                peer, cfg, inputs, repeats=repeats, warmup=warmup,
-                target_ms=target_ms, counter=counter, check=check)
+        impls = run_row(cfg, peers, inputs, availability, repeats=repeats, warmup=warmup, target_ms=target_ms,
+                        counter=counter, check=check, progress=progress)
         del check  # its float64 reference rows
         inputs.clear()
         torch.cuda.empty_cache()

@@ -1,6 +1,6 @@
-"""CUDA-event timing and peak-memory measurement of a prepared call.
+"""CUDA-event timing and peak-memory measurement of prepared calls.
 
-How a number is taken (``measure``):
+How a number is taken (``Sampler``; ``measure`` runs one alone):
 
 1. Warm-up, untimed: every input set is run ``warmup`` times, then the device
    is synchronised. Compilation, autotuning and plan building happen here (and
@@ -19,6 +19,13 @@ How a number is taken (``measure``):
    over ``inner`` calls: under 1% when a sample lasts 5 ms.
 4. The median of the per-call times is the headline; min, max and the
    quartiles are the spread.
+
+The bench's runner times the implementations of one row in interleaved
+rounds (one sample of each in turn, ``repeats`` times), not one after the
+other: a GPU under minutes of load changes its clocks, and timed one after the
+other the implementations of a row met different clocks (an H100's long rows
+showed medians 20 % above their minimum, and ratios that moved by 10 % between
+runs: bench/notes/full_bench.md, "Interleaved rows").
 
 If the callable compiles anything during the samples (``compile_count``
 changes), the measurement is void: :class:`CompileDuringTiming` is raised.
@@ -80,60 +87,80 @@ def choose_inner(estimate_ms: float, target_ms: float, max_inner: int) -> int:
     return max(1, min(max_inner, math.ceil(target_ms / estimate_ms)))
 
 
-def measure(calls, *, repeats=30, warmup=3, target_ms=5.0, max_inner=1000,
-            compile_count=None) -> Timing:
-    """Time ``calls`` (one zero-argument callable per input set).
+class Sampler:
+    """One implementation's calls (one zero-argument callable per input set),
+    warmed up and sized on construction (steps 1-2), then timed one sample at a
+    time (``sample``), so that a caller can interleave several implementations.
 
-    ``compile_count``: a zero-argument callable returning how many kernel
-    modules have been compiled or loaded so far (``cupyflash.compile_count``);
-    it must not change while the samples run.
+    ``compile_count``: a zero-argument callable returning how many kernel modules
+    have been compiled or loaded so far (``cupyflash.compile_count``); it must
+    not change during a sample.
     """
-    import torch
 
-    calls = list(calls)
-    if not calls:
-        raise ValueError("calls is empty: nothing to time")
-    if repeats < 1:
-        raise ValueError(f"repeats={repeats} must be >= 1")
-    n = len(calls)
+    def __init__(self, calls, *, warmup=3, target_ms=5.0, max_inner=1000, compile_count=None):
+        import torch
 
-    out = None
-    for _ in range(warmup):
-        for call in calls:
-            out = call()
-    _finish(torch, out)
-
-    start = torch.cuda.Event(enable_timing=True)
-    end = torch.cuda.Event(enable_timing=True)
-    start.record()
-    for call in calls:
-        out = call()
-    _finish(torch, out)
-    end.record()
-    end.synchronize()
-    inner = choose_inner(start.elapsed_time(end) / n, target_ms, max_inner)
-
-    before = compile_count() if compile_count is not None else None
-    per_call = []
-    step = 0
-    for _ in range(repeats):
-        torch.cuda.synchronize()
+        self.calls = list(calls)
+        if not self.calls:
+            raise ValueError("calls is empty: nothing to time")
+        self.compile_count = compile_count
+        out = None
+        for _ in range(warmup):
+            for call in self.calls:
+                out = call()
+        _finish(torch, out)
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
         start.record()
-        for _ in range(inner):
-            out = calls[step % n]()
-            step += 1
+        for call in self.calls:
+            out = call()
         _finish(torch, out)
         end.record()
         end.synchronize()
-        per_call.append(start.elapsed_time(end) / inner)
-    del out
-    if compile_count is not None:
-        after = compile_count()
-        if after != before:
-            raise CompileDuringTiming(
-                f"{after - before} kernel module(s) compiled or loaded during "
-                f"the timed samples; the measurement includes compile time")
-    return _summarise(per_call, inner, n)
+        self.inner = choose_inner(start.elapsed_time(end) / len(self.calls), target_ms, max_inner)
+        self.per_call_ms = []
+        self._step = 0
+
+    def sample(self) -> None:
+        """Time ``inner`` back-to-back calls (step 3) and record the per-call time."""
+        import torch
+
+        before = self.compile_count() if self.compile_count is not None else None
+        start = torch.cuda.Event(enable_timing=True)
+        end = torch.cuda.Event(enable_timing=True)
+        torch.cuda.synchronize()
+        start.record()
+        out = None
+        for _ in range(self.inner):
+            out = self.calls[self._step % len(self.calls)]()
+            self._step += 1
+        _finish(torch, out)
+        end.record()
+        end.synchronize()
+        del out
+        if before is not None:
+            after = self.compile_count()
+            if after != before:
+                raise CompileDuringTiming(
+                    f"{after - before} kernel module(s) compiled or loaded during "
+                    f"the timed samples; the measurement includes compile time")
+        self.per_call_ms.append(start.elapsed_time(end) / self.inner)
+
+    def timing(self) -> Timing:
+        return _summarise(self.per_call_ms, self.inner, len(self.calls))
+
+
+def measure(calls, *, repeats=30, warmup=3, target_ms=5.0, max_inner=1000,
+            compile_count=None) -> Timing:
+    """Time ``calls`` (one zero-argument callable per input set) on their own:
+    ``repeats`` samples of one Sampler."""
+    if repeats < 1:
+        raise ValueError(f"repeats={repeats} must be >= 1")
+    sampler = Sampler(calls, warmup=warmup, target_ms=target_ms, max_inner=max_inner,
+                      compile_count=compile_count)
+    for _ in range(repeats):
+        sampler.sample()
+    return sampler.timing()
 
 
 def _cupy_pool():

@@ -1,0 +1,114 @@
+"""The bench times the implementations of one row in interleaved rounds
+(cupyflash/bench/timing.py, Sampler; runner.run_row), with a fake torch clock."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench_fakes import TINY, FakePeer, right, tiny_inputs
+from cupyflash.bench import runner, timing
+from cupyflash.bench.peers import PeerFailed
+from cupyflash.bench.results import ERROR, OK
+
+class LoggingPeer(FakePeer):
+    """A FakePeer whose calls append its name to ``log``; with ``fail_at`` its
+    n-th call (counting from 1, warm-up included) raises PeerFailed."""
+
+    def __init__(self, name, ms, log, fail_at=None, drift=None):
+        super().__init__(name, ms=ms, output=right)
+        self.log, self.fail_at, self.drift, self.calls = log, fail_at, drift, 0
+
+    def prepare(self, cfg, q, k, v):
+        inner = super().prepare(cfg, q, k, v)
+
+        def call():
+            self.calls += 1
+            if self.fail_at is not None and self.calls == self.fail_at:
+                raise PeerFailed(f"{self.name}: failed at call {self.calls}")
+            self.log.append(self.name)
+            if self.drift is not None:
+                self.drift(self.clock)
+            return inner()
+        return call
+
+
+@pytest.fixture
+def row_setup(fake_torch, monkeypatch):
+    clock, _ = fake_torch
+    monkeypatch.setattr(runner, "make_inputs", tiny_inputs)
+    monkeypatch.setattr(runner, "compile_counter", lambda: None)
+    return clock
+
+
+def test_samples_alternate_between_implementations(row_setup):
+    clock, log = row_setup, []
+    peers = [LoggingPeer("cupyflash", 2.0, log), LoggingPeer("torch-cudnn", 3.0, log)]
+    for p in peers:
+        p.clock = clock
+    (row,) = runner.run([TINY], peers, repeats=4, warmup=1, target_ms=5.0)
+    # inner: 3 calls of 2 ms, 2 of 3 ms per sample; after the warm-ups and estimates,
+    # the samples take turns: 3 x ours, 2 x theirs, 3 x ours, ...
+    # After the rounds each makes two more calls: the memory probe and the output check.
+    assert log[-4:] == ["cupyflash", "cupyflash", "torch-cudnn", "torch-cudnn"]
+    timed = log[-(4 * 3 + 4 * 2) - 4:-4]
+    assert timed == (["cupyflash"] * 3 + ["torch-cudnn"] * 2) * 4
+    assert row.impls["cupyflash"].timing.median_ms == pytest.approx(2.0)
+    assert row.impls["torch-cudnn"].timing.median_ms == pytest.approx(3.0)
+    assert row.ratio() == pytest.approx(1.5)
+
+
+def test_a_clock_that_drifts_meets_every_implementation_alike(row_setup):
+    """Every call slows the next by 1 %: timed one after the other, the later
+    implementation of two equal ones would read slower; interleaved, they agree."""
+    clock, log = row_setup, []
+    scale = {"f": 1.0}
+
+    def drift(clock):
+        scale["f"] *= 1.01
+
+    peers = [LoggingPeer("cupyflash", 2.0, log, drift=drift), LoggingPeer("torch-cudnn", 2.0, log, drift=drift)]
+    for p in peers:
+        p.clock = clock
+        base = p.prepare
+
+        def prepare(cfg, q, k, v, base=base):
+            call = base(cfg, q, k, v)
+
+            def slowed():
+                clock.now_ms += 2.0 * (scale["f"] - 1.0)  # on top of the 2 ms the fake call adds
+                return call()
+            return slowed
+        p.prepare = prepare
+    (row,) = runner.run([TINY], peers, repeats=9, warmup=1, target_ms=2.0)
+    ours, theirs = (row.impls[n].timing.median_ms for n in ("cupyflash", "torch-cudnn"))
+    assert ours == pytest.approx(theirs, rel=0.015)
+
+
+def test_an_implementation_that_fails_mid_rounds_leaves_the_others_timed(row_setup):
+    clock, log = row_setup, []
+    # 1 warm-up + 1 estimate + samples of 3 calls: call 6 is inside the second sample.
+    peers = [LoggingPeer("cupyflash", 2.0, log), LoggingPeer("torch-flash", 2.0, log, fail_at=6)]
+    for p in peers:
+        p.clock = clock
+    (row,) = runner.run([TINY], peers, repeats=5, warmup=1, target_ms=5.0)
+    assert row.impls["cupyflash"].status == OK and row.impls["cupyflash"].timing.samples == 5
+    failed = row.impls["torch-flash"]
+    assert failed.status == ERROR and "failed at call 6" in failed.reason and failed.value is None
+    assert list(row.impls) == ["cupyflash", "torch-flash"]  # the peers' order, whatever failed when
+
+
+def test_a_compile_inside_a_sample_voids_that_implementation_only(fake_torch):
+    clock, _ = fake_torch
+    count = {"n": 0}
+
+    def compiling():
+        clock.now_ms += 1.0
+        count["n"] += 1  # every call loads a module: fine while warming up, not while timed
+
+    sampler = timing.Sampler([compiling], warmup=2, target_ms=1.0, compile_count=lambda: count["n"])
+    with pytest.raises(timing.CompileDuringTiming, match="1 kernel module"):
+        sampler.sample()
+    steady = timing.Sampler([lambda: setattr(clock, "now_ms", clock.now_ms + 1.0)], warmup=1, target_ms=1.0,
+                            compile_count=lambda: count["n"])
+    steady.sample()
+    assert steady.timing().samples == 1 and steady.timing().median_ms == pytest.approx(1.0)
