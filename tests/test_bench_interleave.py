@@ -47,11 +47,12 @@ def test_samples_alternate_between_implementations(row_setup):
         p.clock = clock
     (row,) = runner.run([TINY], peers, repeats=4, warmup=1, target_ms=5.0)
     # inner: 3 calls of 2 ms, 2 of 3 ms per sample; after the warm-ups and estimates,
-    # the samples take turns: 3 x ours, 2 x theirs, 3 x ours, ...
+    # the samples take turns, each round starting one implementation later.
     # After the rounds each makes two more calls: the memory probe and the output check.
     assert log[-4:] == ["cupyflash", "cupyflash", "torch-cudnn", "torch-cudnn"]
     timed = log[-(4 * 3 + 4 * 2) - 4:-4]
-    assert timed == (["cupyflash"] * 3 + ["torch-cudnn"] * 2) * 4
+    ours, theirs = ["cupyflash"] * 3, ["torch-cudnn"] * 2
+    assert timed == (ours + theirs + theirs + ours) * 2
     assert row.impls["cupyflash"].timing.median_ms == pytest.approx(2.0)
     assert row.impls["torch-cudnn"].timing.median_ms == pytest.approx(3.0)
     assert row.ratio() == pytest.approx(1.5)

@@ -137,8 +137,14 @@ def run_row(cfg, peers, inputs, availability, *, repeats, warmup, target_ms, cou
                 samplers[peer.name] = Sampler(calls, warmup=warmup, target_ms=target_ms, compile_count=counter)
             except _expected_failures() as exc:
                 impls[peer.name] = _failure(peer.name, exc)
-        for _ in range(repeats):
-            for name, sampler in list(samplers.items()):
+        for r in range(repeats):
+            # Each round starts one implementation later: whichever runs first after
+            # another row's (or round's) last one meets that one's leftovers (its
+            # clocks, its lines in L2), and the rotation spreads them over all.
+            names = list(samplers)
+            first = r % len(names) if names else 0
+            for name in names[first:] + names[:first]:
+                sampler = samplers[name]
                 try:
                     sampler.sample()
                 except _expected_failures() as exc:
