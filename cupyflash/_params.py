@@ -73,19 +73,25 @@ TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TM
 
 
 # The Hopper walk keeps the K and V of this many bytes' worth of (batch, head)
-# pairs in flight together: about a third of an H100/H200's L2 (50-60 MB, split
-# in two partitions). Mirrors nothing on the device: the kernel reads the result.
-L2_WORKING_SET_BYTES = 16 << 20
+# pairs in flight together (by the causal flag). Mirrors nothing on the device:
+# the kernel reads the result. Without a mask every query block of a head reads
+# all of its keys, and the fewer heads in flight, the more of each head's tiles
+# L2 serves: 4 MB measured +0.1 to +3.8 % over 16 MB on 12 of 13 unmasked rows
+# (d64-d256, GQA), -0.4 % on one. Under a causal mask 4 MB lost up to 7 % at d256
+# (s2048-8192: the walk's longest-first order then spans only one or two heads),
+# so causal calls keep about a third of an H100/H200's L2 (50-60 MB, split in two
+# partitions) (bench/notes/wgmma.md, "Smaller walk groups without a mask").
+L2_WORKING_SET_BYTES = {False: 4 << 20, True: 16 << 20}
 WALK_ORDER_BYTES = 2  # the order assumes 2-byte elements whatever the dtype
 
 
-def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int) -> int:
+def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int, causal: bool) -> int:
     """How many (batch, head) pairs the Hopper kernel's walk groups together
     (``FlashParams.walk_group_pairs``): as many as have their K and V within
-    ``L2_WORKING_SET_BYTES``, at least 1 and at most ``pairs``. A KV head is
+    ``L2_WORKING_SET_BYTES[causal]``, at least 1 and at most ``pairs``. A KV head is
     shared by ``group`` query heads, so each pair counts for 1/group of one."""
     kv_bytes = max(seqlen_k * (head_dim + head_dim_v) * WALK_ORDER_BYTES // group, 1)
-    return min(max(L2_WORKING_SET_BYTES // kv_bytes, 1), pairs)
+    return min(max(L2_WORKING_SET_BYTES[causal] // kv_bytes, 1), pairs)
 
 
 def make_params(**fields: object) -> np.void:

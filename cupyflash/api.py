@@ -302,7 +302,7 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int) -> bytes:
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
         walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
-                                          problem.batch * problem.heads_q),
+                                          problem.batch * problem.heads_q, problem.causal),
     )
 
 

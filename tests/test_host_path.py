@@ -52,7 +52,7 @@ def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_righ
                   softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
                   heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
                   causal_offset=sk - sq if alignment == "bottom_right" else 0,
-                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq))
+                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq, causal))
     for name, x in (("q", q), ("k", k), ("v", v), ("o", o)):
         for part, stride in zip(("batch", "row", "head"), bshd(_strides(x))):
             fields[f"{name}_{part}_stride"] = stride
