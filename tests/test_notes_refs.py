@@ -5,7 +5,7 @@ import re
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 NOTES = ROOT / "bench" / "notes"
-CITING = [ROOT / "README.md", *sorted((ROOT / "cupyflash").glob("*.py")),
+CITING = [ROOT / "README.md", *sorted((ROOT / "cupyflash").rglob("*.py")),
           *sorted((ROOT / "cuda_src").glob("*.*")), *sorted((ROOT / "bench").glob("*.py"))]
 REF = re.compile(r"bench/notes/(\w+\.md)")
 
