@@ -454,11 +454,12 @@ __global__ void __launch_bounds__(
     // key tile, whenever some tile needs a mask. Masked by chunks of keys (mask.h,
     // apply_mask_chunked) and the chunks no row of the warp sees take no
     // exponentials: on a 128 x 128 diagonal tile 12 of a block's 32 warp chunks are
-    // dead and 12 need no mask (bench/notes/wgmma.md, "Dead chunks of the diagonal
-    // tile"). One softmax for masked and unmasked first tiles (all chunks live):
-    // a second copy of it would grow the code, which cost d128 20 % once
-    // ("Half-width diagonal tiles"). Rescaled variants keep scores_to_p.
-    constexpr bool kChunkedFirst = !kRescaled && Tr::kNTiles % kMaxChains == 0;
+    // dead and 12 need no mask. One softmax for masked and unmasked first tiles
+    // (all chunks live): a second copy grew the code, and in the loop cost 2-4 %.
+    // Only the 192-row tiles: +1.2-2.6 % there, full rows too; the 128-row ones
+    // lost up to 1.3 % (bench/notes/wgmma.md, "Dead chunks of the diagonal tile").
+    // Rescaled variants keep scores_to_p.
+    constexpr bool kChunkedFirst = !kRescaled && kConsumerWGs == 3 && Tr::kNTiles % kMaxChains == 0;
     auto first_scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int2 e) {
       if constexpr (kChunkedFirst) {
         const int n0 = (n_tiles - 1) * kBlockN;
