@@ -112,14 +112,17 @@ SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "f
 
 
 def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", dtypes: bool = True,
-               flags: tuple[tuple[str, str], ...] = ()):
+               flags: tuple[tuple[str, str], ...] = (), numbers: tuple[tuple[str, float, str], ...] = ()):
     """The sweeps' shared command line: --seqlens, --dims, (16-bit sweeps) --dtype,
-    and a sweep's own on/off ``flags`` ((name, help) pairs)."""
+    and a sweep's own on/off ``flags`` ((name, help) pairs) and float options
+    ``numbers`` ((name, default, help))."""
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--seqlens", default=seqlens)
     ap.add_argument("--dims", default=dims)
     for name, help_text in flags:
         ap.add_argument(name, action="store_true", help=help_text)
+    for name, default, help_text in numbers:
+        ap.add_argument(name, type=float, default=default, help=help_text)
     if dtypes:
         ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()

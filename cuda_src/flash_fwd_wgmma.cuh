@@ -49,7 +49,7 @@
 //   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
 //   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
 //   mantissas, fp32 accumulation). P stays fp32 in registers, rounded to tf32, as
-//   the A operand of P.V; the pre-pass orders V^T's keys to match (pack_p). fp32 output.
+//   the A operand of P.V; the pre-pass orders V^T's keys to match (p_fragment.h). fp32 output.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
@@ -59,6 +59,7 @@
 #pragma once
 #include "block_order.h"
 #include "mask.h"
+#include "p_fragment.h"
 #include "params.h"
 #include "ptx_sm90.h"
 #include "q_convert.h"
@@ -215,39 +216,8 @@ __global__ void __launch_bounds__(
       }
     }
   };
-  // P as the A operand: two adjacent n8 accumulator tiles are one k16 A fragment.
-  // Split: the lo part is what the hi rounding lost, itself rounded to fp16.
-  // tf32: one n8 tile is one k8 fragment, with no data movement between threads.
-  // A thread holds S columns (2t, 2t+1) of rows g and g+8 (c0, c1 | c2, c3) and
-  // the fragment wants k = t and t+4 (a0 = (g, t), a1 = (g+8, t), a2 = (g, t+4),
-  // a3 = (g+8, t+4)): {c0, c2, c1, c3} puts key 2t at k = t and key 2t+1 at
-  // k = t+4, so k step position j holds key pi(j) = 2j (j < 4), 2(j-4)+1 (j >= 4)
-  // of its group of 8. The V^T pre-pass stores keys in that order (_vt.py), so
-  // P.V pairs every P value with its own key (tests/test_vt.py simulates it).
-  // P is rounded to nearest (tf32_round_bias), not truncated by the tensor cores.
   auto pack_p = [&](u32 (&pf)[Tr::kCopies][Tr::kPSteps][4], const float (&sc)[Tr::kNTiles][4]) {
-    if constexpr (Tr::kTf32) {
-#pragma unroll
-      for (int kk = 0; kk < Tr::kPSteps; ++kk) {
-        pf[0][kk][0] = tf32_round_bias(sc[kk][0]);
-        pf[0][kk][1] = tf32_round_bias(sc[kk][2]);
-        pf[0][kk][2] = tf32_round_bias(sc[kk][1]);
-        pf[0][kk][3] = tf32_round_bias(sc[kk][3]);
-      }
-      return;
-    }
-#pragma unroll
-    for (int kk = 0; kk < Tr::kPSteps; ++kk) {
-#pragma unroll
-      for (int r = 0; r < 4; ++r) {
-        const float* pair = &sc[2 * kk + r / 2][2 * (r % 2)];  // (j, e) pairs in A-fragment order
-        pf[0][kk][r] = pack2<Elem>(pair[0], pair[1]);
-        if constexpr (kSplit) {
-          const float2 hi = unpack_half2(pf[0][kk][r]);
-          pf[1][kk][r] = pack2<Elem>(pair[0] - hi.x, pair[1] - hi.y);
-        }
-      }
-    }
+    pack_p_fragments<Tr, Elem>(pf, sc);  // p_fragment.h
   };
   // Split: O += this tile's P.V (acc_pv) x pv_mult = 2^-e_v, after its wgmmas
   // completed: one FFMA per element, exact product (a power of two), so O is in
@@ -480,6 +450,28 @@ __global__ void __launch_bounds__(
       }
     };
 
+    // The item's first tile: the one with the causal diagonal, or the last, partial
+    // key tile, whenever some tile needs a mask. Masked by chunks of keys (mask.h,
+    // apply_mask_chunked) and the chunks no row of the warp sees take no
+    // exponentials: on a 128 x 128 diagonal tile 12 of a block's 32 warp chunks are
+    // dead and 12 need no mask. One softmax for masked and unmasked first tiles
+    // (all chunks live): a second copy grew the code, and in the loop cost 2-4 %.
+    // Only the 192-row tiles: +1.2-2.6 % there, full rows too; the 128-row ones
+    // lost up to 1.3 % (bench/notes/wgmma.md, "Dead chunks of the diagonal tile").
+    // Rescaled variants keep scores_to_p.
+    constexpr bool kChunkedFirst = !kRescaled && kConsumerWGs == 3 && Tr::kNTiles % kMaxChains == 0;
+    auto first_scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int2 e) {
+      if constexpr (kChunkedFirst) {
+        const int n0 = (n_tiles - 1) * kBlockN;
+        const unsigned live = tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)
+                                  ? apply_mask_chunked<kMaxChains>(sc, p, warp_row0, n0, lane)
+                                  : ~0u;
+        softmax_update(sc, st, scale_log2, UnitTile{}, LiveChunks{live});
+      } else {
+        scores_to_p(sc, 0, e);
+      }
+    };
+
     // The first tile. ptxas tracks which wgmma may still be running per
     // control-flow path, so no wgmma is in flight where paths join: each branch
     // below, and each trip of the steady-state loop, ends with wgmma_wait<0>.
@@ -517,7 +509,7 @@ __global__ void __launch_bounds__(
         const RowState done = st;
         const float done_mult = out_mult();  // before this item's first tile resets O's units
         st.init();
-        scores_to_p(sc, 0, e);  // O restarts from zero: nothing to rescale
+        first_scores_to_p(sc, e);  // O restarts from zero: nothing to rescale
         order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
         wgmma_wait<0>();
         fence_acc(acc_o);
@@ -541,7 +533,7 @@ __global__ void __launch_bounds__(
         fence_acc(sc);
         e = converted_shift(e, use);
         release(sm.empty_k(slot(use)));
-        scores_to_p(sc, 0, e);  // O is still zero: nothing to rescale
+        first_scores_to_p(sc, e);  // O is still zero: nothing to rescale
         if constexpr (kSplit) pv_mult = pow2_f32(-e.y);
         pack_p(pf, sc);
       }

@@ -38,6 +38,35 @@ __device__ __forceinline__ void apply_mask_rows(T (&s)[kNTiles][2 * kRowHalves],
   }
 }
 
+// The mask of a warp's 16 rows (row0 .. row0 + 15) by chunks of kBlockN / kChunks
+// keys, for a tile that needs one: a chunk that every row of the warp sees whole
+// is left alone, a chunk that no row sees at all is left alone too and reported
+// dead (its scores are not -inf: the softmax must skip it, softmax.h LiveChunks),
+// and only the chunks the row bounds cut are masked per score. Returns bit c set
+// for every chunk c that some row sees (warp-uniform). On a causal diagonal tile
+// most chunks are whole or dead, which saves the two instructions per score of
+// the per-score mask as well as the dead chunks' exponentials.
+template <int kChunks, int kNTiles>
+__device__ __forceinline__ unsigned apply_mask_chunked(float (&s)[kNTiles][4], const FlashParams& p, int row0,
+                                                       int n0, int lane) {
+  static_assert(kNTiles % kChunks == 0, "chunks of whole n8 tiles");
+  constexpr int kPerChunk = kNTiles / kChunks, kChunkKeys = 8 * kPerChunk, kWarpRows = 16;
+  // Key bounds (exclusive) of the warp's first and last row: limits grow with the row.
+  auto limit_of = [&](int row) { return p.causal ? min(p.seqlen_k, row + p.causal_offset + 1) : p.seqlen_k; };
+  const int lo_limit = limit_of(row0), hi_limit = limit_of(row0 + kWarpRows - 1);
+  unsigned live = 0;
+#pragma unroll
+  for (int c = 0; c < kChunks; ++c) {
+    const int k0 = n0 + c * kChunkKeys;
+    if (k0 < hi_limit) live |= 1u << c;
+    if (k0 < hi_limit && k0 + kChunkKeys > lo_limit) {  // cut by some row's bound
+      float(&part)[kPerChunk][4] = *reinterpret_cast<float(*)[kPerChunk][4]>(&s[c * kPerChunk]);
+      apply_mask_rows<2>(part, p, row0, k0, lane);
+    }
+  }
+  return live;
+}
+
 // The 16-row (m16 fragment) case used by the fp16/bf16 kernels.
 template <int kNTiles>
 __device__ __forceinline__ void apply_mask(float (&s)[kNTiles][4], const FlashParams& p, int row0, int n0,

@@ -37,6 +37,22 @@ struct RowState {
 
 constexpr int kMaxChains = 4;  // independent partial maxima per row half (see softmax_half)
 
+// Which keys of a score tile a warp's rows can see at all. AllLive: every key
+// (the unmasked tiles: compile-time, so their code is unchanged). LiveChunks: the
+// tile is cut into kMaxChains chunks of consecutive keys and bit c says whether any
+// row of this warp sees any key of chunk c (mask.h, apply_mask_chunked; warp-uniform).
+// A dead chunk takes no exponential: on a causal diagonal tile about a third of a
+// warp's chunks are dead (bench/notes/wgmma.md, "Dead chunks of the diagonal tile").
+struct AllLive {
+  static constexpr bool kChunked = false;
+  __device__ __forceinline__ bool chunk(int) const { return true; }
+};
+struct LiveChunks {
+  static constexpr bool kChunked = true;
+  unsigned bits;
+  __device__ __forceinline__ bool chunk(int c) const { return (bits >> c) & 1u; }
+};
+
 // How one key tile's raw scores relate to true ones. The 16-bit, tf32 and fp64
 // kernels score true units: UnitTile, whose factors are compile-time ones, so
 // their code is what it was without tiles. The float32 wgmma kernels with fp16
@@ -67,20 +83,31 @@ struct ScaledShiftedTile {
 // A scaled tile (Tile::kScaled) keeps the running max in true units: the tile's
 // raw max times score_mult, exact (a power of two), so maxima of tiles with
 // different shifts compare correctly; LSE and the epilogue read true units as before.
-template <int kNTiles, class Tile = UnitTile>
+template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
 __device__ __forceinline__ float row_max_step(const float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
-                                              float& offset, bool& moved, const Tile& tile = Tile{}) {
+                                              float& offset, bool& moved, const Tile& tile = Tile{},
+                                              const Live& live = Live{}) {
   // The row max runs as kMaxChains interleaved chains joined by a tree, not as
   // one chain: it stands between the scores and the first exponential, and the
   // compiler keeps fmaxf's order as written (one chain was kNTiles dependent
   // FMNMX, ~4 cycles each). Not a full tree: its kNTiles partial maxima held at
   // once pushed the 255-register mma variants into spills under NVRTC 13.0.
+  // LiveChunks: chain c is chunk c (consecutive n8 tiles), so that a dead chunk's
+  // scores, which the mask left as they were, drop out with one select.
   constexpr int kChains = kNTiles < kMaxChains ? kNTiles : kMaxChains;
+  constexpr int kPerChunk = kNTiles / kChains;
+  static_assert(!Live::kChunked || kNTiles % kMaxChains == 0, "LiveChunks cuts a tile into kMaxChains chunks");
   float part[kChains];
 #pragma unroll
   for (int j = 0; j < kNTiles; ++j) {
     const float m = fmaxf(s[j][2 * half], s[j][2 * half + 1]);
-    part[j % kChains] = j < kChains ? m : fmaxf(part[j % kChains], m);
+    const int c = Live::kChunked ? j / kPerChunk : j % kChains;
+    const bool first = Live::kChunked ? j % kPerChunk == 0 : j < kChains;
+    part[c] = first ? m : fmaxf(part[c], m);
+  }
+  if constexpr (Live::kChunked) {
+#pragma unroll
+    for (int c = 0; c < kChains; ++c) part[c] = live.chunk(c) ? part[c] : neg_inf_f32();
   }
 #pragma unroll
   for (int w = 1; w < kChains; w *= 2)
@@ -104,21 +131,32 @@ __device__ __forceinline__ float row_max_step(const float (&s)[kNTiles][4], RowS
 // and the running sum moves on (rescaled by correction first). A scaled tile's raw
 // scores take the tile's factor in the exponent's multiplier (exact: a power of
 // two); a shifted P subtracts its shift from the exponent.
-template <int kNTiles, class Tile = UnitTile>
+template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
 __device__ __forceinline__ void exp_step(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
-                                         float offset, float correction, const Tile& tile = Tile{}) {
+                                         float offset, float correction, const Tile& tile = Tile{},
+                                         const Live& live = Live{}) {
   float score_log2 = scale_log2, p_offset = offset;
   if constexpr (Tile::kScaled) score_log2 *= tile.score_mult;
   if constexpr (Tile::kShiftsP) p_offset += tile.p_shift;
+  constexpr int kChunks = Live::kChunked ? kMaxChains : 1;
+  constexpr int kPerChunk = kNTiles / kChunks;
   float tile_sum = 0.f;
 #pragma unroll
-  for (int j = 0; j < kNTiles; ++j) {
+  for (int c = 0; c < kChunks; ++c) {
+    if (live.chunk(c)) {  // warp-uniform; always true (no branch) for AllLive
 #pragma unroll
-    for (int e = 0; e < 2; ++e) {
-      // One FFMA + EX2 per score: the scale is folded into the exponent.
-      const float p = exp2_ftz(fmaf(s[j][2 * half + e], score_log2, -p_offset));
-      s[j][2 * half + e] = p;
-      tile_sum += p;
+      for (int j = c * kPerChunk; j < (c + 1) * kPerChunk; ++j) {
+#pragma unroll
+        for (int e = 0; e < 2; ++e) {
+          // One FFMA + EX2 per score: the scale is folded into the exponent.
+          const float p = exp2_ftz(fmaf(s[j][2 * half + e], score_log2, -p_offset));
+          s[j][2 * half + e] = p;
+          tile_sum += p;
+        }
+      }
+    } else {
+#pragma unroll
+      for (int j = c * kPerChunk; j < (c + 1) * kPerChunk; ++j) s[j][2 * half] = s[j][2 * half + 1] = 0.f;
     }
   }
   if constexpr (Tile::kShiftsP) tile_sum *= tile.sum_mult;
@@ -128,13 +166,13 @@ __device__ __forceinline__ void exp_step(float (&s)[kNTiles][4], RowState& st, i
 // Both halves of the step for one row half: s becomes P, and the factor by which
 // O's rows must be rescaled is returned; any_moved says whether any row of the
 // warp moved (after the first few key tiles the maxima rarely do, and O is left alone).
-template <int kNTiles, class Tile = UnitTile>
+template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
 __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
-                                              bool& any_moved, const Tile& tile = Tile{}) {
+                                              bool& any_moved, const Tile& tile = Tile{}, const Live& live = Live{}) {
   float offset;
   bool moved;
-  const float correction = row_max_step(s, st, half, scale_log2, offset, moved, tile);
-  exp_step(s, st, half, scale_log2, offset, correction, tile);
+  const float correction = row_max_step(s, st, half, scale_log2, offset, moved, tile, live);
+  exp_step(s, st, half, scale_log2, offset, correction, tile, live);
   any_moved = __any_sync(0xffffffffu, moved);  // warp-uniform
   return correction;
 }
@@ -189,13 +227,13 @@ struct RowCorrection {
 
 // The same step leaving O alone, so that the previous tile's P.V can still be
 // in flight on the tensor cores; apply the result with rescale_o once it lands.
-template <int kNTiles, class Tile = UnitTile>
+template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
 __device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2,
-                                                        const Tile& tile = Tile{}) {
+                                                        const Tile& tile = Tile{}, const Live& live = Live{}) {
   RowCorrection corr;
 #pragma unroll
   for (int half = 0; half < 2; ++half)
-    corr.factor[half] = softmax_half(s, st, half, scale_log2, corr.any_moved[half], tile);
+    corr.factor[half] = softmax_half(s, st, half, scale_log2, corr.any_moved[half], tile, live);
   return corr;
 }
 

@@ -73,25 +73,38 @@ TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TM
 
 
 # The Hopper walk keeps the K and V of this many bytes' worth of (batch, head)
-# pairs in flight together (by the causal flag). Mirrors nothing on the device:
-# the kernel reads the result. Without a mask every query block of a head reads
-# all of its keys, and the fewer heads in flight, the more of each head's tiles
-# L2 serves: 4 MB measured +0.1 to +3.8 % over 16 MB on 12 of 13 unmasked rows
-# (d64-d256, GQA), -0.4 % on one. Under a causal mask 4 MB lost up to 7 % at d256
-# (s2048-8192: the walk's longest-first order then spans only one or two heads),
-# so causal calls keep about a third of an H100/H200's L2 (50-60 MB, split in two
-# partitions) (bench/notes/wgmma.md, "Smaller walk groups without a mask").
+# pairs in flight together. Mirrors nothing on the device: the kernel reads the
+# result. Without a mask every query block of a head reads all of its keys, and
+# the fewer heads in flight, the more of each head's tiles L2 serves: 4 MB
+# measured +0.1 to +3.8 % over 16 MB on 12 of 13 unmasked rows (d64-d256, GQA),
+# -0.4 % on one. Under a causal mask 4 MB lost up to 7 % at d256 (s2048-8192: the
+# walk's longest-first order then spans only one or two heads) and 2.7 % with the
+# 192-row blocks of d64 s2048, so causal calls keep about a third of an H100/H200's
+# L2 (50-60 MB, split in two partitions), except the persistent 128-row 16-bit
+# kernels (d128 at every length, d64 up to 1024), which gained 0.4-2.9 % with 4 MB
+# (bench/notes/wgmma.md, "Smaller walk groups without a mask" and "Dead chunks of
+# the diagonal tile").
 L2_WORKING_SET_BYTES = {False: 4 << 20, True: 16 << 20}
+L2_WORKING_SET_CAUSAL_128_BYTES = 4 << 20
+WALK_ROWS_SMALL_GROUPS = 128  # the block rows of the causal kernels that take the smaller groups
 WALK_ORDER_BYTES = 2  # the order assumes 2-byte elements whatever the dtype
 
 
-def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int, causal: bool) -> int:
+def walk_working_set(causal: bool, block_m: int, persistent: bool, sixteen_bit: bool) -> int:
+    """The bytes of K and V the walk keeps in flight for a kernel of these tiles."""
+    if causal and persistent and sixteen_bit and block_m == WALK_ROWS_SMALL_GROUPS:
+        return L2_WORKING_SET_CAUSAL_128_BYTES
+    return L2_WORKING_SET_BYTES[causal]
+
+
+def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int,
+                     working_set: int) -> int:
     """How many (batch, head) pairs the Hopper kernel's walk groups together
     (``FlashParams.walk_group_pairs``): as many as have their K and V within
-    ``L2_WORKING_SET_BYTES[causal]``, at least 1 and at most ``pairs``. A KV head is
-    shared by ``group`` query heads, so each pair counts for 1/group of one."""
+    ``working_set`` bytes (``walk_working_set``), at least 1 and at most ``pairs``. A
+    KV head is shared by ``group`` query heads, so each pair counts for 1/group of one."""
     kv_bytes = max(seqlen_k * (head_dim + head_dim_v) * WALK_ORDER_BYTES // group, 1)
-    return min(max(L2_WORKING_SET_BYTES[causal] // kv_bytes, 1), pairs)
+    return min(max(working_set // kv_bytes, 1), pairs)
 
 
 def make_params(**fields: object) -> np.void:

@@ -9,7 +9,7 @@ from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
 from ._callcache import CALL_CACHE_SIZE, prepare
-from ._params import LOG2E, fill_params, make_tma_params, params_template, walk_group_pairs
+from ._params import LOG2E, fill_params, make_tma_params, params_template, walk_group_pairs, walk_working_set
 from ._problem import Problem, build_problem, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from .errors import ArgumentError, NoGPUError
@@ -292,9 +292,10 @@ def _vt_map(spec, vt) -> bytes:
 
 
 @functools.lru_cache(maxsize=CALL_CACHE_SIZE)
-def _params_template(problem: Problem, head_dim: int, head_dim_v: int) -> bytes:
+def _params_template(problem: Problem, head_dim: int, head_dim_v: int, working_set: int) -> bytes:
     """FlashParams of ``problem`` run at these (possibly padded) head dims, less the
-    per-call fields (addresses, strides); bounded like the call cache, for the same reason."""
+    per-call fields (addresses, strides), with the walk's working set in bytes
+    (``_params.walk_working_set``); bounded like the call cache, for the same reason."""
     return params_template(
         softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
         batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
@@ -302,7 +303,7 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int) -> bytes:
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
         walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
-                                          problem.batch * problem.heads_q, problem.causal),
+                                          problem.batch * problem.heads_q, working_set),
     )
 
 
@@ -386,7 +387,10 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     # q_in_kernel: the kernel reads head_dim columns of the fp32 q (its own, or
     # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
-    params = fill_params(_params_template(problem, q_cols, head_dim_v),
+    spec = plan.spec
+    working_set = walk_working_set(problem.causal, spec.block_m, spec.persistent,
+                                   spec.fp32_terms == 0 and not spec.tf32)
+    params = fill_params(_params_template(problem, q_cols, head_dim_v, working_set),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
                          *kv_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)

@@ -28,8 +28,9 @@ FAKE_MAP = struct.Struct("<Q4Q3Q2I")  # what the fake encoder writes: address, d
 
 
 class Launch:
-    def __init__(self, grid, block, args, shared_mem, stream):
+    def __init__(self, grid, block, args, shared_mem, stream, name=""):
         self.grid, self.block, self.args, self.shared_mem, self.stream = grid, block, args, shared_mem, stream
+        self.name = name  # the kernel's name expression (KernelSpec.name_expression)
 
 
 class FakeCuda:
@@ -81,15 +82,18 @@ def _make_cupy(state: FakeCuda):
             return False
 
     class Function:
+        def __init__(self, name=""):
+            self.name = name
+
         def __call__(self, grid, block, args, shared_mem=0, stream=None):
-            state.launches.append(Launch(grid, block, args, shared_mem, stream))
+            state.launches.append(Launch(grid, block, args, shared_mem, stream, self.name))
 
     class RawModule:
         def __init__(self, code, options, name_expressions):
             pass
 
         def get_function(self, name):
-            return Function()
+            return Function(name)
 
     def empty(shape, dtype):
         return FakeCupyArray(shape, np.dtype(dtype), ptr=state.alloc())

@@ -13,7 +13,9 @@ import pytest
 import cupyflash
 from cupyflash import _callcache, api
 from cupyflash._params import (CALL_FIELDS, LOG2E, PARAMS_DTYPE, TMA_PARAMS_DTYPE, TMA_PARAMS_FIELDS, fill_params,
-                               make_params, make_tma_params, params_template, walk_group_pairs)
+                               make_params, make_tma_params, params_template, walk_group_pairs,
+                               walk_working_set)
+from cupyflash._spec import candidate_specs
 
 import cuda_fakes
 from array_fakes import FakeCupyArray, FakeTorchTensor
@@ -39,8 +41,10 @@ def _strides(x) -> tuple:
     return x.stride() if isinstance(x, FakeTorchTensor) else tuple(s // x.itemsize for s in x.strides)
 
 
-def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_right", scale=None, layout="bshd"):
-    """FlashParams of an unstaged call, every field set by name from the arrays themselves."""
+def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_right", scale=None, layout="bshd",
+                        working_set=0):
+    """FlashParams of an unstaged call, every field set by name from the arrays themselves
+    and the walk's working set (bytes; the kernel's tiles decide it)."""
     def bshd(t):
         return t if layout == "bshd" else (t[0], t[2], t[1], t[3])
 
@@ -52,7 +56,7 @@ def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_righ
                   softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
                   heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
                   causal_offset=sk - sq if alignment == "bottom_right" else 0,
-                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq, causal))
+                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq, working_set))
     for name, x in (("q", q), ("k", k), ("v", v), ("o", o)):
         for part, stride in zip(("batch", "row", "head"), bshd(_strides(x))):
             fields[f"{name}_{part}_stride"] = stride
@@ -93,9 +97,12 @@ def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem
         o, lse = result if kw.get("return_lse") else (result, None)
         assert o.shape == out_shape
         launch = fake.launches[-1]
-        want = params_from_scratch(q, k, v, o, lse, causal=kw.get("causal", False), scale=kw.get("softmax_scale"),
+        spec = next(s for s in candidate_specs() if s.name_expression == launch.name)
+        causal = kw.get("causal", False)
+        working_set = walk_working_set(causal, spec.block_m, spec.persistent, spec.fp32_terms == 0 and not spec.tf32)
+        want = params_from_scratch(q, k, v, o, lse, causal=causal, scale=kw.get("softmax_scale"),
                                    alignment=kw.get("causal_alignment", "bottom_right"),
-                                   layout="bhsd" if bhsd else "bshd")
+                                   layout="bhsd" if bhsd else "bshd", working_set=working_set)
         assert launch.args[0].tobytes() == want.tobytes()
     assert len(fake.launches) == 3
 

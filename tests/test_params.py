@@ -22,10 +22,23 @@ def test_offsets_match_header():
 def test_walk_group_pairs():
     from cupyflash._params import L2_WORKING_SET_BYTES, walk_group_pairs
 
+    causal, full = L2_WORKING_SET_BYTES[True], L2_WORKING_SET_BYTES[False]
     # d128 bf16 at seqlen 1024: 512 KB of K+V per head, so 32 heads fit in 16 MB (causal), 8 in 4 MB.
-    assert walk_group_pairs(1024, 128, 128, 1, 256, True) == L2_WORKING_SET_BYTES[True] // (1024 * 256 * 2) == 32
-    assert walk_group_pairs(1024, 128, 128, 1, 256, False) == L2_WORKING_SET_BYTES[False] // (1024 * 256 * 2) == 8
-    assert walk_group_pairs(1024, 128, 128, 1, 8, True) == 8        # never more pairs than exist
-    assert walk_group_pairs(1 << 20, 256, 256, 1, 64, False) == 1   # one head alone overflows: still 1
-    assert walk_group_pairs(1024, 128, 128, 4, 256, True) == 128    # 4 query heads share one KV head
-    assert walk_group_pairs(0, 64, 64, 1, 3, False) == 3            # no keys: every pair fits
+    assert walk_group_pairs(1024, 128, 128, 1, 256, causal) == causal // (1024 * 256 * 2) == 32
+    assert walk_group_pairs(1024, 128, 128, 1, 256, full) == full // (1024 * 256 * 2) == 8
+    assert walk_group_pairs(1024, 128, 128, 1, 8, causal) == 8        # never more pairs than exist
+    assert walk_group_pairs(1 << 20, 256, 256, 1, 64, full) == 1      # one head alone overflows: still 1
+    assert walk_group_pairs(1024, 128, 128, 4, 256, causal) == 128    # 4 query heads share one KV head
+    assert walk_group_pairs(0, 64, 64, 1, 3, full) == 3               # no keys: every pair fits
+
+
+def test_walk_working_set_by_mask_and_tiles():
+    from cupyflash._params import (L2_WORKING_SET_BYTES, L2_WORKING_SET_CAUSAL_128_BYTES, WALK_ROWS_SMALL_GROUPS,
+                                   walk_working_set)
+
+    assert walk_working_set(False, 192, True, True) == L2_WORKING_SET_BYTES[False]
+    assert walk_working_set(True, 192, True, True) == L2_WORKING_SET_BYTES[True]     # d64's 192-row blocks
+    assert walk_working_set(True, 128, False, True) == L2_WORKING_SET_BYTES[True]    # d256: one CTA per item
+    assert walk_working_set(True, 128, True, False) == L2_WORKING_SET_BYTES[True]    # fp32: not measured
+    assert walk_working_set(True, WALK_ROWS_SMALL_GROUPS, True, True) == L2_WORKING_SET_CAUSAL_128_BYTES
+    assert L2_WORKING_SET_CAUSAL_128_BYTES < L2_WORKING_SET_BYTES[True]
