@@ -27,7 +27,7 @@ import cupy as cp
 import torch
 
 import cupyflash
-from floor import SWEEP_DTYPES, interleaved_ms, load_trees, sdpa, sweep_inputs, write_results  # bench/ is on sys.path as a script
+from floor import HOT_HELP, SWEEP_DTYPES, interleaved_ms, load_trees, sdpa, set_hot, sweep_inputs, write_results  # bench/ is on sys.path as a script
 
 AGREEMENT_BOUND = 2e-2  # 16-bit outputs of two correct kernels differ by ~1e-3
 
@@ -79,7 +79,9 @@ def main():
     ap.add_argument("--peer", default="cudnn", choices=("cudnn", "flash"))
     ap.add_argument("--heads", metavar="HQ:HKV", help="GQA rows: query heads and KV heads (default: "
                     "2048 / d of each, the papers' shape)")
+    ap.add_argument("--hot", action="store_true", help=HOT_HELP)
     args = ap.parse_args()
+    set_hot(args.hot)
     heads = tuple(int(x) for x in args.heads.split(":")) if args.heads else None
     peer = args.peer
     dims, seqlens = [int(x) for x in args.dims.split(",")], [int(x) for x in args.seqlens.split(",")]

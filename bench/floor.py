@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import statistics
 
 import cupy as cp
@@ -78,18 +79,66 @@ def gpu_ms(fn, warmup=2, repeats=10):
     return statistics.median(times)
 
 
+def back_to_back_ms(fn, calls: int, repeats: int = 5, lead: int = 1) -> float:
+    """Median GPU ms per call of ``calls`` - 1 back-to-back calls, timed from the end
+    of ``lead`` untimed ones: the host queues the rest while those run (a call's host
+    path, ~0.05 ms, is shorter than any kernel timed here), so the GPU never waits and
+    never idles inside a sample, and samples follow one another with only a
+    synchronise between them. Run for seconds, that holds an H100 at its power cap
+    (~690 W, SM clock ~1.6-1.8 GHz, as in the bench) where gpu_ms's single calls after
+    a sleep meet the boost clock. Under the cap the clock lags the power drawn, so a
+    sample's first milliseconds run at the clock its predecessor left: the lead-in,
+    the contender's own calls, lets the clock settle to its own draw first
+    (bench/notes/full_bench.md, "The bench's clocks")."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        for _ in range(lead):
+            fn()
+        a.record()
+        for _ in range(calls - 1):
+            fn()
+        b.record()
+        b.synchronize()
+        times.append(a.elapsed_time(b) / (calls - 1))
+    return statistics.median(times)
+
+
+HOT_HELP = "time back-to-back calls at the power cap (floor.back_to_back_ms), as the bench meets them"
+# The hot regime (--hot): samples of HOT_CALLS back-to-back calls, HOT_REPEATS per round.
+HOT_CALLS = 21
+HOT_REPEATS = 3
+HOT_LEAD = 20  # untimed calls ahead of each sample (back_to_back_ms)
+HOT_SEED = 0  # the rounds' contender orders are shuffled, reproducibly
+_REGIME = {"hot": False}
+
+
+def set_hot(hot: bool) -> None:
+    """Time every later interleaved_ms in the hot regime (back_to_back_ms) or not (gpu_ms)."""
+    _REGIME["hot"] = hot
+
+
 def interleaved_ms(runs, rounds=7, repeats=10):
     """Median GPU ms per call of each of ``runs`` (name -> no-argument call), timed
     in interleaved rounds (a, b, c, a, b, c, ...; ``repeats`` single-call samples
     per contender per round, host cost excluded: gpu_ms): clock and power drift
     over a sweep then moves every contender alike instead of favouring whichever
-    ran first. At seqlen <= 2048 a call lasts ~0.1 ms and back-to-back sweeps
+    ran first. After set_hot(True), samples are back_to_back_ms's instead. At seqlen <= 2048 a call lasts ~0.1 ms and back-to-back sweeps
     differed by up to 20 % per variant (bench/notes/wgmma.md, "wgmma epilogue
     through shared memory")."""
     samples = {name: [] for name in runs}
+    order = list(runs)
+    shuffle = random.Random(HOT_SEED).shuffle
     for _ in range(rounds):
-        for name, fn in runs.items():
-            samples[name].append(gpu_ms(fn, warmup=2, repeats=repeats))
+        if _REGIME["hot"]:
+            shuffle(order)  # no contender always follows the same one (its clock's predecessor)
+        for name in order:
+            fn = runs[name]
+            if _REGIME["hot"]:
+                samples[name].append(back_to_back_ms(fn, HOT_CALLS, HOT_REPEATS, HOT_LEAD))
+            else:
+                samples[name].append(gpu_ms(fn, warmup=2, repeats=repeats))
     return {name: statistics.median(ts) for name, ts in samples.items()}
 
 
@@ -123,9 +172,11 @@ def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", d
         ap.add_argument(name, action="store_true", help=help_text)
     for name, default, help_text in numbers:
         ap.add_argument(name, type=float, default=default, help=help_text)
+    ap.add_argument("--hot", action="store_true", help=HOT_HELP)
     if dtypes:
         ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))
     args = ap.parse_args()
+    set_hot(args.hot)
     args.seqlens = [int(x) for x in args.seqlens.split(",")]
     args.dims = [int(x) for x in args.dims.split(",")]
     if dtypes:

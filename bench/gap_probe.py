@@ -30,7 +30,7 @@ ROUNDS = 7
 REPEATS = 5
 
 
-def back_to_back_ms(fn, calls: int, repeats: int = REPEATS) -> float:
+def shadowed_ms(fn, calls: int, repeats: int = REPEATS) -> float:
     """Median GPU ms per call of ``calls`` back-to-back calls queued behind a sleep kernel."""
     fn()
     times = []
@@ -90,9 +90,9 @@ def main() -> None:
                 runs = {
                     "ours_1": lambda: gpu_ms(kernel, repeats=REPEATS),
                     "peer_1": lambda: gpu_ms(lambda: sdpa("cudnn", qt, kt, vt, causal), repeats=REPEATS),
-                    "ours_n": lambda: back_to_back_ms(kernel, calls),
-                    "api_n": lambda: back_to_back_ms(lambda: cupyflash.attention(q, k, v, causal=causal), calls),
-                    "peer_n": lambda: back_to_back_ms(lambda: sdpa("cudnn", qt, kt, vt, causal), calls),
+                    "ours_n": lambda: shadowed_ms(kernel, calls),
+                    "api_n": lambda: shadowed_ms(lambda: cupyflash.attention(q, k, v, causal=causal), calls),
+                    "peer_n": lambda: shadowed_ms(lambda: sdpa("cudnn", qt, kt, vt, causal), calls),
                 }
                 samples = {name: [] for name in runs}
                 for _ in range(ROUNDS):

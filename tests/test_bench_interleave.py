@@ -46,16 +46,42 @@ def test_samples_alternate_between_implementations(row_setup):
     for p in peers:
         p.clock = clock
     (row,) = runner.run([TINY], peers, repeats=4, warmup=1, target_ms=5.0)
-    # inner: 3 calls of 2 ms, 2 of 3 ms per sample; after the warm-ups and estimates,
-    # the samples take turns, each round starting one implementation later.
+    # inner: 3 calls of 2 ms, 2 of 3 ms per sample, each sample led in by as many
+    # untimed calls; the rounds take the implementations in shuffled orders.
     # After the rounds each makes two more calls: the memory probe and the output check.
     assert log[-4:] == ["cupyflash", "cupyflash", "torch-cudnn", "torch-cudnn"]
-    timed = log[-(4 * 3 + 4 * 2) - 4:-4]
-    ours, theirs = ["cupyflash"] * 3, ["torch-cudnn"] * 2
-    assert timed == (ours + theirs + theirs + ours) * 2
+    inner = {"cupyflash": 3, "torch-cudnn": 2}
+    want = []
+    for r in range(4):
+        want += [name for name in runner.round_order(list(inner), r) for _ in range(2 * inner[name])]
+    assert log[-len(want) - 4:-4] == want
     assert row.impls["cupyflash"].timing.median_ms == pytest.approx(2.0)
     assert row.impls["torch-cudnn"].timing.median_ms == pytest.approx(3.0)
     assert row.ratio() == pytest.approx(1.5)
+
+
+def test_round_orders_pair_a_shuffle_with_its_reverse():
+    names = ["a", "b", "c", "d", "e"]
+    for r in range(0, 8, 2):
+        first, second = runner.round_order(names, r), runner.round_order(names, r + 1)
+        assert sorted(first) == names and second == first[::-1]
+    assert len({tuple(runner.round_order(names, r)) for r in range(0, 20, 2)}) > 1  # not one order forever
+
+
+def test_rounds_vary_each_implementations_predecessor(row_setup):
+    """Under a power cap a sample starts at the clock its predecessor left: with a
+    fixed cyclic order (even rotated) each implementation would always follow the
+    same one. The shuffled rounds give each of three several predecessors."""
+    clock, log = row_setup, []
+    names = ["cupyflash", "torch-cudnn", "torch-flash"]
+    peers = [LoggingPeer(n, 2.0, log) for n in names]
+    for p in peers:
+        p.clock = clock
+    runner.run([TINY], peers, repeats=12, warmup=1, target_ms=2.0)
+    timed = log[-(12 * 3 * 2) - 2 * 3:-2 * 3]  # 12 rounds of 3 samples of lead-in + 1 timed call
+    samples = timed[::2]
+    before = {n: {a for a, b in zip(samples, samples[1:]) if b == n and a != n} for n in names}
+    assert all(len(before[n]) == 2 for n in names), before
 
 
 def test_a_clock_that_drifts_meets_every_implementation_alike(row_setup):
@@ -80,7 +106,8 @@ def test_a_clock_that_drifts_meets_every_implementation_alike(row_setup):
                 return call()
             return slowed
         p.prepare = prepare
-    (row,) = runner.run([TINY], peers, repeats=9, warmup=1, target_ms=2.0)
+    # rounds in reversed pairs (runner.round_order): an even count balances every position
+    (row,) = runner.run([TINY], peers, repeats=10, warmup=1, target_ms=2.0)
     ours, theirs = (row.impls[n].timing.median_ms for n in ("cupyflash", "torch-cudnn"))
     assert ours == pytest.approx(theirs, rel=0.015)
 
@@ -107,7 +134,7 @@ def test_a_compile_inside_a_sample_voids_that_implementation_only(fake_torch):
         count["n"] += 1  # every call loads a module: fine while warming up, not while timed
 
     sampler = timing.Sampler([compiling], warmup=2, target_ms=1.0, compile_count=lambda: count["n"])
-    with pytest.raises(timing.CompileDuringTiming, match="1 kernel module"):
+    with pytest.raises(timing.CompileDuringTiming, match="2 kernel module"):  # the lead-in call's and the timed one's
         sampler.sample()
     steady = timing.Sampler([lambda: setattr(clock, "now_ms", clock.now_ms + 1.0)], warmup=1, target_ms=1.0,
                             compile_count=lambda: count["n"])

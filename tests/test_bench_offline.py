@@ -241,7 +241,8 @@ def test_measure_median_inner_and_rotation(fake_torch):
 
 def test_measure_spread(fake_torch):
     clock, _ = fake_torch
-    costs = iter([1.0] * 3 + [1.0] + [1.0, 2.0, 3.0, 4.0, 5.0])
+    # 3 warm-ups, 1 estimate, then per sample an untimed lead-in call (9 ms: it must not count) and a timed one
+    costs = iter([1.0] * 3 + [1.0] + [9.0, 1.0, 9.0, 2.0, 9.0, 3.0, 9.0, 4.0, 9.0, 5.0])
 
     def call():
         clock.now_ms += next(costs)

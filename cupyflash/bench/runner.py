@@ -15,6 +15,7 @@ first cell that needs it.
 from __future__ import annotations
 
 import importlib
+import random
 
 from .accuracy import OutputCheck, WrongOutput
 from .flops import throughput
@@ -26,6 +27,8 @@ from .timing import CompileDuringTiming, Sampler, block, measure_memory
 # H100/H200) between calls; consecutive calls then rotate among several sets.
 L2_ROTATE_BYTES = 100 * 1024**2
 ROTATE_SETS = 3
+# Seed of the rounds' shuffled implementation orders (run_row): the same orders every run.
+ORDER_SEED = 0
 
 
 def input_set_count(cfg) -> int:
@@ -116,6 +119,14 @@ def _checked(peer, cfg, sampler, check) -> ImplResult:
                       accuracy=accuracy)
 
 
+def round_order(names: list, r: int) -> list:
+    """The order of round ``r`` (run_row): rounds 2i and 2i + 1 take one seeded
+    shuffle of ``names`` forwards, then backwards."""
+    order = list(names)
+    random.Random(ORDER_SEED + r // 2).shuffle(order)
+    return order if r % 2 == 0 else order[::-1]
+
+
 def run_row(cfg, peers, inputs, availability, *, repeats, warmup, target_ms, counter, check, progress=None):
     """Every implementation's cell of one config, timed in interleaved rounds.
     ``check``: the row's :class:`OutputCheck` on ``inputs[0]``."""
@@ -138,12 +149,15 @@ def run_row(cfg, peers, inputs, availability, *, repeats, warmup, target_ms, cou
             except _expected_failures() as exc:
                 impls[peer.name] = _failure(peer.name, exc)
         for r in range(repeats):
-            # Each round starts one implementation later: whichever runs first after
-            # another row's (or round's) last one meets that one's leftovers (its
-            # clocks, its lines in L2), and the rotation spreads them over all.
-            names = list(samplers)
-            first = r % len(names) if names else 0
-            for name in names[first:] + names[:first]:
+            # Rounds go in pairs: a shuffled order (seeded: runs repeat), then the same
+            # order reversed. A sample meets its predecessor's leftovers (its clocks,
+            # its lines in L2), and a fixed cyclic order, even rotated, would give
+            # every implementation the same predecessor in every round
+            # (bench/notes/full_bench.md, "The bench's clocks"); the reversal
+            # evens out the positions within a pair, so a clock that drifts over
+            # the row meets every implementation alike.
+            names = round_order(list(samplers), r)
+            for name in names:
                 sampler = samplers[name]
                 try:
                     sampler.sample()

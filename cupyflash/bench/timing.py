@@ -8,21 +8,30 @@ How a number is taken (``Sampler``; ``measure`` runs one alone):
 2. A short untimed estimate of one call's time fixes ``inner``: the number of
    back-to-back calls in one sample, so that a sample lasts about
    ``target_ms``.
-3. ``repeats`` samples. A sample is: device synchronise, record a start
-   ``torch.cuda.Event`` on torch's current stream, enqueue ``inner`` calls
-   (rotating among the input sets), wait for the last output (JAX arrays:
-   ``block_until_ready``) and synchronise the whole device, then record the end
-   event. The device-wide synchronise is what makes implementations that run
-   on their own stream (JAX, and possibly CuPy-launched kernels) end inside
-   the timed window. Every implementation pays the same fixed cost for it
-   (one synchronise plus the first launch, a few tens of microseconds), spread
-   over ``inner`` calls: under 1% when a sample lasts 5 ms.
+3. ``repeats`` samples. A sample is: device synchronise, enqueue ``inner``
+   untimed lead-in calls, record a start ``torch.cuda.Event`` on torch's current
+   stream, enqueue ``inner`` calls (rotating among the input sets), wait for the
+   last output (JAX arrays: ``block_until_ready``) and synchronise the whole
+   device, then record the end event. The device-wide synchronise is what makes
+   implementations that run on their own stream (JAX, and possibly CuPy-launched
+   kernels) end inside the timed window. The lead-in is there for the clocks:
+   under load an H100 runs at its power cap, where the SM clock follows the
+   power drawn with a lag of milliseconds, so the first milliseconds of a sample
+   run at the clock the previous implementation's sample left (a low-power peer
+   lifts it for whoever comes next, a hungry one lowers it). Without the lead-in
+   one candidate of a sweep read 6-14 % faster in every row only because it always
+   ran right after a slow, low-power peer (bench/notes/full_bench.md, "The bench's
+   clocks"). The host queues the lead-in and the timed calls without a break, so
+   where the host is faster than the GPU the timed window holds GPU time only,
+   and where it is slower (small problems) it holds the host's pace, as a caller
+   would meet it.
 4. The median of the per-call times is the headline; min, max and the
    quartiles are the spread.
 
 The bench's runner times the implementations of one row in interleaved
-rounds (one sample of each in turn, ``repeats`` times), not one after the
-other: a GPU under minutes of load changes its clocks, and timed one after the
+rounds (one sample of each in turn, in a seeded shuffled order and then its
+reverse, ``repeats``
+times), not one after the other: a GPU under minutes of load changes its clocks, and timed one after the
 other the implementations of a row met different clocks (an H100's long rows
 showed medians 20 % above their minimum, and ratios that moved by 10 % between
 runs: bench/notes/full_bench.md, "Interleaved rows").
@@ -122,18 +131,21 @@ class Sampler:
         self._step = 0
 
     def sample(self) -> None:
-        """Time ``inner`` back-to-back calls (step 3) and record the per-call time."""
+        """Time ``inner`` back-to-back calls after as many untimed ones (step 3) and
+        record the per-call time."""
         import torch
 
         before = self.compile_count() if self.compile_count is not None else None
         start = torch.cuda.Event(enable_timing=True)
         end = torch.cuda.Event(enable_timing=True)
         torch.cuda.synchronize()
-        start.record()
         out = None
-        for _ in range(self.inner):
-            out = self.calls[self._step % len(self.calls)]()
-            self._step += 1
+        for timed in (False, True):  # the lead-in (step 3), then the timed calls
+            if timed:
+                start.record()
+            for _ in range(self.inner):
+                out = self.calls[self._step % len(self.calls)]()
+                self._step += 1
         _finish(torch, out)
         end.record()
         end.synchronize()
