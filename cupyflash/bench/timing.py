@@ -30,11 +30,11 @@ How a number is taken (``Sampler``; ``measure`` runs one alone):
 
 The bench's runner times the implementations of one row in interleaved
 rounds (one sample of each in turn, in a seeded shuffled order and then its
-reverse, ``repeats``
-times), not one after the other: a GPU under minutes of load changes its clocks, and timed one after the
-other the implementations of a row met different clocks (an H100's long rows
-showed medians 20 % above their minimum, and ratios that moved by 10 % between
-runs: bench/notes/full_bench.md, "Interleaved rows").
+reverse, ``repeats`` times), not one after the other: a GPU under minutes of
+load changes its clocks, and timed one after the other the implementations
+of a row met different clocks (an H100's long rows showed medians 20 % above
+their minimum, and ratios that moved by 10 % between runs:
+bench/notes/full_bench.md, "Interleaved rows").
 
 If the callable compiles anything during the samples (``compile_count``
 changes), the measurement is void: :class:`CompileDuringTiming` is raised.
