@@ -196,9 +196,7 @@ WGMMA_SHORTEST_TILES: dict[tuple[int, bool], WgmmaTiles] = {
 WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     64: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
          (128, 128, 2, True, True), (128, 128, 3, True, True), (192, 128, 2, False, False),
-         (192, 128, 2, False, True),
-         # 64-key tiles: half the masked keys on a causal diagonal
-         (128, 64, 2, False, True), (128, 64, 3, True, True), (128, 64, 4, True, True)),
+         (192, 128, 2, False, True)),
     128: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
           (128, 128, 2, True, True), (128, 176, 2, False, False), (128, 176, 2, True, False),
           (128, 176, 2, True, True)),  # 176: FA3's non-causal key tile at this width
