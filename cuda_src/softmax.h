@@ -124,13 +124,10 @@ __device__ __forceinline__ float row_max_step(const float (&s)[kNTiles][4], RowS
   float tile_max = quad_max(part[0]);
   if constexpr (Tile::kScaled) tile_max *= tile.score_mult;
   // kLazyMax: raise the running max only past kLazyMaxLog2. A first finite max
-  // always raises it (the limit -inf + gap is -inf); a tile with no unmasked key
-  // never does (-inf > anything is false).
-  // The gap in raw units is loop-invariant (the compiler hoists the division), and
-  // st.max + gap is known before the tile's scores: the lazy test adds one compare
-  // to the critical path from the scores to the first exponential, not three ops.
+  // always raises it ((x - -inf) * scale is +inf); a tile with no unmasked key
+  // never does (-inf, or NaN when the running max is -inf too: both compare false).
   const float new_max = !kLazyMax ? fmaxf(st.max[half], tile_max)
-                        : tile_max > st.max[half] + kLazyMaxLog2 / scale_log2 ? tile_max : st.max[half];
+                        : (tile_max - st.max[half]) * scale_log2 > kLazyMaxLog2 ? tile_max : st.max[half];
   // A row with no unmasked key so far has max = -inf: use 0 as the offset so
   // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
   offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
