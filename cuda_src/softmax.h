@@ -240,16 +240,16 @@ struct RowCorrection {
 
 // The same step leaving O alone, so that the previous tile's P.V can still be
 // in flight on the tensor cores; apply the result with rescale_o once it lands.
-// With a lazy running max (kLazyMaxLog2; the Hopper kernel's: the mma.sync
-// kernel's 255-register variants spilled 4-12 bytes with it).
-template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
+// With a lazy running max by default (kLazyMaxLog2; the Hopper kernel's: the
+// mma.sync kernel's 255-register variants spilled 4-12 bytes with it).
+template <bool kLazyMax = true, int kNTiles, class Tile = UnitTile, class Live = AllLive>
 __device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2,
                                                         const Tile& tile = Tile{}, const Live& live = Live{}) {
   RowCorrection corr;
 #pragma unroll
   for (int half = 0; half < 2; ++half)
     corr.factor[half] =
-        softmax_half<kNTiles, Tile, Live, true>(s, st, half, scale_log2, corr.any_moved[half], tile, live);
+        softmax_half<kNTiles, Tile, Live, kLazyMax>(s, st, half, scale_log2, corr.any_moved[half], tile, live);
   return corr;
 }
 
