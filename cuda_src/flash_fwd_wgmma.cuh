@@ -427,22 +427,26 @@ __global__ void __launch_bounds__(
     // One key tile's scores: S = Q K^T into sc (issued by the caller), then mask
     // and softmax. Returns how O must be rescaled before this tile's P.V (with
     // one term, O's change of units included). e: the tile's shifts.
+    // A lazy running max (softmax.h, kLazyMaxLog2): +2-4 % at d128, +1-3 % at d64 with
+    // 192-row blocks and at d256, but -3.5 % on d64's 128-row blocks (bench/notes/wgmma.md,
+    // "A lazy running max"), which keep the exact one.
+    constexpr bool kLazyMax = !(kD == 64 && kConsumerWGs == 2);
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
       const int n0 = (n_tiles - 1 - i) * kBlockN;
       if (tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
       if constexpr (!kRescaled) {
-        return softmax_update(sc, st, scale_log2);
+        return softmax_update<kLazyMax>(sc, st, scale_log2);
       } else if constexpr (kSplit) {
-        return softmax_update(sc, st, scale_log2, ScaledTile{pow2_f32(-(e_q + e.x))});
+        return softmax_update<kLazyMax>(sc, st, scale_log2, ScaledTile{pow2_f32(-(e_q + e.x))});
       } else {
         if (i == 0) {  // the item's first tile: O starts over in its units
           o_units.start(e.y);
-          return softmax_update(sc, st, scale_log2, ScaledShiftedTile{pow2_f32(-(e_q + e.x)), 0.f, 1.f});
+          return softmax_update<kLazyMax>(sc, st, scale_log2, ScaledShiftedTile{pow2_f32(-(e_q + e.x)), 0.f, 1.f});
         }
         bool moved;
         float unit;
         const int shift = o_units.enter(e.y, moved, unit);
-        RowCorrection corr = softmax_update(
+        RowCorrection corr = softmax_update<kLazyMax>(
             sc, st, scale_log2,
             ScaledShiftedTile{pow2_f32(-(e_q + e.x)), static_cast<float>(shift), pow2_f32(shift)});
         if (moved) fold_unit_change(corr, unit);  // warp-uniform: the same shifts for every thread
@@ -466,7 +470,7 @@ __global__ void __launch_bounds__(
         const unsigned live = tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)
                                   ? apply_mask_chunked<kMaxChains>(sc, p, warp_row0, n0, lane)
                                   : ~0u;
-        softmax_update(sc, st, scale_log2, UnitTile{}, LiveChunks{live});
+        softmax_update<kLazyMax>(sc, st, scale_log2, UnitTile{}, LiveChunks{live});
       } else {
         scores_to_p(sc, 0, e);
       }

@@ -36,6 +36,14 @@ struct RowState {
 };
 
 constexpr int kMaxChains = 4;  // independent partial maxima per row half (see softmax_half)
+// With kLazyMax (row_max_step) the running max moves only when a tile's max exceeds
+// it by more than this many doublings of exp2. Until then P is exp2 of up to +8 instead of at
+// most 1: 256 at most, far inside fp16's range (65504), and every rounding of P is
+// relative, so the result is the same to the last bits' noise. What it saves is
+// O's rescale, one multiply per O element on every tile where some row of a warp
+// raised its max: at seqlen 1024 that was 74 % of the tiles (bench/notes/wgmma.md,
+// "Where the consumers wait"; "A lazy running max").
+constexpr float kLazyMaxLog2 = 8.f;
 
 // Which keys of a score tile a warp's rows can see at all. AllLive: every key
 // (the unmasked tiles: compile-time, so their code is unchanged). LiveChunks: the
@@ -83,7 +91,7 @@ struct ScaledShiftedTile {
 // A scaled tile (Tile::kScaled) keeps the running max in true units: the tile's
 // raw max times score_mult, exact (a power of two), so maxima of tiles with
 // different shifts compare correctly; LSE and the epilogue read true units as before.
-template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
+template <int kNTiles, class Tile = UnitTile, class Live = AllLive, bool kLazyMax = false>
 __device__ __forceinline__ float row_max_step(const float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
                                               float& offset, bool& moved, const Tile& tile = Tile{},
                                               const Live& live = Live{}) {
@@ -115,7 +123,11 @@ __device__ __forceinline__ float row_max_step(const float (&s)[kNTiles][4], RowS
     for (int j = 0; j + w < kChains; j += 2 * w) part[j] = fmaxf(part[j], part[j + w]);
   float tile_max = quad_max(part[0]);
   if constexpr (Tile::kScaled) tile_max *= tile.score_mult;
-  const float new_max = fmaxf(st.max[half], tile_max);
+  // kLazyMax: raise the running max only past kLazyMaxLog2. A first finite max
+  // always raises it ((x - -inf) * scale is +inf); a tile with no unmasked key
+  // never does (-inf, or NaN when the running max is -inf too: both compare false).
+  const float new_max = !kLazyMax ? fmaxf(st.max[half], tile_max)
+                        : (tile_max - st.max[half]) * scale_log2 > kLazyMaxLog2 ? tile_max : st.max[half];
   // A row with no unmasked key so far has max = -inf: use 0 as the offset so
   // that exp2(-inf - offset) = 0 instead of exp2(-inf - -inf) = NaN.
   offset = new_max == neg_inf_f32() ? 0.f : new_max * scale_log2;
@@ -166,12 +178,13 @@ __device__ __forceinline__ void exp_step(float (&s)[kNTiles][4], RowState& st, i
 // Both halves of the step for one row half: s becomes P, and the factor by which
 // O's rows must be rescaled is returned; any_moved says whether any row of the
 // warp moved (after the first few key tiles the maxima rarely do, and O is left alone).
-template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
+template <int kNTiles, class Tile = UnitTile, class Live = AllLive, bool kLazyMax = false>
 __device__ __forceinline__ float softmax_half(float (&s)[kNTiles][4], RowState& st, int half, float scale_log2,
                                               bool& any_moved, const Tile& tile = Tile{}, const Live& live = Live{}) {
   float offset;
   bool moved;
-  const float correction = row_max_step(s, st, half, scale_log2, offset, moved, tile, live);
+  const float correction =
+      row_max_step<kNTiles, Tile, Live, kLazyMax>(s, st, half, scale_log2, offset, moved, tile, live);
   exp_step(s, st, half, scale_log2, offset, correction, tile, live);
   any_moved = __any_sync(0xffffffffu, moved);  // warp-uniform
   return correction;
@@ -227,13 +240,16 @@ struct RowCorrection {
 
 // The same step leaving O alone, so that the previous tile's P.V can still be
 // in flight on the tensor cores; apply the result with rescale_o once it lands.
-template <int kNTiles, class Tile = UnitTile, class Live = AllLive>
+// With a lazy running max by default (kLazyMaxLog2; the Hopper kernel's: the
+// mma.sync kernel's 255-register variants spilled 4-12 bytes with it).
+template <bool kLazyMax = true, int kNTiles, class Tile = UnitTile, class Live = AllLive>
 __device__ __forceinline__ RowCorrection softmax_update(float (&s)[kNTiles][4], RowState& st, float scale_log2,
                                                         const Tile& tile = Tile{}, const Live& live = Live{}) {
   RowCorrection corr;
 #pragma unroll
   for (int half = 0; half < 2; ++half)
-    corr.factor[half] = softmax_half(s, st, half, scale_log2, corr.any_moved[half], tile, live);
+    corr.factor[half] =
+        softmax_half<kNTiles, Tile, Live, kLazyMax>(s, st, half, scale_log2, corr.any_moved[half], tile, live);
   return corr;
 }
 
