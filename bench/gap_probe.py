@@ -28,6 +28,7 @@ from floor import HOST_SHADOW_CYCLES, SWEEP_DTYPES, gpu_ms, sdpa, sweep_args, sw
 
 ROUNDS = 7
 REPEATS = 5
+CALLS = 20  # back-to-back calls per sample of ours_n, api_n, peer_n
 
 
 def shadowed_ms(fn, calls: int, repeats: int = REPEATS) -> float:
@@ -67,7 +68,7 @@ def sustained(name: str, fn, seconds: float) -> None:
 def main() -> None:
     args = sweep_args(__doc__, seqlens="1024,2048,4096",
                       numbers=(("--sustain", 0.0, "seconds per sustained run (0: the five-way table)"),))
-    calls = 20
+    calls = CALLS
     if args.sustain:
         for d in args.dims:
             for s in args.seqlens:
