@@ -90,9 +90,10 @@ WALK_ROWS_SMALL_GROUPS = 128  # the block rows of the causal kernels that take t
 WALK_ORDER_BYTES = 2  # the order assumes 2-byte elements whatever the dtype
 
 
-def walk_working_set(causal: bool, block_m: int, persistent: bool, sixteen_bit: bool) -> int:
-    """The bytes of K and V the walk keeps in flight for a kernel of these tiles."""
-    if causal and persistent and sixteen_bit and block_m == WALK_ROWS_SMALL_GROUPS:
+def walk_working_set(causal: bool, spec) -> int:
+    """The bytes of K and V the walk keeps in flight for kernel ``spec`` (a KernelSpec)."""
+    sixteen_bit = spec.fp32_terms == 0 and not spec.tf32
+    if causal and spec.persistent and sixteen_bit and spec.block_m == WALK_ROWS_SMALL_GROUPS:
         return L2_WORKING_SET_CAUSAL_128_BYTES
     return L2_WORKING_SET_BYTES[causal]
 
