@@ -58,10 +58,11 @@ def time_ms(fn, warmup=5, repeats=30, inner=10):
 HOST_SHADOW_CYCLES = 2_000_000
 
 
-def gpu_ms(fn, warmup=2, repeats=10):
-    """Median GPU time of one call of ``fn``, without its host-side cost: each
-    sample queues a sleep kernel first, so the GPU is still busy when the host
-    records the start event and launches the call, and the call starts right
+def gpu_ms(fn, warmup=2, repeats=10, calls=1):
+    """Median GPU time per call of ``calls`` back-to-back calls of ``fn`` (one by
+    default), without their host-side cost: each sample queues a sleep kernel
+    first, long enough for the host to queue the calls, so the GPU is still busy
+    when the host records the start event and launches them, and they start right
     after the event. (Timing a single call on an idle GPU counts the host's
     launch path too: ~0.1 ms on a 0.25 ms kernel at seqlen 1024, and its jitter
     was most of the +-8 % per-point noise of the first interleaved A/Bs.)"""
@@ -70,12 +71,13 @@ def gpu_ms(fn, warmup=2, repeats=10):
     times = []
     for _ in range(repeats):
         a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(HOST_SHADOW_CYCLES)
+        torch.cuda._sleep(HOST_SHADOW_CYCLES * max(1, calls // 4))
         a.record()
-        fn()
+        for _ in range(calls):
+            fn()
         b.record()
         b.synchronize()
-        times.append(a.elapsed_time(b))
+        times.append(a.elapsed_time(b) / calls)
     return statistics.median(times)
 
 

@@ -24,26 +24,11 @@ import torch
 
 import cupyflash
 from ab_auto import launcher  # bench/ is on sys.path as a script
-from floor import HOST_SHADOW_CYCLES, SWEEP_DTYPES, gpu_ms, sdpa, sweep_args, sweep_inputs
+from floor import SWEEP_DTYPES, gpu_ms, sdpa, sweep_args, sweep_inputs
 
 ROUNDS = 7
 REPEATS = 5
-
-
-def shadowed_ms(fn, calls: int, repeats: int = REPEATS) -> float:
-    """Median GPU ms per call of ``calls`` back-to-back calls queued behind a sleep kernel."""
-    fn()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        torch.cuda._sleep(HOST_SHADOW_CYCLES * max(1, calls // 4))  # longer than the host's queueing of the calls
-        a.record()
-        for _ in range(calls):
-            fn()
-        b.record()
-        b.synchronize()
-        times.append(a.elapsed_time(b) / calls)
-    return statistics.median(times)
+CALLS = 20  # back-to-back calls per sample of ours_n, api_n, peer_n
 
 
 def sustained(name: str, fn, seconds: float) -> None:
@@ -67,7 +52,7 @@ def sustained(name: str, fn, seconds: float) -> None:
 def main() -> None:
     args = sweep_args(__doc__, seqlens="1024,2048,4096",
                       numbers=(("--sustain", 0.0, "seconds per sustained run (0: the five-way table)"),))
-    calls = 20
+    calls = CALLS
     if args.sustain:
         for d in args.dims:
             for s in args.seqlens:
@@ -90,9 +75,10 @@ def main() -> None:
                 runs = {
                     "ours_1": lambda: gpu_ms(kernel, repeats=REPEATS),
                     "peer_1": lambda: gpu_ms(lambda: sdpa("cudnn", qt, kt, vt, causal), repeats=REPEATS),
-                    "ours_n": lambda: shadowed_ms(kernel, calls),
-                    "api_n": lambda: shadowed_ms(lambda: cupyflash.attention(q, k, v, causal=causal), calls),
-                    "peer_n": lambda: shadowed_ms(lambda: sdpa("cudnn", qt, kt, vt, causal), calls),
+                    "ours_n": lambda: gpu_ms(kernel, repeats=REPEATS, calls=calls),
+                    "api_n": lambda: gpu_ms(lambda: cupyflash.attention(q, k, v, causal=causal), repeats=REPEATS,
+                                                   calls=calls),
+                    "peer_n": lambda: gpu_ms(lambda: sdpa("cudnn", qt, kt, vt, causal), repeats=REPEATS, calls=calls),
                 }
                 samples = {name: [] for name in runs}
                 for _ in range(ROUNDS):

@@ -428,7 +428,7 @@ __global__ void __launch_bounds__(
     // and softmax. Returns how O must be rescaled before this tile's P.V (with
     // one term, O's change of units included). e: the tile's shifts.
     // A lazy running max (softmax.h, kLazyMaxLog2): +2-4 % at d128, +1-3 % at d64 with
-    // 192-row blocks and at d256, but -3.5 % on d64's 128-row blocks (bench/notes/wgmma.md,
+    // 192-row blocks and at d256, but -3.5 % on d64's 128-row blocks (bench/notes/wgmma_softmax.md,
     // "A lazy running max"), which keep the exact one.
     constexpr bool kLazyMax = !(kD == 64 && kConsumerWGs == 2);
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
@@ -461,7 +461,7 @@ __global__ void __launch_bounds__(
     // dead and 12 need no mask. One softmax for masked and unmasked first tiles
     // (all chunks live): a second copy grew the code, and in the loop cost 2-4 %.
     // Only the 192-row tiles: +1.2-2.6 % there, full rows too; the 128-row ones
-    // lost up to 1.3 % (bench/notes/wgmma.md, "Dead chunks of the diagonal tile").
+    // lost up to 1.3 % (bench/notes/wgmma_softmax.md, "Dead chunks of the diagonal tile").
     // Rescaled variants keep scores_to_p.
     constexpr bool kChunkedFirst = !kRescaled && kConsumerWGs == 3 && Tr::kNTiles % kMaxChains == 0;
     auto first_scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int2 e) {

@@ -42,7 +42,7 @@ constexpr int kMaxChains = 4;  // independent partial maxima per row half (see s
 // relative, so the result is the same to the last bits' noise. What it saves is
 // O's rescale, one multiply per O element on every tile where some row of a warp
 // raised its max: at seqlen 1024 that was 74 % of the tiles (bench/notes/wgmma.md,
-// "Where the consumers wait"; "A lazy running max").
+// "Where the consumers wait") (bench/notes/wgmma_softmax.md, "A lazy running max").
 constexpr float kLazyMaxLog2 = 8.f;
 
 // Which keys of a score tile a warp's rows can see at all. AllLive: every key
@@ -50,7 +50,7 @@ constexpr float kLazyMaxLog2 = 8.f;
 // tile is cut into kMaxChains chunks of consecutive keys and bit c says whether any
 // row of this warp sees any key of chunk c (mask.h, apply_mask_chunked; warp-uniform).
 // A dead chunk takes no exponential: on a causal diagonal tile about a third of a
-// warp's chunks are dead (bench/notes/wgmma.md, "Dead chunks of the diagonal tile").
+// warp's chunks are dead (bench/notes/wgmma_softmax.md, "Dead chunks of the diagonal tile").
 struct AllLive {
   static constexpr bool kChunked = false;
   __device__ __forceinline__ bool chunk(int) const { return true; }

@@ -82,17 +82,18 @@ TMA_PARAMS_DTYPE = np.dtype([(name, np.uint64, (TMA_DESC_WORDS,)) for name in TM
 # 192-row blocks of d64 s2048, so causal calls keep about a third of an H100/H200's
 # L2 (50-60 MB, split in two partitions), except the persistent 128-row 16-bit
 # kernels (d128 at every length, d64 up to 1024), which gained 0.4-2.9 % with 4 MB
-# (bench/notes/wgmma.md, "Smaller walk groups without a mask" and "Dead chunks of
-# the diagonal tile").
+# (bench/notes/wgmma.md, "Smaller walk groups without a mask")
+# (bench/notes/wgmma_softmax.md, "Dead chunks of the diagonal tile").
 L2_WORKING_SET_BYTES = {False: 4 << 20, True: 16 << 20}
 L2_WORKING_SET_CAUSAL_128_BYTES = 4 << 20
 WALK_ROWS_SMALL_GROUPS = 128  # the block rows of the causal kernels that take the smaller groups
 WALK_ORDER_BYTES = 2  # the order assumes 2-byte elements whatever the dtype
 
 
-def walk_working_set(causal: bool, block_m: int, persistent: bool, sixteen_bit: bool) -> int:
-    """The bytes of K and V the walk keeps in flight for a kernel of these tiles."""
-    if causal and persistent and sixteen_bit and block_m == WALK_ROWS_SMALL_GROUPS:
+def walk_working_set(causal: bool, spec) -> int:
+    """The bytes of K and V the walk keeps in flight for kernel ``spec`` (a KernelSpec)."""
+    sixteen_bit = spec.fp32_terms == 0 and not spec.tf32
+    if causal and spec.persistent and sixteen_bit and spec.block_m == WALK_ROWS_SMALL_GROUPS:
         return L2_WORKING_SET_CAUSAL_128_BYTES
     return L2_WORKING_SET_BYTES[causal]
 

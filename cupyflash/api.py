@@ -292,10 +292,10 @@ def _vt_map(spec, vt) -> bytes:
 
 
 @functools.lru_cache(maxsize=CALL_CACHE_SIZE)
-def _params_template(problem: Problem, head_dim: int, head_dim_v: int, working_set: int) -> bytes:
-    """FlashParams of ``problem`` run at these (possibly padded) head dims, less the
-    per-call fields (addresses, strides), with the walk's working set in bytes
-    (``_params.walk_working_set``); bounded like the call cache, for the same reason."""
+def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec) -> bytes:
+    """FlashParams of ``problem`` run by kernel ``spec`` at these (possibly padded) head
+    dims, less the per-call fields (addresses, strides); bounded like the call cache,
+    for the same reason. The spec sets the walk's working set (``_params.walk_working_set``)."""
     return params_template(
         softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
         batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
@@ -303,7 +303,8 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int, working_s
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
         walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
-                                          problem.batch * problem.heads_q, working_set),
+                                          problem.batch * problem.heads_q,
+                                          walk_working_set(problem.causal, spec)),
     )
 
 
@@ -387,10 +388,7 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     # q_in_kernel: the kernel reads head_dim columns of the fp32 q (its own, or
     # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
-    spec = plan.spec
-    working_set = walk_working_set(problem.causal, spec.block_m, spec.persistent,
-                                   spec.fp32_terms == 0 and not spec.tf32)
-    params = fill_params(_params_template(problem, q_cols, head_dim_v, working_set),
+    params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
                          *kv_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)

@@ -140,3 +140,44 @@ def test_a_compile_inside_a_sample_voids_that_implementation_only(fake_torch):
                             compile_count=lambda: count["n"])
     steady.sample()
     assert steady.timing().samples == 1 and steady.timing().median_ms == pytest.approx(1.0)
+
+
+class SideStream:
+    """A stream of its own on the fake clock (JAX's): work queues up there and the
+    clock moves only when someone waits for it (block_until_ready, or a device
+    synchronise); events are recorded on torch's stream, which stays idle."""
+
+    def __init__(self, clock):
+        self.clock, self.pending = clock, 0.0
+
+    def flush(self):
+        self.clock.now_ms += self.pending
+        self.pending = 0.0
+
+
+def test_calls_on_their_own_stream_time_without_their_lead_in(fake_torch, monkeypatch):
+    clock, torch = fake_torch
+    side = SideStream(clock)
+    monkeypatch.setattr(torch.cuda, "synchronize", side.flush)
+
+    class Out:
+        def block_until_ready(self):
+            side.flush()
+
+    def call():
+        side.pending += 2.0
+        return Out()
+
+    # inner = 3: without own_stream the start event passes while the 3 lead-in calls
+    # still queue on the side stream, and the sample reads them too (4 ms a call).
+    for own_stream, per_call in ((True, 2.0), (False, 4.0)):
+        sampler = timing.Sampler([call], warmup=1, target_ms=6.0, own_stream=own_stream)
+        sampler.sample()
+        assert sampler.inner == 3 and sampler.timing().median_ms == pytest.approx(per_call)
+
+
+def test_jax_peers_declare_their_own_stream():
+    from cupyflash.bench.peers import CupyflashPeer, JaxPeer, TorchSDPAPeer
+
+    assert JaxPeer.own_stream
+    assert not getattr(CupyflashPeer, "own_stream", False) and not getattr(TorchSDPAPeer, "own_stream", False)

@@ -437,3 +437,27 @@ def test_out_view_with_odd_strides(dtype, backend):
     res = cupyflash.attention(q, k, v, causal=True, out=out, backend=backend)
     assert res is out and bool(cp.isnan(big[..., 64]).all())  # nothing written outside the view
     check(out, None, q, k, v, causal=True, alignment="bottom_right", dtype=dtype)
+
+
+@pytest.mark.parametrize("dtype,backend", [("float16", "auto"), ("bfloat16", "auto"), ("bfloat16", "mma"),
+                                           ("float32", "auto")])
+@pytest.mark.parametrize("d", [64, 128, 256])
+@pytest.mark.parametrize("causal", [False, True])
+def test_running_max_raised_by_a_later_key_tile(dtype, backend, d, causal):
+    """Key tiles run from the last to the first, and with a lazy running max (softmax.h,
+    kLazyMaxLog2) a row's max moves only when a tile's max exceeds it by more than 8
+    doublings. N(0, 1) inputs never do that after the first tile, so here keys 256-511
+    score about 2.5x and keys 0-255 about 12x the rest: the middle keys enter with P up to
+    ~2^6.5 under an unmoved max, and the first keys raise every row's max (and rescale O)
+    on a late tile."""
+    import cupy as cp
+
+    require_backend(backend)
+    q, k, v = (gpu_randn((1, s, 2, d), dtype, 71 + i) for i, s in enumerate((300, 1000, 1000)))
+    gain = cp.ones((1, 1000, 1, 1), dtype=cp.float32)
+    gain[:, :256], gain[:, 256:512] = 12.0, 2.5
+    k = (k.astype(cp.float32) * gain).astype(k.dtype)
+    out = poisoned((1, 300, 2, d), dtype)
+    res, lse = cupyflash.attention(q, k, v, causal=causal, out=out, return_lse=True, backend=backend)
+    assert res is out
+    check(out, lse, q, k, v, causal=causal, alignment="bottom_right", dtype=dtype)

@@ -99,7 +99,7 @@ def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem
         launch = fake.launches[-1]
         spec = next(s for s in candidate_specs() if s.name_expression == launch.name)
         causal = kw.get("causal", False)
-        working_set = walk_working_set(causal, spec.block_m, spec.persistent, spec.fp32_terms == 0 and not spec.tf32)
+        working_set = walk_working_set(causal, spec)
         want = params_from_scratch(q, k, v, o, lse, causal=causal, scale=kw.get("softmax_scale"),
                                    alignment=kw.get("causal_alignment", "bottom_right"),
                                    layout="bhsd" if bhsd else "bshd", working_set=working_set)

@@ -33,12 +33,18 @@ def test_walk_group_pairs():
 
 
 def test_walk_working_set_by_mask_and_tiles():
+    from types import SimpleNamespace
+
     from cupyflash._params import (L2_WORKING_SET_BYTES, L2_WORKING_SET_CAUSAL_128_BYTES, WALK_ROWS_SMALL_GROUPS,
                                    walk_working_set)
 
-    assert walk_working_set(False, 192, True, True) == L2_WORKING_SET_BYTES[False]
-    assert walk_working_set(True, 192, True, True) == L2_WORKING_SET_BYTES[True]     # d64's 192-row blocks
-    assert walk_working_set(True, 128, False, True) == L2_WORKING_SET_BYTES[True]    # d256: one CTA per item
-    assert walk_working_set(True, 128, True, False) == L2_WORKING_SET_BYTES[True]    # fp32: not measured
-    assert walk_working_set(True, WALK_ROWS_SMALL_GROUPS, True, True) == L2_WORKING_SET_CAUSAL_128_BYTES
+    def spec(block_m, persistent=True, fp32_terms=0, tf32=False):
+        return SimpleNamespace(block_m=block_m, persistent=persistent, fp32_terms=fp32_terms, tf32=tf32)
+
+    assert walk_working_set(False, spec(192)) == L2_WORKING_SET_BYTES[False]
+    assert walk_working_set(True, spec(192)) == L2_WORKING_SET_BYTES[True]                  # d64's 192-row blocks
+    assert walk_working_set(True, spec(128, persistent=False)) == L2_WORKING_SET_BYTES[True]  # d256: a CTA per item
+    assert walk_working_set(True, spec(128, fp32_terms=3)) == L2_WORKING_SET_BYTES[True]     # fp32: not measured
+    assert walk_working_set(True, spec(128, tf32=True)) == L2_WORKING_SET_BYTES[True]
+    assert walk_working_set(True, spec(WALK_ROWS_SMALL_GROUPS)) == L2_WORKING_SET_CAUSAL_128_BYTES
     assert L2_WORKING_SET_CAUSAL_128_BYTES < L2_WORKING_SET_BYTES[True]

@@ -228,6 +228,7 @@ class JaxPeer:
     """jax.nn.dot_product_attention, jit-compiled, one implementation forced."""
 
     precision = "highest"
+    own_stream = True  # JAX launches on its own stream, not torch's (timing.Sampler)
 
     def __init__(self, name: str, implementation: str):
         self.name = name

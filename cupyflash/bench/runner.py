@@ -145,7 +145,8 @@ def run_row(cfg, peers, inputs, availability, *, repeats, warmup, target_ms, cou
                 continue
             try:
                 calls = [peer.prepare(cfg, *qkv) for qkv in inputs]
-                samplers[peer.name] = Sampler(calls, warmup=warmup, target_ms=target_ms, compile_count=counter)
+                samplers[peer.name] = Sampler(calls, warmup=warmup, target_ms=target_ms, compile_count=counter,
+                                              own_stream=getattr(peer, "own_stream", False))
             except _expected_failures() as exc:
                 impls[peer.name] = _failure(peer.name, exc)
         for r in range(repeats):

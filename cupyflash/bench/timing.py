@@ -21,10 +21,11 @@ How a number is taken (``Sampler``; ``measure`` runs one alone):
    lifts it for whoever comes next, a hungry one lowers it). Without the lead-in
    one candidate of a sweep read 6-14 % faster in every row only because it always
    ran right after a slow, low-power peer (bench/notes/full_bench.md, "The bench's
-   clocks"). The host queues the lead-in and the timed calls without a break, so
-   where the host is faster than the GPU the timed window holds GPU time only,
-   and where it is slower (small problems) it holds the host's pace, as a caller
-   would meet it.
+   clocks"). For calls on torch's current stream the host queues the lead-in and
+   the timed calls without a break, so where the host is faster than the GPU the
+   timed window holds GPU time only, and where it is slower (small problems) it
+   holds the host's pace, as a caller would meet it. Calls on a stream of their
+   own (JAX) wait for their lead-in before the start event (``own_stream``).
 4. The median of the per-call times is the headline; min, max and the
    quartiles are the spread.
 
@@ -104,12 +105,20 @@ class Sampler:
     ``compile_count``: a zero-argument callable returning how many kernel modules
     have been compiled or loaded so far (``cupyflash.compile_count``); it must
     not change during a sample.
+
+    ``own_stream``: the calls run on a stream of their own (JAX), not on torch's
+    current one, where the events are recorded. A start event recorded right
+    after the lead-in would then be passed at once, while the lead-in still runs,
+    and the sample would time both: such samples wait for the lead-in to finish
+    before the start event (a gap of one launch, tens of microseconds, that the
+    calls on torch's stream do not pay).
     """
 
-    def __init__(self, calls, *, warmup=3, target_ms=5.0, max_inner=1000, compile_count=None):
+    def __init__(self, calls, *, warmup=3, target_ms=5.0, max_inner=1000, compile_count=None, own_stream=False):
         import torch
 
         self.calls = list(calls)
+        self.own_stream = own_stream
         if not self.calls:
             raise ValueError("calls is empty: nothing to time")
         self.compile_count = compile_count
@@ -142,6 +151,8 @@ class Sampler:
         out = None
         for timed in (False, True):  # the lead-in (step 3), then the timed calls
             if timed:
+                if self.own_stream:  # the start event goes on torch's stream, idle before the lead-in ends
+                    _finish(torch, out)
                 start.record()
             for _ in range(self.inner):
                 out = self.calls[self._step % len(self.calls)]()
