@@ -116,6 +116,7 @@ constexpr bool kTightRegistersArch = false;
 #endif
 // Widest head dim whose softmax runs its exponentials after O's rescale (see kExpAfterRescale).
 constexpr int kExpAfterRescaleMaxWidth = 96;
+constexpr int kLazyMaxMinWidth = 128;  // the lazy running max from this width on (see the kernel)
 
 // kVSpread, the order of the K/V copies within a key tile:
 //   0       the shipped order: V's copies in one block ahead of Q.K^T (load_tile_async).
@@ -141,6 +142,10 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
   // at 256, and at 128 (two m16 tiles, 255 registers) it spilled 20 bytes on sm_90a
   // under NVRTC 13.5 (bench/notes/mma.md, "Exponentials beside the P.V").
   constexpr bool kExpAfterRescale = kD <= kExpAfterRescaleMaxWidth;
+  // The lazy running max (softmax.h, kLazyMaxLog2: +2-4 % on the Hopper kernel at d128 and
+  // d256) from width 128: the 255-register d64 128 x 128 variants spilled 4-12 bytes with it
+  // (bench/notes/mma.md, "A lazy running max on the mma path").
+  constexpr bool kLazyMax = kD >= kLazyMaxMinWidth;
   extern __shared__ __align__(16) unsigned char smem_raw[];
   u16* sQ = reinterpret_cast<u16*>(smem_raw);
   u16* sK = sQ + Tr::kSmemQ;
@@ -212,7 +217,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     }
     if constexpr (!kNextKFirst) {
 #pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale>(s[mt], acc_o[mt], st[mt], p.scale_log2);
+      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale, kLazyMax>(s[mt], acc_o[mt], st[mt], p.scale_log2);
     }
     // V[tile] landed; every warp finished reading K[tile].
     cp_async_wait<0>();
@@ -228,7 +233,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
     cp_async_commit();
     if constexpr (kNextKFirst) {
 #pragma unroll
-      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale>(s[mt], acc_o[mt], st[mt], p.scale_log2);
+      for (int mt = 0; mt < kMTiles; ++mt) online_softmax_step<kExpAfterRescale, kLazyMax>(s[mt], acc_o[mt], st[mt], p.scale_log2);
     }
     gemm_pv<Elem, Tr, kMTiles>(acc_o, s, sV, lane);
   }

@@ -209,14 +209,15 @@ __device__ __forceinline__ void rescale_o_half(float (&acc_o)[kOTiles][4], int h
 // beside the P.V").
 // kExpAfterRescale = false keeps the older order (per row half: maxima,
 // exponentials, then the rescale), which needs fewer registers live at once.
-template <bool kExpAfterRescale, int kNTiles, int kOTiles>
+// kLazyMax: the lazy running max (kLazyMaxLog2), where it fits the registers.
+template <bool kExpAfterRescale, bool kLazyMax = false, int kNTiles, int kOTiles>
 __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], float (&acc_o)[kOTiles][4],
                                                     RowState& st, float scale_log2) {
   if constexpr (!kExpAfterRescale) {
 #pragma unroll
     for (int half = 0; half < 2; ++half) {
       bool any_moved;
-      const float factor = softmax_half(s, st, half, scale_log2, any_moved);
+      const float factor = softmax_half<kNTiles, UnitTile, AllLive, kLazyMax>(s, st, half, scale_log2, any_moved);
       if (any_moved) rescale_o_half(acc_o, half, factor);
     }
     return;
@@ -225,7 +226,8 @@ __device__ __forceinline__ void online_softmax_step(float (&s)[kNTiles][4], floa
 #pragma unroll
   for (int half = 0; half < 2; ++half) {
     bool moved;
-    correction[half] = row_max_step(s, st, half, scale_log2, offset[half], moved);
+    correction[half] =
+        row_max_step<kNTiles, UnitTile, AllLive, kLazyMax>(s, st, half, scale_log2, offset[half], moved);
     if (__any_sync(0xffffffffu, moved)) rescale_o_half(acc_o, half, correction[half]);
   }
 #pragma unroll
