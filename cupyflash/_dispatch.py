@@ -8,9 +8,8 @@ from dataclasses import dataclass, field
 from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_SEQLEN_K,
                     MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
-                    WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES, WGMMA_SPLIT_TILES,
-                    WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
+                    WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_LONG_TILES, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
+                    WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
                     wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
                     wgmma_width)
 from .errors import ArgumentError, DeviceError
@@ -105,17 +104,20 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                           "(a multiple of the 64-column TMA box)")
             reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
                            "2 consumer warpgroups)" + (" [auto]" if backend == "auto" else " [forced]"))
-            tiles = WGMMA_CAUSAL_TILES.get(width) if problem.causal else None
-            if tiles is not None:
-                reasons.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
             longest = max(problem.seqlen_q, problem.seqlen_k)
-            for bound, table in ((WGMMA_SHORTEST_SEQLEN, WGMMA_SHORTEST_TILES), (WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES)):
-                short = table.get((width, problem.causal)) if longest <= bound else None
-                if short is not None:
-                    tiles = short
-                    reasons.append(f"short sequences (<= {bound}): the short-problem tiles "
-                                   f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
-                    break
+            bound, tiles = WGMMA_LONG_TILES.get((width, problem.causal), (None, None))
+            if bound is not None and longest >= bound:
+                reasons.append(f"long sequences (>= {bound}): one CTA per query block, the tiles "
+                               f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
+            else:
+                tiles = WGMMA_CAUSAL_TILES.get(width) if problem.causal else None
+                if tiles is not None:
+                    reasons.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
+            short = WGMMA_SHORT_TILES.get((width, problem.causal)) if longest <= WGMMA_SHORT_SEQLEN else None
+            if short is not None:
+                tiles = short
+                reasons.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
+                               f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
             return wgmma_spec(problem.dtype, width, tiles), reasons
         if arch < MMA_MIN_ARCH:
             raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "

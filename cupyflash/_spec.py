@@ -41,7 +41,9 @@ N (64, 80 or 128); K/V stages are limited by the 227 KB of shared memory:
                    pingpong under a causal mask (WGMMA_CAUSAL_TILES); a 128-key
                    tile would need 64 + 128 O/S registers per thread plus P.
 The table's entries are persistent at widths 64 (192 rows) and 128; up to 1024
-queries and keys, WGMMA_SHORT_TILES replaces them (128 rows with pingpong). 16-bit
+queries and keys at width 128, WGMMA_SHORT_TILES replaces them (pingpong). Under a
+causal mask from 4096 (width 64) or 8192 (width 128) queries or keys,
+WGMMA_LONG_TILES launches one CTA per query block instead. 16-bit
 outputs leave through shared memory and TMA stores (the item's Q buffer holds O).
 Measured on H100 against cuDNN in the same run (bench/notes/full_bench.md,
 "Full bench v3.5"): 0.97-1.16 x at seqlen 4096 and 0.88-1.18 x at 16384 (d 64/128/256,
@@ -166,37 +168,38 @@ WGMMA_TILES: dict[int, WgmmaTiles] = {
 # "wgmma tiles re-swept at GPU time"): 80-key tiles with pingpong were best without
 # a mask (+0.3-1.7 % over 64 with pingpong, +1-3 % over the old entry); under
 # the mask 64 keys with pingpong (+1-2 % over the old entry, 80 keys 0-3 % behind).
+# Width 64: 192 rows with 3 stages, persistent (sixteenth session, bench/notes/wgmma_tiles.md,
+# "Causal tiles by length at widths 64 and 128").
 WGMMA_CAUSAL_TILES: dict[int, WgmmaTiles] = {
+    64: (192, 128, 3, False, True),
     256: (128, 64, 2, True, False),
+}
+# Long causal problems (max(seqlen_q, seqlen_k) >= the entry's bound), where one CTA
+# per query block beats the persistent walk: (width, causal) -> (bound, tiles). Same
+# notes section as above.
+WGMMA_LONG_TILES: dict[tuple[int, bool], tuple[int, WgmmaTiles]] = {
+    (64, True): (4096, (192, 128, 2, False, False)),
+    (128, True): (8192, (128, 128, 2, False, False)),
 }
 # Short problems, where a query block has at most 8 key tiles (max(seqlen_q,
 # seqlen_k) <= WGMMA_SHORT_SEQLEN): (width, causal) -> tiles. From the interleaved
 # sweep at seqlen 512/1024/2048 (bench/notes/wgmma.md, "wgmma tiles for short
-# sequences"): at width 64 under a causal mask 128-row blocks with 3 stages and
-# pingpong beat the table's 192-row blocks by 7-8 % (192 rows pad 1024 queries to
-# 1152); at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at 2048.
-# Width 64 under the mask: 2 stages without pingpong since the idle warpgroups
-# (a warpgroup past seqlen_q skips its item): +2.5-2.8 % at 1024 in two runs of the
-# tenth session (bench/notes/wgmma.md, "Short causal tiles at width 64, re-swept").
+# sequences"): at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at
+# 2048. Width 64 under the mask had 128-row entries here until the 192-row tile's
+# first tile went chunk by chunk; it now takes WGMMA_CAUSAL_TILES at every length
+# below the long bound (bench/notes/wgmma_tiles.md, "Causal tiles by length at
+# widths 64 and 128").
 WGMMA_SHORT_SEQLEN = 1024
 WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
-    (64, True): (128, 128, 2, False, True),
     (128, False): (128, 128, 2, True, True),
     (128, True): (128, 128, 2, True, True),
-}
-# The shortest problems (max(seqlen_q, seqlen_k) <= WGMMA_SHORTEST_SEQLEN), where
-# they differ from WGMMA_SHORT_TILES: at width 64 under the mask, items of 1-4 key
-# tiles, 3 stages with pingpong stayed 2.1 % ahead at 512 (same run as above).
-WGMMA_SHORTEST_SEQLEN = 512
-WGMMA_SHORTEST_TILES: dict[tuple[int, bool], WgmmaTiles] = {
-    (64, True): (128, 128, 3, True, True),
 }
 # What bench/tune_wgmma.py times per width (the table's entry among them); the
 # offline test compiles every one, so a sweep never meets a compile error.
 WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     64: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
          (128, 128, 2, True, True), (128, 128, 3, True, True), (192, 128, 2, False, False),
-         (192, 128, 2, False, True)),
+         (192, 128, 2, False, True), (192, 128, 3, False, False), (192, 128, 3, False, True)),
     128: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
           (128, 128, 2, True, True), (128, 176, 2, False, False), (128, 176, 2, True, False),
           (128, 176, 2, True, True)),  # 176: FA3's non-causal key tile at this width
@@ -486,8 +489,9 @@ def shipped_specs() -> list[KernelSpec]:
     """Every variant dispatch can choose: CI compiles each one offline."""
     specs = [wgmma_spec(dt, w) for dt in MMA_DTYPES for w in WGMMA_WIDTHS]
     for dt in MMA_DTYPES:
-        for (w, _), t in [*WGMMA_SHORT_TILES.items(), *WGMMA_SHORTEST_TILES.items(),
-                          *(((w, True), t) for w, t in WGMMA_CAUSAL_TILES.items())]:
+        for (w, _), t in [*WGMMA_SHORT_TILES.items(),
+                          *(((w, True), t) for w, t in WGMMA_CAUSAL_TILES.items()),
+                          *((k, t) for k, (_, t) in WGMMA_LONG_TILES.items())]:
             if wgmma_spec(dt, w, t) not in specs:
                 specs.append(wgmma_spec(dt, w, t))
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]

@@ -278,31 +278,55 @@ def test_tf32_tiles_are_the_measured_best():
     assert all(WGMMA_TF32_CANDIDATES[w][0] == t for w, t in WGMMA_TF32_TILES.items())
 
 
-@pytest.mark.parametrize("d,s,causal,tiles", [(64, 1024, True, (128, 128, 2, False, True)),
-                                               (64, 512, True, (128, 128, 3, True, True)),
-                                               (64, 513, True, (128, 128, 2, False, True)),
+@pytest.mark.parametrize("d,s,causal,tiles", [(64, 1024, True, None), (64, 512, True, None),
                                                (64, 1024, False, None), (64, 1025, True, None),
                                                (128, 512, False, (128, 128, 2, True, True)),
+                                               (128, 1024, True, (128, 128, 2, True, True)),
                                                (128, 2048, True, None), (256, 512, True, None),
                                                (256, 2048, True, None), (256, 2048, False, None)])
 def test_wgmma_short_problem_tiles(d, s, causal, tiles):
     """Up to WGMMA_SHORT_SEQLEN keys and queries, some widths take their own tiles
     (and explain() says so); otherwise the width's causal entry under a causal
     mask, where it has one, else its table entry."""
-    from cupyflash import _dispatch
     from cupyflash._spec import WGMMA_CAUSAL_TILES, WGMMA_TILES, wgmma_width
 
-    q, k, v = qkv(np.random.default_rng(0), 1, s, s, 2, 2, d, d, "bfloat16")
-    problem = cupyflash.api._validate(q, k, v, causal, "bottom_right", None, "bshd")[1]
-    plan = _dispatch.plan(problem, 90)
-    spec = plan.spec
-    got = (spec.block_m, spec.block_n, spec.stages, spec.pingpong, spec.persistent)
+    plan = _wgmma_plan(d, s, causal)
     width = wgmma_width(d, d)
-    causal_tiles = WGMMA_CAUSAL_TILES.get(width) if causal else None
-    assert got == (tiles or causal_tiles or WGMMA_TILES[width])
+    causal_tiles = None if tiles else (WGMMA_CAUSAL_TILES.get(width) if causal else None)
+    assert _tiles(plan.spec) == (tiles or causal_tiles or WGMMA_TILES[width])
     assert ("short sequences" in str(plan)) == (tiles is not None)
     assert ("the causal tiles" in str(plan)) == (causal_tiles is not None)
-    assert spec in shipped_specs()
+    assert plan.spec in shipped_specs()
+
+
+def _wgmma_plan(d, s, causal):
+    from cupyflash import _dispatch
+
+    q, k, v = qkv(np.random.default_rng(0), 1, s, s, 2, 2, d, d, "bfloat16")
+    return _dispatch.plan(cupyflash.api._validate(q, k, v, causal, "bottom_right", None, "bshd")[1], 90)
+
+
+def _tiles(spec):
+    return (spec.block_m, spec.block_n, spec.stages, spec.pingpong, spec.persistent)
+
+
+@pytest.mark.parametrize("d,s,causal,long", [(64, 4095, True, False), (64, 4096, True, True),
+                                              (64, 16384, True, True), (64, 16384, False, False),
+                                              (128, 8191, True, False), (128, 8192, True, True),
+                                              (128, 16384, False, False), (256, 16384, True, False)])
+def test_wgmma_long_causal_tiles(d, s, causal, long):
+    """From a width's bound in WGMMA_LONG_TILES on (the longer of seqlen_q and
+    seqlen_k), a causal problem launches one CTA per query block (persistent off),
+    and explain() says why; below it, or without the mask, it does not."""
+    from cupyflash._spec import WGMMA_LONG_TILES
+
+    plan = _wgmma_plan(d, s, causal)
+    assert ("long sequences" in str(plan)) == long
+    if long:
+        bound, tiles = WGMMA_LONG_TILES[(d, causal)]
+        assert _tiles(plan.spec) == tiles and not plan.spec.persistent and s >= bound
+        assert "the causal tiles" not in str(plan)
+    assert plan.spec in shipped_specs()
 
 
 def test_output_staging_follows_the_store_path():
