@@ -346,8 +346,8 @@ __global__ void __launch_bounds__(
 
   // An item none of whose rows this warpgroup owns: its 64 rows all lie past seqlen_q
   // (at s1024 two of the 192-row tiles' last block's three warpgroups computed 128
-  // unstored rows, 12.5 % of the work; bench/notes/wgmma.md, "Idle warpgroups"). It
-  // computes nothing, only keeps step: waits for every buffer the item fills before
+  // unstored rows, 12.5 % of the work; bench/notes/wgmma.md, "Idle warpgroups") or,
+  // shifted by FlashParams.q_row_shift, before row 0. It computes nothing, only keeps step: waits for every buffer the item fills before
   // releasing it (an early arrival would count towards the slot's previous fill) and
   // takes every pingpong turn (n_tiles + 1), so the turns still alternate.
   // Hazard: the previous item's Q buffer goes back first (the producer refills it at
@@ -391,7 +391,7 @@ __global__ void __launch_bounds__(
     const int qs = q_slot(q_use);
     // Not with the cross-item pipeline, whose pending P.V and epilogue cross this
     // point (its variants have 128-row blocks: partial only at odd lengths).
-    if (!kCrossItem && w.m0 + 64 * cwg >= p.seqlen_q) {
+    if (!kCrossItem && (w.m0 + 64 * cwg >= p.seqlen_q || w.m0 + 64 * cwg + 64 <= 0)) {
       skip_item(w, qs);
       return;
     }

@@ -57,6 +57,13 @@ struct FlashParams {
   // (cupyflash._params.walk_group_pairs): per item on the device it took a
   // 64-bit division, and hoisted out of the item loop a register.
   int walk_group_pairs;
+  // Hopper kernel: query block b covers rows b * block_m - q_row_shift onwards
+  // (a multiple of 64, below block_m; cupyflash._params.q_row_shift). Under a causal
+  // mask the rows a block_m that does not divide seqlen_q leaves over then fall in
+  // the first block, which attends the fewest key tiles, and not in the last, which
+  // attends the most: the warpgroups whose rows all lie outside [0, seqlen_q) skip
+  // the item. 0 for every other kernel and layout.
+  int q_row_shift;
 };
 
 }  // namespace cupyflash

@@ -26,7 +26,7 @@ struct WorkItem {
 template <int kBlockM, int kBlockN>
 __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockCoord& bc) {
   WorkItem w;
-  w.m0 = bc.m_block * kBlockM;
+  w.m0 = bc.m_block * kBlockM - p.q_row_shift;  // negative rows: TMA loads zeros, stores skip them
   w.head = bc.head;
   w.batch = bc.batch;
   w.kv_head = bc.head / p.group;
@@ -52,7 +52,7 @@ __device__ __forceinline__ float2 finish_rows(const FlashParams& p, const WorkIt
     const float sum = quad_sum(rs.sum[half]);
     inv[half] = sum > 0.f ? out_scale / sum : 0.f;
     const int row = w.m0 + row_off + g + 8 * half;
-    if (p.lse != nullptr && t == 0 && row < p.seqlen_q) {
+    if (p.lse != nullptr && t == 0 && row >= 0 && row < p.seqlen_q) {
       const float lse = sum > 0.f ? (rs.max[half] * scale_log2 + __log2f(sum)) * kLn2 : neg_inf_f32();
       p.lse[(static_cast<i64>(w.batch) * p.heads_q + w.head) * p.seqlen_q + row] = lse;
     }
@@ -77,7 +77,7 @@ __device__ __forceinline__ void store_o(const FlashParams& p, const WorkItem& w,
   for (int half = 0; half < 2; ++half) {
     const float inv_sum = half == 0 ? inv.x : inv.y;
     const int row = w.m0 + row_off + g + 8 * half;
-    if (row >= p.seqlen_q) continue;
+    if (row < 0 || row >= p.seqlen_q) continue;  // rows before 0: FlashParams.q_row_shift
     OutT* o_row = o + row * p.o_row_stride;
 #pragma unroll
     for (int j = 0; j < kOTiles; ++j) {

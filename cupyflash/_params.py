@@ -47,6 +47,7 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("causal", _I32),
     ("causal_offset", _I32),
     ("walk_group_pairs", _I32),
+    ("q_row_shift", _I32),
 )
 
 PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
@@ -96,6 +97,27 @@ def walk_working_set(causal: bool, spec) -> int:
     if causal and spec.persistent and sixteen_bit and spec.block_m == WALK_ROWS_SMALL_GROUPS:
         return L2_WORKING_SET_CAUSAL_128_BYTES
     return L2_WORKING_SET_BYTES[causal]
+
+
+# The Hopper tiles whose query rows may be shifted (FlashParams.q_row_shift): the
+# three-warpgroup 192-row blocks, which leave whole warpgroups idle at lengths 192
+# does not divide (1024 = 5 x 192 + 64). The 128-row persistent tiles of widths up to
+# 128 carry one item's P.V into the next (flash_fwd_wgmma.cuh, kCrossItem) and cannot
+# skip an item, so they stay unshifted.
+Q_SHIFT_BLOCK_M = 192
+Q_SHIFT_STEP = 64  # one consumer warpgroup's rows: a shifted block's empty rows are whole warpgroups
+
+
+def q_row_shift(causal: bool, seqlen_q: int, spec) -> int:
+    """``FlashParams.q_row_shift`` for kernel ``spec``: under a causal mask, the
+    whole warpgroups of padding that a ``block_m`` of Q_SHIFT_BLOCK_M leaves past
+    ``seqlen_q`` move before row 0, into the first query block, which attends the
+    fewest key tiles (bench/notes/wgmma_tiles.md, "Padding rows in the first block")."""
+    sixteen_bit = spec.fp32_terms == 0 and not spec.tf32
+    if not (causal and spec.family == "wgmma" and sixteen_bit and spec.block_m == Q_SHIFT_BLOCK_M):
+        return 0
+    pad = -seqlen_q % spec.block_m
+    return pad // Q_SHIFT_STEP * Q_SHIFT_STEP
 
 
 def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int,

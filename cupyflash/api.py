@@ -9,7 +9,7 @@ from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
 from ._callcache import CALL_CACHE_SIZE, prepare
-from ._params import LOG2E, fill_params, make_tma_params, params_template, walk_group_pairs, walk_working_set
+from ._params import LOG2E, fill_params, make_tma_params, params_template, q_row_shift, walk_group_pairs, walk_working_set
 from ._problem import Problem, build_problem, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from .errors import ArgumentError, NoGPUError
@@ -305,6 +305,7 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec) -> 
         walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
                                           problem.batch * problem.heads_q,
                                           walk_working_set(problem.causal, spec)),
+        q_row_shift=q_row_shift(problem.causal, problem.seqlen_q, spec),
     )
 
 

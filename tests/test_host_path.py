@@ -42,9 +42,10 @@ def _strides(x) -> tuple:
 
 
 def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_right", scale=None, layout="bshd",
-                        working_set=0):
-    """FlashParams of an unstaged call, every field set by name from the arrays themselves
-    and the walk's working set (bytes; the kernel's tiles decide it)."""
+                        working_set=0, block_m_shifted=None):
+    """FlashParams of an unstaged call, every field set by name from the arrays themselves,
+    the walk's working set (bytes) and, for a kernel whose query blocks may start before
+    row 0, its block_m (``block_m_shifted``; the kernel's tiles decide both)."""
     def bshd(t):
         return t if layout == "bshd" else (t[0], t[2], t[1], t[3])
 
@@ -56,7 +57,9 @@ def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_righ
                   softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
                   heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
                   causal_offset=sk - sq if alignment == "bottom_right" else 0,
-                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq, working_set))
+                  walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq, working_set),
+                  # causal: whole 64-row warpgroups of the last block's padding move before row 0
+                  q_row_shift=(-sq % block_m_shifted) // 64 * 64 if causal and block_m_shifted else 0)
     for name, x in (("q", q), ("k", k), ("v", v), ("o", o)):
         for part, stride in zip(("batch", "row", "head"), bshd(_strides(x))):
             fields[f"{name}_{part}_stride"] = stride
@@ -88,6 +91,7 @@ def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem
     bhsd = kw.get("layout") == "bhsd"
     vs = kvs[:3] + (dv,)
     out_shape = qs[:3] + (dv,)
+    shifted = 0
     for call in range(3):  # a miss, then hits, each with other buffers
         base = BASE_PTR + call * 64 * MIB
         q = _make(lib, qs, dtype, base)
@@ -102,9 +106,13 @@ def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem
         working_set = walk_working_set(causal, spec)
         want = params_from_scratch(q, k, v, o, lse, causal=causal, scale=kw.get("softmax_scale"),
                                    alignment=kw.get("causal_alignment", "bottom_right"),
-                                   layout="bhsd" if bhsd else "bshd", working_set=working_set)
+                                   layout="bhsd" if bhsd else "bshd", working_set=working_set,
+                                   block_m_shifted=192 if spec.family == "wgmma" and spec.block_m == 192 else None)
         assert launch.args[0].tobytes() == want.tobytes()
+        shifted += want["q_row_shift"] != 0
     assert len(fake.launches) == 3
+    # the bhsd causal d64 call (seqlen_q 100, 192-row blocks) is the one with shifted rows
+    assert shifted == (3 if qs == (2, 8, 100, 64) else 0)
 
 
 def test_fill_params_equals_make_params_field_by_field():
@@ -114,7 +122,7 @@ def test_fill_params_equals_make_params_field_by_field():
         fields.update({name: int(rng.integers(0, 2**63)) for name in CALL_FIELDS if PARAMS_DTYPE[name] == np.uint64})
         rest = dict(softmax_scale=scale, scale_log2=scale * LOG2E, batch=3, seqlen_q=-1 + 2**31, seqlen_k=0,
                     heads_q=16, heads_kv=4, group=4, head_dim=72, head_dim_v=256, causal=1, causal_offset=-2**31,
-                    walk_group_pairs=2**31 - 1)
+                    walk_group_pairs=2**31 - 1, q_row_shift=128)
         with np.errstate(over="ignore"):
             want = make_params(**fields, **rest)
             got = fill_params(params_template(**rest), *(fields[name] for name in CALL_FIELDS))
