@@ -3,6 +3,7 @@
 
     python bench/profile_launch.py [--head-dim 128] [--seqlen 1024] [--causal] [--dtype bf16] [--launches 5]
                                    [--backend auto|mma] [--flash | --peer flash|cudnn] [--convert | --kv-once]
+                                   [--mma-tiles BLOCK_M BLOCK_N WARPS M_TILES]
 
 --flash (same as --peer flash) launches torch's flash backend (FlashAttention-2)
 on the same inputs instead, so that the same ncu sections can be read for the
@@ -38,6 +39,21 @@ def convert_launcher(q, k, v, bufs, stream, causal, kv_once=False):
     return lambda: api._run(plan, problem, *bufs, None, stream, 0), spec.variant_name
 
 
+def mma_tile_launcher(q, k, v, bufs, stream, causal, tiles):
+    """The mma.sync variant with ``tiles`` (an MMA_CANDIDATES entry) on these inputs."""
+    import cupy as cp
+    from cupyflash import _dispatch, api
+    from cupyflash._spec import MMA_CANDIDATES, mma_spec, mma_width
+
+    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    width = mma_width(q.shape[3], v.shape[3])
+    if tiles not in MMA_CANDIDATES[width]:
+        raise SystemExit(f"--mma-tiles {tiles} is not among width {width}'s candidates {MMA_CANDIDATES[width]}")
+    spec = mma_spec(problem.dtype, width, tiles)
+    plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=cp.cuda.Device().attributes["MultiProcessorCount"])
+    return lambda: api._run(plan, problem, *bufs, None, stream, 0), spec.variant_name
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--head-dim", type=int, default=128)
@@ -52,6 +68,8 @@ def main():
                     help="float32 inputs through the candidate that converts them in the kernel (wgmma_convert_spec)")
     ap.add_argument("--kv-once", action="store_true",
                     help="float32 inputs through the variant that converts k, v once per call (wgmma_kv_once_spec)")
+    ap.add_argument("--mma-tiles", type=int, nargs="+", metavar="N",
+                    help="an mma.sync candidate of MMA_CANDIDATES instead of the table's tile")
     args = ap.parse_args()
     if args.flash:
         args.peer = "flash"
@@ -65,6 +83,8 @@ def main():
         def run():
             sdpa(args.peer, qt, kt, vt, args.causal)
         variant = f"torch SDPA {args.peer}"
+    elif args.mma_tiles:
+        run, variant = mma_tile_launcher(q, k, v, bufs, stream, args.causal, tuple(args.mma_tiles))
     else:
         run, variant = launcher(cupyflash, q, k, v, bufs, stream, args.causal, args.backend)
     print(variant, flush=True)
