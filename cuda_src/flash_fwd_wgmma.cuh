@@ -433,7 +433,11 @@ __global__ void __launch_bounds__(
     constexpr bool kLazyMax = !(kD == 64 && kConsumerWGs == 2);
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
       const int n0 = (n_tiles - 1 - i) * kBlockN;
-      if (tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
+      // Tested per warp, from its own first row: a diagonal that crosses two key tiles
+      // (192-row blocks, 64-key tiles) leaves most warps of the second one unmasked,
+      // and they skip the mask's ~170 instructions (bench/notes/wgmma_tiles.md, "The mask
+      // test per warp").
+      if (tile_needs_mask<kBlockM, kBlockN>(p, warp_row0, n0)) apply_mask(sc, p, warp_row0, n0, lane);
       if constexpr (!kRescaled) {
         return softmax_update<kLazyMax>(sc, st, scale_log2);
       } else if constexpr (kSplit) {
