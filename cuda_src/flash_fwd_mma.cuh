@@ -211,9 +211,7 @@ __global__ void __launch_bounds__(kNWarps * kWarpSize)
       vcopy.tail();
       cp_async_commit();  // the wait ahead of the P.V covers V's copies
     }
-    // Per warp, from its own first row: where the diagonal crosses two key tiles, the
-    // warps whose rows see all of the earlier one skip the mask (flash_fwd_wgmma.cuh).
-    if (tile_needs_mask<kBlockM, kBlockN>(p, warp_row0, n0)) {
+    if (tile_needs_mask<kBlockM, kBlockN>(p, m0, n0)) {
 #pragma unroll
       for (int mt = 0; mt < kMTiles; ++mt) apply_mask(s[mt], p, warp_row0 + 16 * mt, n0, lane);
     }
