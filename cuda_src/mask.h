@@ -5,8 +5,9 @@
 
 namespace cupyflash {
 
-// Whether any element of the (kBlockM x kBlockN) tile at (m0, n0) can be masked.
-// Tiles strictly below the diagonal and inside seqlen_k skip masking entirely.
+// Whether any element of the tile at (m0, n0) can be masked, for rows m0 onwards
+// (a block's, or one warp's: its first row decides). Tiles strictly below the
+// diagonal and inside seqlen_k skip masking entirely.
 template <int kBlockM, int kBlockN>
 __device__ __forceinline__ bool tile_needs_mask(const FlashParams& p, int m0, int n0) {
   if (n0 + kBlockN > p.seqlen_k) return true;
