@@ -12,6 +12,7 @@ from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_O
                     WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
                     wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
                     wgmma_width)
+from ._params import q_row_shift
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -102,8 +103,7 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
             width = wgmma_width(problem.head_dim, problem.head_dim_v)
             reasons[0] = (f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width} "
                           "(a multiple of the 64-column TMA box)")
-            reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
-                           "2 consumer warpgroups)" + (" [auto]" if backend == "auto" else " [forced]"))
+            how = len(reasons)  # the line that says how: written once the tiles (and the consumer count) are known
             longest = max(problem.seqlen_q, problem.seqlen_k)
             bound, tiles = WGMMA_LONG_TILES.get((width, problem.causal), (None, None))
             if bound is not None and longest >= bound:
@@ -118,7 +118,11 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                 tiles = short
                 reasons.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
                                f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
-            return wgmma_spec(problem.dtype, width, tiles), reasons
+            spec = wgmma_spec(problem.dtype, width, tiles)
+            reasons.insert(how, f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
+                                f"{spec.consumer_warpgroups} consumer warpgroups)"
+                                + (" [auto]" if backend == "auto" else " [forced]"))
+            return spec, reasons
         if arch < MMA_MIN_ARCH:
             raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "
                               f"(mma.sync bf16/fp16); this one is {arch // 10}.{arch % 10}")
@@ -333,6 +337,10 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
         reasons.append(f"causal ({'bottom-right' if problem.causal_offset == problem.seqlen_k - problem.seqlen_q else 'top-left'}"
                        f" alignment, offset {problem.causal_offset}): key tiles past the diagonal are skipped, "
                        "query blocks run longest first")
+        shift = q_row_shift(True, problem.seqlen_q, spec)
+        if shift:
+            reasons.append(f"causal: the first query block starts {shift} rows before row 0, so the padding of "
+                           f"{spec.block_m}-row blocks falls in the block with the fewest key tiles")
     if problem.group > 1:
         reasons.append(f"GQA: {problem.group} query heads share each KV head")
     return Plan(spec, grid, (spec.threads, 1, 1), arch, sm_count, staging_needs(problem, spec, pointers),

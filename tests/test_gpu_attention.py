@@ -351,6 +351,34 @@ def test_idle_warpgroups_between_items(causal, alignment):
                    64, 8, 4)
 
 
+SHIFTED_ROWS = [(1024, 1024, "bottom_right", 128), (2048, 2048, "bottom_right", 64),
+                (1000, 600, "bottom_right", 128), (577, 2000, "top_left", 128), (700, 900, "bottom_right", 64),
+                (4096, 4096, "bottom_right", 128)]  # the last: one CTA per query block (WGMMA_LONG_TILES)
+
+
+@pytest.mark.parametrize("sq,sk,alignment,shift", SHIFTED_ROWS, ids=[f"{a}x{b}-{c}" for a, b, c, _ in SHIFTED_ROWS])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("d", [40, 64])
+def test_padding_rows_before_the_first_block(sq, sk, alignment, shift, dtype, d):
+    """Under a causal mask the 192-row tiles start their first query block before row 0
+    (FlashParams.q_row_shift): TMA loads the rows before 0 as zeros and skips them on
+    store, a warpgroup whose rows all lie there skips the item, and with seqlen_q >
+    seqlen_k (bottom-right) the first block attends no key, so the register epilogue
+    writes its zeros and LSE -inf and must not touch the rows before 0."""
+    from cupyflash._params import q_row_shift
+
+    require_backend("wgmma")
+    batch = 1 if sq * sk > 2**22 else 2
+    q, k, v = (gpu_randn((batch, s, h, d), dtype, 91 + i) for i, (s, h) in enumerate(((sq, 4), (sk, 2), (sk, 2))))
+    plan = cupyflash.explain(q, k, v, causal=True, causal_alignment=alignment)
+    assert q_row_shift(True, sq, plan.spec) == shift  # the case exercises the shift it names
+    assert f"starts {shift} rows before row 0" in str(plan)
+    out = poisoned((batch, sq, 4, d), dtype)
+    res, lse = cupyflash.attention(q, k, v, causal=True, causal_alignment=alignment, out=out, return_lse=True)
+    assert res is out
+    check(out, lse, q, k, v, causal=True, alignment=alignment, dtype=dtype)
+
+
 SPLIT_SEQLENS = [(1, 1), (1, 513), (113, 203), (239, 1), (1023, 1024), (4096, 4096)]
 
 
