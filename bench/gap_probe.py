@@ -1,6 +1,6 @@
 """Where the bench's ratios and the kernel-only A/B's part: one row, five ways.
 
-    python bench/gap_probe.py [--dims 64,128,256] [--seqlens 1024,2048,4096] [--dtype bf16] [--sustain 3]
+    python bench/gap_probe.py [--dims 64,128,256] [--seqlens 1024,2048,4096] [--dtype bf16] [--sustain 3 [--causal]]
 
 The bench (``python -m cupyflash.bench``) times back-to-back public calls; the A/B
 (bench/ab_auto.py) times one kernel launch after a sleep kernel. At s1024-2048 the
@@ -51,6 +51,7 @@ def sustained(name: str, fn, seconds: float) -> None:
 
 def main() -> None:
     args = sweep_args(__doc__, seqlens="1024,2048,4096",
+                      flags=(("--causal", "sustained runs under a causal mask (the table has both)"),),
                       numbers=(("--sustain", 0.0, "seconds per sustained run (0: the five-way table)"),))
     calls = CALLS
     if args.sustain:
@@ -58,10 +59,11 @@ def main() -> None:
             for s in args.seqlens:
                 _, _, (q, k, v), _, _ = sweep_inputs(d, s, SWEEP_DTYPES[args.dtype][0])
                 qt, kt, vt = (x.transpose(1, 2) for x in (q, k, v))
-                print(f"d={d} s={s} full", flush=True)
+                causal = args.causal
+                print(f"d={d} s={s} {'causal' if causal else 'full'}", flush=True)
                 for _ in range(2):
-                    sustained("ours", lambda: cupyflash.attention(q, k, v), args.sustain)
-                    sustained("cudnn", lambda: sdpa("cudnn", qt, kt, vt, False), args.sustain)
+                    sustained("ours", lambda: cupyflash.attention(q, k, v, causal=causal), args.sustain)
+                    sustained("cudnn", lambda: sdpa("cudnn", qt, kt, vt, causal), args.sustain)
         return
     torch_dtype, _ = SWEEP_DTYPES[args.dtype]
     print(f"{'row':24s} {'ours_1':>7s} {'peer_1':>7s} {'ratio_1':>7s} {'ours_n':>7s} {'api_n':>7s} "
