@@ -31,11 +31,12 @@ Measured on H200 against FlashAttention-2 in the same run (bench/notes/mma.md,
                    (4 warps of 16 rows; 2 x 128 O registers cannot fit).
                    0.88-1.02 x FA2 at 256.
 
-wgmma path (fp16/bf16, sm_90a only): 3 warpgroups (one TMA producer, two
-consumers of 64 query rows each), block_m = 128. Head-dim widths are multiples
+wgmma path (fp16/bf16, sm_90a only): one TMA producer warpgroup and two or three
+consumers of 64 query rows each, block_m = 128 or 192 (width 64). Head-dim widths are multiples
 of 64 (one 128-byte swizzled TMA box per 64 columns). The key tile is one wgmma
 N (64, 80 or 128); K/V stages are limited by the 227 KB of shared memory:
-  head dim <= 128: 128 x 128, 2 stages (128: 32 KB Q + 4 x 32 KB K/V).
+  head dim 64:     192 x 128, 2 stages (3 under a causal mask below 4096 keys).
+  head dim 128:    128 x 128, 2 stages (32 KB Q + 4 x 32 KB K/V).
   head dim 192:    128 x 64, 2 stages.
   head dim 256:    128 x 80 with pingpong (64 KB Q + 4 x 40 KB K/V), 128 x 64 with
                    pingpong under a causal mask (WGMMA_CAUSAL_TILES); a 128-key
