@@ -433,10 +433,8 @@ __global__ void __launch_bounds__(
     constexpr bool kLazyMax = !(kD == 64 && kConsumerWGs == 2);
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
       const int n0 = (n_tiles - 1 - i) * kBlockN;
-      // 192-row blocks: tested per warp, from its own first row. Their diagonal crosses
-      // two key tiles, and most warps see all of the earlier one: they skip the mask's
-      // ~170 instructions (d64 causal s1024-2048 +1.6-2.8 %). The 128-row tiles keep the
-      // block's test: no gain there (bench/notes/wgmma_tiles.md, "The mask test per warp").
+      // 192-row blocks test per warp (their diagonal crosses two key tiles; a warp that sees
+      // all of one skips ~170 instructions); bench/notes/wgmma_tiles.md, "The mask test per warp".
       if (tile_needs_mask<kBlockM, kBlockN>(p, kConsumerWGs == 3 ? warp_row0 : w.m0, n0))
         apply_mask(sc, p, warp_row0, n0, lane);
       if constexpr (!kRescaled) {
