@@ -103,26 +103,26 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
             width = wgmma_width(problem.head_dim, problem.head_dim_v)
             reasons[0] = (f"head_dim {problem.head_dim}, head_dim_v {problem.head_dim_v} -> kernel width {width} "
                           "(a multiple of the 64-column TMA box)")
-            how = len(reasons)  # the line that says how: written once the tiles (and the consumer count) are known
             longest = max(problem.seqlen_q, problem.seqlen_k)
+            why_tiles = []  # follow the line that says how, which needs the tiles' consumer count
             bound, tiles = WGMMA_LONG_TILES.get((width, problem.causal), (None, None))
             if bound is not None and longest >= bound:
-                reasons.append(f"long sequences (>= {bound}): one CTA per query block, the tiles "
-                               f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
+                why_tiles.append(f"long sequences (>= {bound}): one CTA per query block, the tiles "
+                                 f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
             else:
                 tiles = WGMMA_CAUSAL_TILES.get(width) if problem.causal else None
                 if tiles is not None:
-                    reasons.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
+                    why_tiles.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
             short = WGMMA_SHORT_TILES.get((width, problem.causal)) if longest <= WGMMA_SHORT_SEQLEN else None
             if short is not None:
                 tiles = short
-                reasons.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
-                               f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
+                why_tiles.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
+                                 f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
             spec = wgmma_spec(problem.dtype, width, tiles)
-            reasons.insert(how, f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
-                                f"{spec.consumer_warpgroups} consumer warpgroups)"
-                                + (" [auto]" if backend == "auto" else " [forced]"))
-            return spec, reasons
+            reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
+                           f"{spec.consumer_warpgroups} consumer warpgroups)"
+                           + (" [auto]" if backend == "auto" else " [forced]"))
+            return spec, reasons + why_tiles
         if arch < MMA_MIN_ARCH:
             raise DeviceError(f"{problem.dtype} attention needs a GPU of compute capability 8.0 or newer "
                               f"(mma.sync bf16/fp16); this one is {arch // 10}.{arch % 10}")

@@ -18,6 +18,8 @@ import struct
 
 import numpy as np
 
+from ._spec import MMA_DTYPES
+
 _PTR = np.uint64
 _I64 = np.int64
 _I32 = np.int32
@@ -93,8 +95,7 @@ WALK_ORDER_BYTES = 2  # the order assumes 2-byte elements whatever the dtype
 
 def walk_working_set(causal: bool, spec) -> int:
     """The bytes of K and V the walk keeps in flight for kernel ``spec`` (a KernelSpec)."""
-    sixteen_bit = spec.fp32_terms == 0 and not spec.tf32
-    if causal and spec.persistent and sixteen_bit and spec.block_m == WALK_ROWS_SMALL_GROUPS:
+    if causal and spec.persistent and spec.dtype in MMA_DTYPES and spec.block_m == WALK_ROWS_SMALL_GROUPS:
         return L2_WORKING_SET_CAUSAL_128_BYTES
     return L2_WORKING_SET_BYTES[causal]
 
@@ -113,8 +114,7 @@ def q_row_shift(causal: bool, seqlen_q: int, spec) -> int:
     whole warpgroups of padding that a ``block_m`` of Q_SHIFT_BLOCK_M leaves past
     ``seqlen_q`` move before row 0, into the first query block, which attends the
     fewest key tiles (bench/notes/wgmma_tiles.md, "Padding rows in the first block")."""
-    sixteen_bit = spec.fp32_terms == 0 and not spec.tf32
-    if not (causal and spec.family == "wgmma" and sixteen_bit and spec.block_m == Q_SHIFT_BLOCK_M):
+    if not (causal and spec.family == "wgmma" and spec.dtype in MMA_DTYPES and spec.block_m == Q_SHIFT_BLOCK_M):
         return 0
     pad = -seqlen_q % spec.block_m
     return pad // Q_SHIFT_STEP * Q_SHIFT_STEP

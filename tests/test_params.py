@@ -33,18 +33,17 @@ def test_walk_group_pairs():
 
 
 def test_walk_working_set_by_mask_and_tiles():
-    from types import SimpleNamespace
+    from cupyflash._params import L2_WORKING_SET_BYTES, L2_WORKING_SET_CAUSAL_128_BYTES, walk_working_set
+    from cupyflash._spec import WGMMA_CAUSAL_TILES, wgmma_fp32_spec, wgmma_spec, wgmma_tf32_spec
 
-    from cupyflash._params import (L2_WORKING_SET_BYTES, L2_WORKING_SET_CAUSAL_128_BYTES, WALK_ROWS_SMALL_GROUPS,
-                                   walk_working_set)
-
-    def spec(block_m, persistent=True, fp32_terms=0, tf32=False):
-        return SimpleNamespace(block_m=block_m, persistent=persistent, fp32_terms=fp32_terms, tf32=tf32)
-
-    assert walk_working_set(False, spec(192)) == L2_WORKING_SET_BYTES[False]
-    assert walk_working_set(True, spec(192)) == L2_WORKING_SET_BYTES[True]                  # d64's 192-row blocks
-    assert walk_working_set(True, spec(128, persistent=False)) == L2_WORKING_SET_BYTES[True]  # d256: a CTA per item
-    assert walk_working_set(True, spec(128, fp32_terms=3)) == L2_WORKING_SET_BYTES[True]     # fp32: not measured
-    assert walk_working_set(True, spec(128, tf32=True)) == L2_WORKING_SET_BYTES[True]
-    assert walk_working_set(True, spec(WALK_ROWS_SMALL_GROUPS)) == L2_WORKING_SET_CAUSAL_128_BYTES
+    d64, d128 = wgmma_spec("bfloat16", 64), wgmma_spec("bfloat16", 128)  # 192 and 128 rows, persistent
+    assert walk_working_set(False, d64) == L2_WORKING_SET_BYTES[False]
+    assert walk_working_set(True, d64) == L2_WORKING_SET_BYTES[True]                       # d64's 192-row blocks
+    d256 = wgmma_spec("bfloat16", 256, WGMMA_CAUSAL_TILES[256])
+    assert walk_working_set(True, d256) == L2_WORKING_SET_BYTES[True]                      # d256: a CTA per item
+    # fp32 and tf32 kernels with persistent 128-row blocks: not measured, they keep the default
+    fp32, tf32 = wgmma_fp32_spec(128, 1), wgmma_tf32_spec(64)
+    assert fp32.persistent and fp32.block_m == 128 and tf32.persistent and tf32.block_m == 128
+    assert walk_working_set(True, fp32) == walk_working_set(True, tf32) == L2_WORKING_SET_BYTES[True]
+    assert walk_working_set(True, d128) == L2_WORKING_SET_CAUSAL_128_BYTES
     assert L2_WORKING_SET_CAUSAL_128_BYTES < L2_WORKING_SET_BYTES[True]
