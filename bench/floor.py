@@ -163,10 +163,11 @@ SWEEP_DTYPES = {"bf16": (torch.bfloat16, "bfloat16"), "fp16": (torch.float16, "f
 
 
 def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", dtypes: bool = True,
-               flags: tuple[tuple[str, str], ...] = (), numbers: tuple[tuple[str, float, str], ...] = ()):
+               flags: tuple[tuple[str, str], ...] = (), numbers: tuple[tuple[str, float, str], ...] = (),
+               texts: tuple[tuple[str, str], ...] = ()):
     """The sweeps' shared command line: --seqlens, --dims, (16-bit sweeps) --dtype,
-    and a sweep's own on/off ``flags`` ((name, help) pairs) and float options
-    ``numbers`` ((name, default, help))."""
+    and a sweep's own on/off ``flags`` ((name, help) pairs), float options
+    ``numbers`` ((name, default, help)) and string options ``texts`` ((name, help), default "")."""
     ap = argparse.ArgumentParser(description=doc)
     ap.add_argument("--seqlens", default=seqlens)
     ap.add_argument("--dims", default=dims)
@@ -174,6 +175,8 @@ def sweep_args(doc: str, seqlens: str = "1024,4096", dims: str = "64,128,256", d
         ap.add_argument(name, action="store_true", help=help_text)
     for name, default, help_text in numbers:
         ap.add_argument(name, type=float, default=default, help=help_text)
+    for name, help_text in texts:
+        ap.add_argument(name, default="", help=help_text)
     ap.add_argument("--hot", action="store_true", help=HOT_HELP)
     if dtypes:
         ap.add_argument("--dtype", default="bf16", choices=sorted(SWEEP_DTYPES))

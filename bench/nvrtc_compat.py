@@ -4,12 +4,15 @@ each variant's resource report. Spills and wgmma serialisation differ between
 NVRTC versions, so check the device's version before spending device time.
 
     pip download --no-deps "nvidia-cuda-nvrtc==13.0.*" -d /tmp/w && unzip -q /tmp/w/*.whl -d /tmp/w
-    LD_LIBRARY_PATH=/tmp/w/nvidia/cu13/lib python bench/nvrtc_compat.py /tmp/w/nvidia/cu13/lib/libnvrtc.so.13
+    LD_LIBRARY_PATH=/tmp/w/nvidia/cu13/lib python bench/nvrtc_compat.py /tmp/w/nvidia/cu13/lib/libnvrtc.so.13 [REGEX [ARCH]]
+
+REGEX keeps the variants whose names it matches (re.search); ARCH one of sm_80, sm_90a.
 """
 
 from __future__ import annotations
 
 import ctypes
+import re
 import sys
 
 sys.path.insert(0, ".")
@@ -44,9 +47,10 @@ def compile_group(lib, specs, arch):
 
 def main() -> int:
     lib = ctypes.CDLL(sys.argv[1])
+    keep = re.compile(sys.argv[2] if len(sys.argv) > 2 else "")
     bad = 0
-    for arch in ("sm_80", "sm_90a"):
-        for group in specs_by_unit(arch, candidate_specs()):
+    for arch in sys.argv[3:4] or ("sm_80", "sm_90a"):
+        for group in specs_by_unit(arch, [s for s in candidate_specs() if keep.search(s.variant_name)]):
             # one program per variant, as at run time (a shared program changes ptxas' spills)
             for r in (r for spec in group for r in compile_group(lib, [spec], arch)):
                 flag = "SPILL" if r.spills else ("SERIALISED" if r.wgmma_serialized else "")

@@ -2,7 +2,7 @@
 stages, pingpong, persistent) variants of cupyflash._spec.WGMMA_CANDIDATES against
 torch SDPA's cuDNN and flash backends in the same run.
 
-    python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256]
+    python bench/tune_wgmma.py [--seqlens 1024,4096] [--dtype bf16] [--dims 64,128,256] [--only "192,128,;128,128,3"]
 
 Results feed the WGMMA_TILES table in cupyflash/_spec.py and bench/notes/wgmma.md
 ("wgmma v3", "wgmma tiles for short sequences").
@@ -22,7 +22,9 @@ from floor import interleaved_ms, sweep_args, sweep_inputs, write_results  # ben
 
 
 def main():
-    args = sweep_args(__doc__)
+    args = sweep_args(__doc__, texts=(("--only", "time only the candidates whose tiles, written without spaces "
+                                            "as 128,128,2,False,True, contain one of these ;-separated strings"),))
+    only = [x for x in args.only.split(";") if x]
     results = []
     sm_count = cp.cuda.Device().attributes["MultiProcessorCount"]
     for d in args.dims:
@@ -40,6 +42,8 @@ def main():
                             return torch.nn.functional.scaled_dot_product_attention(qt, kt, vt, is_causal=causal)
                     runs[name] = peer
                 for tiles in WGMMA_CANDIDATES[d]:
+                    if only and not any(x in str(tiles).replace(" ", "") for x in only):
+                        continue
                     plan = _dispatch.plan_for_spec(problem, wgmma_spec(args.dtype_name, d, tiles), 90, sm_count=sm_count)
                     runs[str(tiles)] = lambda plan=plan: api._run(plan, problem, *bufs, None, stream, 0)
                 for name, ms in interleaved_ms(runs).items():
