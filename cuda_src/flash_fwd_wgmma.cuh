@@ -23,33 +23,8 @@
 //   item's Q (once the consumers release it) and K/V while the consumers finish
 //   the current one, so a CTA's start-up and epilogue hide behind other work.
 //   Otherwise each CTA runs exactly one item (the same loop, one trip).
-//   kFp32Terms > 0 computes fp32 attention from fp16 operands that the host
-//   pre-pass rescaled on the device, each tile of this kernel (a query block, a
-//   key tile) by its own power of two 2^e (the shifts come in p.tile_shifts:
-//   tile_shifts.h), and writes fp32. With 3 terms Q, K and V arrive as hi and lo
-//   fp16 tensors (x*2^e = hi + lo) and every product keeps hi*hi + hi*lo + lo*hi
-//   (three wgmmas per k-step, P split in registers the same way): fp32
-//   accuracy. With 1 term only hi exists: fp16's 10-bit mantissa, TF32-like
-//   error, the fp16 kernel's speed. bench/notes/fp32_fp64.md ("fp32 on tensor
-//   cores") has the error study behind the choice of fp16. Undoing the shifts,
-//   all exact (powers of two): key tile t's raw scores are true ones times
-//   2^(e_q + e_k(t)), so the softmax takes 2^-(e_q + e_k(t)) into its exponent
-//   multiplier and keeps the row max in true units (softmax.h, ScaledTile); its
-//   P.V is P x V(t) 2^e_v(t): with 3 terms it lands in a zeroed accumulator and
-//   is added to O times 2^-e_v(t) (one FFMA, O in true units); with 1 term the
-//   wgmma adds it to O itself, so O is kept in the units of the largest V tile
-//   so far and smaller tiles enter with P scaled down (OUnits in tile_shifts.h).
-//   Key tile t's shifts are read at the top of its step (L2, 8 bytes): the
-//   Q.K^T wgmma hides their latency. Where the conversion happens: kConvertStages
-//   > 0, the producer's warps convert q, k, v into the fp16 buffers, shifts kept in
-//   shared memory (wgmma_convert.h); kQInKernel (widths <= 128), each consumer
-//   warpgroup its own 64 rows of Q, e_q included (q_convert.h), the pre-pass K and
-//   V; kKVOnce, K and V too, each key tile once per call (kv_once.h).
-//   Elem = Tf32 takes float32 operands as they are: Q and K straight from the
-//   caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
-//   wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
-//   mantissas, fp32 accumulation). P stays fp32 in registers, rounded to tf32, as
-//   the A operand of P.V; the pre-pass orders V^T's keys to match (p_fragment.h). fp32 output.
+//   kFp32Terms > 0, kConvertStages, kQInKernel, kKVOnce and Elem = Tf32: the float32
+//   variants, described at the top of tile_shifts.h.
 // Key tiles run from the last to the first, so the tiles that need the causal or
 // length mask come first and the rest run unmasked.
 //
@@ -344,31 +319,33 @@ __global__ void __launch_bounds__(
     write_out(w, st, out_mult());
   };
 
+  // Key tiles this warpgroup does not compute: it only keeps step, waiting for every
+  // buffer a tile fills before releasing it (an early arrival would count towards the
+  // slot's previous fill) and taking every pingpong turn, so the turns still alternate.
+  auto pass_tiles = [&](int count) {
+    for (int i = 0; i < count; ++i, ++use) {
+      mbar_wait(sm.full_k(slot(use)), phase(use));
+      take_turn();
+      pass_turn();
+      release(sm.empty_k(slot(use)));
+      mbar_wait(sm.full_v(slot(use)), phase(use));
+      release(sm.empty_v(slot(use)));
+    }
+  };
   // An item none of whose rows this warpgroup owns: its 64 rows all lie past seqlen_q
   // (at s1024 two of the 192-row tiles' last block's three warpgroups computed 128
   // unstored rows, 12.5 % of the work; bench/notes/wgmma.md, "Idle warpgroups") or,
-  // shifted by FlashParams.q_row_shift, before row 0. It computes nothing, only keeps step: waits for every buffer the item fills before
-  // releasing it (an early arrival would count towards the slot's previous fill) and
-  // takes every pingpong turn (n_tiles + 1), so the turns still alternate.
+  // shifted by FlashParams.q_row_shift, before row 0: every tile passed, n_tiles + 1 turns.
   // Hazard: the previous item's Q buffer goes back first (the producer refills it at
   // this item's tile kQPrefetchTile: drained only after the later K/V tiles, it
   // deadlocked every call with 4 or more key tiles and another item to follow).
   auto skip_item = [&](const WorkItem& w, int qs) {
     drain_store();
     if constexpr (!kQInKernel) mbar_wait(sm.full_q(qs), q_phase(q_use));
-    for (int i = 0; i < w.n_tiles; ++i) {
-      const int u = use + i;
-      mbar_wait(sm.full_k(slot(u)), phase(u));
-      take_turn();
-      pass_turn();
-      release(sm.empty_k(slot(u)));
-      mbar_wait(sm.full_v(slot(u)), phase(u));
-      release(sm.empty_v(slot(u)));
-    }
+    pass_tiles(w.n_tiles);
     take_turn();
     pass_turn();
     if constexpr (!kSmemEpilogue && !kQInKernel) release(sm.empty_q(qs));
-    use += w.n_tiles;
     ++q_use;
   };
 
@@ -376,10 +353,9 @@ __global__ void __launch_bounds__(
   // no item loop is emitted: its counters would otherwise hold registers the
   // split fp32 variant needs.
   for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
-    const WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
-    const int n_tiles = w.n_tiles;
+    WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
-    if (n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile
+    if (w.n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile
       if (has_pending) finish(pending);
       has_pending = false;
       RowState none;
@@ -395,6 +371,17 @@ __global__ void __launch_bounds__(
       skip_item(w, qs);
       return;
     }
+    // Causal, one item per CTA: the block's last key tile (walked first) is passed, not
+    // computed, where it lies wholly past the diagonal for this warpgroup's rows: d64
+    // s4096 +3.5 %, d256 +0.3-2.2 %; persistent CTAs lost ~1 % (bench/notes/wgmma_tiles.md,
+    // "Key tiles per warpgroup"). At most one tile (kBlockM - 64 <= kBlockN) keeps any
+    // drain of a Q buffer (at the warpgroup's second tile) ahead of the producer's wait.
+    if constexpr (!kPersistent && kBlockM - 64 <= kBlockN) {
+      const int passed = w.n_tiles - warpgroup_tiles<kBlockN>(p, w, 64 * cwg);
+      pass_tiles(passed);
+      w.n_tiles -= passed;
+    }
+    const int n_tiles = w.n_tiles;
     // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its key
     // tiles' {e_k, e_v} pairs start; key tile i's is read at the top of its step
     // (tile_shift(i)). Converting in the kernel: in shared memory (converted_shift).

@@ -11,6 +11,35 @@
 //       pair {e_k, e_v}, so that one 8-byte load gives a key tile both;
 //   then batch * heads_q * m_blocks ints: e_q for (batch, query head, query block);
 // n_tiles = ceil(seqlen_k / kBlockN), m_blocks = ceil(seqlen_q / kBlockM).
+//
+// How the Hopper kernel (flash_fwd_wgmma.cuh) uses them, by variant:
+// kFp32Terms > 0 computes fp32 attention from fp16 operands that the host
+// pre-pass rescaled on the device, each tile of this kernel (a query block, a
+// key tile) by its own power of two 2^e (the shifts come in p.tile_shifts,
+// laid out above), and writes fp32. With 3 terms Q, K and V arrive as hi and lo
+// fp16 tensors (x*2^e = hi + lo) and every product keeps hi*hi + hi*lo + lo*hi
+// (three wgmmas per k-step, P split in registers the same way): fp32
+// accuracy. With 1 term only hi exists: fp16's 10-bit mantissa, TF32-like
+// error, the fp16 kernel's speed. bench/notes/fp32_fp64.md ("fp32 on tensor
+// cores") has the error study behind the choice of fp16. Undoing the shifts,
+// all exact (powers of two): key tile t's raw scores are true ones times
+// 2^(e_q + e_k(t)), so the softmax takes 2^-(e_q + e_k(t)) into its exponent
+// multiplier and keeps the row max in true units (softmax.h, ScaledTile); its
+// P.V is P x V(t) 2^e_v(t): with 3 terms it lands in a zeroed accumulator and
+// is added to O times 2^-e_v(t) (one FFMA, O in true units); with 1 term the
+// wgmma adds it to O itself, so O is kept in the units of the largest V tile
+// so far and smaller tiles enter with P scaled down (OUnits below).
+// Key tile t's shifts are read at the top of its step (L2, 8 bytes): the
+// Q.K^T wgmma hides their latency. Where the conversion happens: kConvertStages
+// > 0, the producer's warps convert q, k, v into the fp16 buffers, shifts kept in
+// shared memory (wgmma_convert.h); kQInKernel (widths <= 128), each consumer
+// warpgroup its own 64 rows of Q, e_q included (q_convert.h), the pre-pass K and
+// V; kKVOnce, K and V too, each key tile once per call (kv_once.h).
+// Elem = Tf32 takes float32 operands as they are: Q and K straight from the
+// caller's tensors, V as V^T from a small pre-pass (cupyflash/_vt.py; tf32
+// wgmma cannot transpose B), and multiplies them as tf32 (m64nNk8 wgmma, 10-bit
+// mantissas, fp32 accumulation). P stays fp32 in registers, rounded to tf32, as
+// the A operand of P.V; the pre-pass orders V^T's keys to match (p_fragment.h). fp32 output.
 #pragma once
 #include "common.h"
 

@@ -39,6 +39,17 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
   return w;
 }
 
+// The key tiles of item w that rows [w.m0 + row0, w.m0 + row0 + 64) (one consumer
+// warpgroup's) attend: under a causal mask the block's last tiles (walked first) can
+// lie wholly past the diagonal for its upper rows. At least one, so that a
+// warpgroup whose rows all attend nothing still writes zeros through the usual path.
+template <int kBlockN>
+__device__ __forceinline__ int warpgroup_tiles(const FlashParams& p, const WorkItem& w, int row0) {
+  if (!p.causal) return w.n_tiles;
+  const int n_end = min(p.seqlen_k, min(w.m0 + row0 + 64, p.seqlen_q) + p.causal_offset);
+  return n_end > kBlockN ? min(w.n_tiles, ceil_div(n_end, kBlockN)) : 1;
+}
+
 // The end of one work item's softmax for this thread's rows (g, g + 8) of its
 // warp (row_off: the warp's first row in the query block): writes LSE and
 // returns each row's output multiplier, out_scale / sum. sum == 0 only for a row
