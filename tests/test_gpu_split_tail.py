@@ -3,8 +3,8 @@ split_tail.h). Unmasked 16-bit calls whose query blocks do not fill whole waves 
 the grid share their last blocks' key tiles evenly over the CTAs; a block cut
 between two CTAs is finished by one of them from the other's partial O and row
 state. Each case is one the dispatch splits (asserted), checked against float64,
-LSE included, with odd key counts (a last key tile of one key), GQA, and widths
-64 (192-row blocks, three warpgroups) and 128."""
+LSE included, with odd key counts (a last key tile of one key), GQA and padded
+head dims, on the 192-row (three-warpgroup) tiles of width 64, the ones that split."""
 
 from __future__ import annotations
 
@@ -19,14 +19,14 @@ from test_gpu_attention import gpu_randn
 
 pytestmark = pytest.mark.gpu
 
-# (dtype, d, sq, sk, hq, hkv, batch): on 132 SMs, items % 132 != 0 and items > 132.
+# (dtype, d, sq, sk, hq, hkv, batch): on 132 SMs, items % 132 != 0 and items > 132 (192-row blocks).
 CASES = [
-    ("float16", 128, 1000, 777, 8, 2, 3),     # 192 blocks: 60 left over, 7 key tiles each
-    ("bfloat16", 128, 1024, 1024, 16, 4, 4),  # 512 blocks: the bench's row shape, smaller batch
-    ("float16", 96, 500, 129, 40, 40, 1),     # 160 blocks, all in the tail; the last key tile holds one key
-    ("bfloat16", 128, 300, 100, 80, 8, 2),    # one key tile per block: no block is cut
-    ("bfloat16", 64, 1900, 1500, 12, 4, 2),   # 192-row blocks: 240, all in the tail
-    ("float16", 40, 1000, 2049, 28, 7, 3),    # 192-row blocks at a padded width; 17 key tiles
+    ("float16", 64, 1000, 777, 8, 2, 5),      # 240 blocks: 108 left over, 7 key tiles each
+    ("bfloat16", 64, 1024, 1024, 32, 8, 2),   # 384 blocks: the bench's row shape, smaller batch
+    ("float16", 48, 500, 129, 40, 40, 2),     # 240 blocks, all in the tail; the last key tile holds one key
+    ("bfloat16", 64, 300, 100, 80, 8, 2),     # one key tile per block: no block is cut
+    ("bfloat16", 64, 1900, 1500, 12, 4, 2),   # 240 blocks, 12 key tiles each
+    ("float16", 40, 1000, 2049, 28, 7, 3),    # a padded width; 17 key tiles
 ]
 
 
