@@ -48,7 +48,7 @@ __device__ __forceinline__ BlockCoord block_coord(const FlashParams& p, int line
   return {m_blocks - 1 - r / pairs_here, pair % p.heads_q, pair / p.heads_q};
 }
 
-// The split tail (FlashParams.sk_items > 0: persistent, unmasked, 16-bit). With N
+// The split tail (FlashParams.sk_items > 0: persistent, unmasked, 16-bit, 192-row). With N
 // items of equal cost on G CTAs, a stride walk leaves the last wave N % G items for
 // G CTAs: the rest idle for up to an item's time, 3 % of a 16-wave call. So the last
 // sk_items (G + N % G; the first N - sk_items still go by stride) are laid out as one
