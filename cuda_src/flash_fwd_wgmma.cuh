@@ -39,6 +39,7 @@
 #include "ptx_sm90.h"
 #include "q_convert.h"
 #include "softmax.h"
+#include "split_tail.h"
 #include "tile_shifts.h"
 #include "tma_params.h"
 #include "kv_once.h"
@@ -68,6 +69,9 @@ __global__ void __launch_bounds__(
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
   constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
+  // The split tail (block_order.h, split_tail.h): the 192-row tiles only (the 128-row ones lost
+  // 1-2.5 % on causal rows with its code; bench/notes/wgmma_tiles.md, "The split tail").
+  constexpr bool kSplitTail = kPersistent && !kFp32 && kConsumerWGs == 3;
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -113,7 +117,7 @@ __global__ void __launch_bounds__(
     if constexpr (Tr::kConvert) {
       convert_producer<Tr, kPersistent>(p, tma, sm, m_blocks, tid);
     } else {
-      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent>(p, tma, sm, m_blocks);
+      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent, kSplitTail>(p, tma, sm, m_blocks);
       if constexpr (kKVOnce) {
         if (warp > 0) kv_once_converters<Tr, kPersistent>(p, sm, m_blocks, tid - kWarpSize);
       }
@@ -272,8 +276,13 @@ __global__ void __launch_bounds__(
   // Epilogue of item w, the last item counted in q_use, so it read Q buffer
   // q_slot(q_use - 1) (a function: lambdas called from several places may be
   // left un-inlined, and then spill).
-  auto write_out = [&](const WorkItem& w, const RowState& rs, float out_scale) {
+  auto write_out = [&](const WorkItem& w, RowState rs, float out_scale) {
     const int row_off = 64 * cwg + 16 * (warp % 4);
+    if constexpr (kSplitTail) {  // an item cut between two CTAs (split_tail.h)
+      const u32 bar = kEpilogueBarrier0 + cwg;
+      if (w.kind == kSkWrite) return sk_write<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x, cwg, bar, acc_o, rs);
+      if (w.kind == kSkMerge) sk_merge<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x + 1, cwg, bar, acc_o, rs, scale_log2);
+    }
     if constexpr (kSmemEpilogue) {
       const int qs_w = q_slot(q_use - 1);
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
@@ -352,7 +361,7 @@ __global__ void __launch_bounds__(
   // One work item. Without kPersistent the grid has exactly one CTA per item and
   // no item loop is emitted: its counters would otherwise hold registers the
   // split fp32 variant needs.
-  for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
+  for_each_item<kPersistent, kSplitTail>(p, m_blocks, [&](const BlockCoord& bc) {
     WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
     if (w.n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile
@@ -380,6 +389,7 @@ __global__ void __launch_bounds__(
       const int passed = w.n_tiles - warpgroup_tiles<kBlockN>(p, w, 64 * cwg);
       pass_tiles(passed);
       w.n_tiles -= passed;
+      w.n_top -= passed * kBlockN;
     }
     const int n_tiles = w.n_tiles;
     // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its key
@@ -396,10 +406,12 @@ __global__ void __launch_bounds__(
                                         m_blocks)];
     }
     auto tile_shift = [&](int i) {
-      return kRescaled && !Tr::kConvert && !kKVOnce ? kv_shifts[n_tiles - 1 - i] : int2{};
+      return kRescaled && !Tr::kConvert && !kKVOnce ? kv_shifts[w.n_top / kBlockN - i] : int2{};
     };
     // K and V converted once per call: read after the tile's full_k wait (kv_once.h, hazard (2)).
-    auto once_shift = [&](int2 e, int i) { return kKVOnce ? ld_relaxed_gpu_v2(&kv_shifts[n_tiles - 1 - i].x) : e; };
+    auto once_shift = [&](int2 e, int i) {
+      return kKVOnce ? ld_relaxed_gpu_v2(&kv_shifts[w.n_top / kBlockN - i].x) : e;
+    };
     // Converting: key tile use u's shifts, once its S is ready and before its K
     // slot goes back (the converters then rewrite the slot's word). The one-term
     // softmax needs e_v already, so this waits for V's data too: the converters
@@ -419,7 +431,7 @@ __global__ void __launch_bounds__(
     // "A lazy running max"), which keep the exact one.
     constexpr bool kLazyMax = !(kD == 64 && kConsumerWGs == 2);
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
-      const int n0 = (n_tiles - 1 - i) * kBlockN;
+      const int n0 = w.n_top - i * kBlockN;
       // 192-row blocks test per warp (their diagonal crosses two key tiles; a warp that sees
       // all of one skips ~170 instructions); bench/notes/wgmma_tiles.md, "The mask test per warp".
       if (tile_needs_mask<kBlockM, kBlockN>(p, kConsumerWGs == 3 ? warp_row0 : w.m0, n0))
@@ -456,7 +468,7 @@ __global__ void __launch_bounds__(
     constexpr bool kChunkedFirst = !kRescaled && kConsumerWGs == 3 && Tr::kNTiles % kMaxChains == 0;
     auto first_scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int2 e) {
       if constexpr (kChunkedFirst) {
-        const int n0 = (n_tiles - 1) * kBlockN;
+        const int n0 = w.n_top;
         const unsigned live = tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)
                                   ? apply_mask_chunked<kMaxChains>(sc, p, warp_row0, n0, lane)
                                   : ~0u;

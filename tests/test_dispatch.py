@@ -371,3 +371,21 @@ def test_converting_candidate_stages_what_tma_cannot_read_in_place():
     _, problem = api._validate(q, k, v, False, "bottom_right", None, "bshd")
     plan = _dispatch.plan_for_spec(problem, wgmma_convert_spec(128), 90)
     assert set(plan.staged) == {"out"}
+
+
+@pytest.mark.parametrize("d,heads,causal,split", [(64, 32, False, True), (40, 32, False, True), (64, 32, True, False),
+                                                  (128, 32, False, False), (64, 22, False, False)])
+def test_split_tail_in_the_plan(d, heads, causal, split):
+    """A persistent unmasked walk of 192-row blocks (width 64) that leaves a partial
+    last wave on 132 SMs shares its last 132 + N % 132 blocks' key tiles out
+    (_params.split_tail), and explain() says so; masked walks, the 128-row tiles
+    and walks of exactly one wave (6 blocks x 22 heads) do not."""
+    from cupyflash import _dispatch
+
+    q, k, v = qkv(np.random.default_rng(0), 1, 1024, 1024, heads, heads, d, d, "bfloat16")
+    problem = cupyflash.api._validate(q, k, v, causal, "bottom_right", None, "bshd")[1]
+    plan = _dispatch.plan(problem, 90, "auto", None, 132)
+    items = -(-1024 // plan.spec.block_m) * heads
+    assert plan.spec.persistent
+    assert plan.split_tail == ((132 + items % 132, 1024 // plan.spec.block_n) if split else (0, 0))
+    assert ("split tail" in str(plan)) == split
