@@ -57,7 +57,8 @@ constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
-          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false>
+          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false,
+          bool kSplitTailArg = false>
 __global__ void __launch_bounds__(
     WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
                       kKVOnce>::kThreads,
@@ -69,9 +70,9 @@ __global__ void __launch_bounds__(
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
   constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
-  // The split tail (block_order.h, split_tail.h): the 192-row tiles only (the 128-row ones lost
-  // 1-2.5 % on causal rows with its code; bench/notes/wgmma_tiles.md, "The split tail").
-  constexpr bool kSplitTail = kPersistent && !kFp32 && kConsumerWGs == 3;
+  // The split tail (block_order.h, split_tail.h): the 192-row tiles, and 128-row ones built for
+  // it (kSplitTailArg: its code cost them 1-2.5 % on causal rows; bench/notes/wgmma_tiles.md, "The split tail").
+  constexpr bool kSplitTail = kPersistent && !kFp32 && (kConsumerWGs == 3 || kSplitTailArg);
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.

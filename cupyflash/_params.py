@@ -129,8 +129,9 @@ def q_row_shift(causal: bool, seqlen_q: int, spec) -> int:
 # grid, instead of leaving items % ctas of them to a last wave (bench/notes/wgmma_tiles.md,
 # "The split tail"). Each hand-over slot holds, per consumer thread, its O fragments
 # (width / 8 float4s) and one float4 of row state.
-# The 192-row (three-warpgroup) tiles only: with the 128-row ones d128 lost 1.5-1.9 % at
-# s1024 without a mask and 1-2.5 % on causal rows (the same variant carries the code).
+# The 192-row (three-warpgroup) tiles, and the 128-row ones compiled for it
+# (KernelSpec.split_tail): with its code the 128-row kernels lost 1.5-1.9 % at s1024
+# without a mask and 1-2.5 % on causal rows, where it is never taken.
 SK_CONSUMER_WARPGROUPS = 3
 SK_THREADS_PER_WARPGROUP = 128
 SK_FLOATS_PER_CHUNK = 4
@@ -140,7 +141,8 @@ def split_tail(causal: bool, seqlen_k: int, items: int, ctas: int, spec) -> tupl
     """(``FlashParams.sk_items``, ``sk_tiles``) for kernel ``spec`` on ``ctas`` persistent
     CTAs walking ``items`` query blocks; (0, 0) where the walk is a plain stride."""
     if (causal or seqlen_k == 0 or spec.family != "wgmma" or not spec.persistent or spec.dtype not in MMA_DTYPES
-            or spec.consumer_warpgroups != SK_CONSUMER_WARPGROUPS or items <= ctas or items % ctas == 0):
+            or (spec.consumer_warpgroups != SK_CONSUMER_WARPGROUPS and not spec.split_tail)
+            or items <= ctas or items % ctas == 0):
         return 0, 0
     return ctas + items % ctas, -(-seqlen_k // spec.block_n)
 

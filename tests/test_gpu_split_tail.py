@@ -4,7 +4,8 @@ the grid share their last blocks' key tiles evenly over the CTAs; a block cut
 between two CTAs is finished by one of them from the other's partial O and row
 state. Each case is one the dispatch splits (asserted), checked against float64,
 LSE included, with odd key counts (a last key tile of one key), GQA and padded
-head dims, on the 192-row (three-warpgroup) tiles of width 64, the ones that split."""
+head dims, on the 192-row tiles of width 64 and the 128-row split-tail variant of
+width 128 (from 4096 keys)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from test_gpu_attention import gpu_randn
 
 pytestmark = pytest.mark.gpu
 
-# (dtype, d, sq, sk, hq, hkv, batch): on 132 SMs, items % 132 != 0 and items > 132 (192-row blocks).
+# (dtype, d, sq, sk, hq, hkv, batch): on 132 SMs, items % 132 != 0 and items > 132.
 CASES = [
     ("float16", 64, 1000, 777, 8, 2, 5),      # 240 blocks: 108 left over, 7 key tiles each
     ("bfloat16", 64, 1024, 1024, 32, 8, 2),   # 384 blocks: the bench's row shape, smaller batch
@@ -27,6 +28,8 @@ CASES = [
     ("bfloat16", 64, 300, 100, 80, 8, 2),     # one key tile per block: no block is cut
     ("bfloat16", 64, 1900, 1500, 12, 4, 2),   # 240 blocks, 12 key tiles each
     ("float16", 40, 1000, 2049, 28, 7, 3),    # a padded width; 17 key tiles
+    ("bfloat16", 128, 4096, 4096, 9, 3, 1),   # 128-row blocks in their split-tail variant: 288, 32 key tiles
+    ("float16", 120, 4500, 4099, 8, 8, 1),    # the same at a padded width: 288 blocks, a last tile of 3 keys
 ]
 
 
