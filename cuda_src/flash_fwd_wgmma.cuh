@@ -1,7 +1,7 @@
 // FlashAttention forward on Hopper (sm_90a): TMA loads, wgmma, warp specialisation.
 //
-// One CTA computes a kBlockM = 64 * kConsumerWGs-row block of queries (128, or
-// 192 for small head dims) for one (batch, head) with 1 + kConsumerWGs warpgroups:
+// One CTA computes a kBlockM = 64 * kConsumerWGs-row block of queries (128, or 192 for small head dims) for one
+// (batch, head) with 1 + kConsumerWGs warpgroups:
 //   warpgroup 0, the producer (wgmma_producer.h): gives up registers (setmaxnreg.dec) and one
 //     thread issues every TMA load: Q once, then K and V tiles into a ring of
 //     kStages shared-memory slots, each slot guarded by a "full" mbarrier (TMA
@@ -251,22 +251,19 @@ __global__ void __launch_bounds__(
 #pragma unroll
     for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
   };
-  // 16-bit outputs leave through shared memory and TMA: each warpgroup writes its
-  // rows of O into its own rows of the item's Q buffer, free once the item's
-  // last Q.K^T completed. The buffer goes back to the producer (empty_q) only
-  // once the TMA store has read it ("drain"), not right after that Q.K^T.
-  // Hazard: with one Q buffer a persistent CTA would then load the next item's Q
-  // only after this epilogue, and with the cross-item pipeline never (the
-  // epilogue waits for the next item's first softmax): those variants, and the
-  // fp32 outputs (twice the bytes), store straight from registers.
+  // 16-bit outputs leave through shared memory and TMA: each warpgroup writes its rows of O into its own rows
+  // of the item's Q buffer, free once the item's last Q.K^T completed. The buffer goes back to the producer
+  // (empty_q) only once the TMA store has read it ("drain"), not right after that Q.K^T. Hazard: with one Q
+  // buffer a persistent CTA would then load the next item's Q only after this epilogue, and with the cross-item
+  // pipeline never (the epilogue waits for the next item's first softmax): those variants, and the fp32 outputs
+  // (twice the bytes), store straight from registers.
   constexpr bool kSmemEpilogue = !kFp32 && (kQS == 2 || !kPersistent);
-  // Draining the epilogue's store: every consumer warp arrives on empty_q of the
-  // buffer, once the thread that issued the store has seen it read shared memory.
-  // The buffer is the last finished item's, q_slot(q_use - 1); each item drains it
-  // once, where no wgmma is in flight (else ptxas serialises them): after its second
-  // tile's P.V, or its only tile. The item before has always run its epilogue by
-  // then unless this is the CTA's first item (q_use > 0); the kernel's end drains
-  // the last. (No flag: at 128 registers, 3 warpgroups, one more live value spills.)
+  // Draining the epilogue's store: every consumer warp arrives on empty_q of the buffer, once the thread that
+  // issued the store has seen it read shared memory. The buffer is the last finished item's, q_slot(q_use - 1);
+  // each item drains it once, where no wgmma is in flight (else ptxas serialises them): after its second tile's
+  // P.V, or its only tile. The item before has always run its epilogue by then unless this is the CTA's first
+  // item (q_use > 0); the kernel's end drains the last. (No flag: at 128 registers, 3 warpgroups, one more live
+  // value spills.)
   auto drain_store = [&] {
     if constexpr (kSmemEpilogue) {
       if (q_use == 0) return;
@@ -274,16 +271,10 @@ __global__ void __launch_bounds__(
       release(sm.empty_q(q_slot(q_use - 1)));
     }
   };
-  // Epilogue of item w, the last item counted in q_use, so it read Q buffer
-  // q_slot(q_use - 1) (a function: lambdas called from several places may be
-  // left un-inlined, and then spill).
-  auto write_out = [&](const WorkItem& w, RowState rs, float out_scale) {
+  // Epilogue of item w, the last item counted in q_use, so it read Q buffer q_slot(q_use - 1) (a function:
+  // lambdas called from several places may be left un-inlined, and then spill).
+  auto write_out = [&](const WorkItem& w, const RowState& rs, float out_scale) {
     const int row_off = 64 * cwg + 16 * (warp % 4);
-    if constexpr (kSplitTail) {  // an item cut between two CTAs (split_tail.h)
-      const u32 bar = kEpilogueBarrier0 + cwg;
-      if (w.kind == kSkWrite) return sk_write<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x, cwg, bar, acc_o, rs);
-      if (w.kind == kSkMerge) sk_merge<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x + 1, cwg, bar, acc_o, rs, scale_log2);
-    }
     if constexpr (kSmemEpilogue) {
       const int qs_w = q_slot(q_use - 1);
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
@@ -300,6 +291,18 @@ __global__ void __launch_bounds__(
     } else {
       store_o<Elem, kFp32, Tr::kOTiles>(p, w, rs, acc_o, row_off, lane, scale_log2, out_scale);
     }
+  };
+
+  // The split tail (split_tail.h), an item cut between two CTAs: its later part goes to
+  // this CTA's slot instead of the epilogue (true); its earlier part merges that in first.
+  auto hand_over = [&](const WorkItem& w, RowState& rs) {
+    if constexpr (kSplitTail) {
+      const u32 bar = kEpilogueBarrier0 + cwg;
+      if (w.kind == kSkWrite) sk_write<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x, cwg, bar, acc_o, rs);
+      if (w.kind == kSkMerge) sk_merge<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x + 1, cwg, bar, acc_o, rs, scale_log2);
+      return w.kind == kSkWrite;
+    }
+    return false;
   };
 
   u32 pf[Tr::kCopies][Tr::kPSteps][4];  // P of the previous tile, waiting for its P.V
@@ -326,7 +329,7 @@ __global__ void __launch_bounds__(
     fence_frag(pf);
     release(sm.empty_v(slot(u)));
     add_pv();
-    write_out(w, st, out_mult());
+    if (!hand_over(w, st)) write_out(w, st, out_mult());
   };
 
   // Key tiles this warpgroup does not compute: it only keeps step, waiting for every
@@ -479,11 +482,10 @@ __global__ void __launch_bounds__(
       }
     };
 
-    // The first tile. ptxas tracks which wgmma may still be running per
-    // control-flow path, so no wgmma is in flight where paths join: each branch
-    // below, and each trip of the steady-state loop, ends with wgmma_wait<0>.
-    // A path that merely looks possible otherwise makes ptxas insert waits and
-    // serialise every wgmma (warning C7514).
+    // The first tile. ptxas tracks which wgmma may still be running per control-flow path, so no wgmma is in
+    // flight where paths join: each branch below, and each trip of the steady-state loop, ends with
+    // wgmma_wait<0>. A path that merely looks possible otherwise makes ptxas insert waits and serialise every
+    // wgmma (warning C7514).
     {
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(0);
@@ -513,7 +515,7 @@ __global__ void __launch_bounds__(
         fence_acc(sc);
         e = converted_shift(e, use);
         release(sm.empty_k(slot(use)));
-        const RowState done = st;
+        RowState done = st;
         const float done_mult = out_mult();  // before this item's first tile resets O's units
         st.init();
         first_scores_to_p(sc, e);  // O restarts from zero: nothing to rescale
@@ -526,7 +528,7 @@ __global__ void __launch_bounds__(
         // P before the epilogue: its fragments take half the registers of the
         // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
         pack_p(pf, sc);
-        write_out(pending, done, done_mult);
+        if (!hand_over(pending, done)) write_out(pending, done, done_mult);
         if constexpr (kSplit) zero_o();
       } else {
         if constexpr (kSplit) zero_o();

@@ -69,24 +69,22 @@ __device__ __forceinline__ void sk_merge(const FlashParams& p, int slot, int cwg
   named_barrier_sync<kWarpgroupThreads>(bar);  // orders every thread's reads after the acquire
   // .cg: from L2, where the writer's release put them (this SM's L1 holds no older copy, but need not be asked).
   const float4* src = sk_slot<kOTiles, kConsumerWGs>(p, slot, cwg, ctid);
-  const float4 row = __ldcg(src + kOTiles * kWarpgroupThreads);
-  const float other_max[2] = {row.x, row.y}, other_sum[2] = {row.z, row.w};
-  float mine_f[2], other_f[2];
-#pragma unroll
-  for (int half = 0; half < 2; ++half) {
-    const float m = fmaxf(rs.max[half], other_max[half]);
-    mine_f[half] = sk_factor(rs.max[half], m, scale_log2);
-    other_f[half] = sk_factor(other_max[half], m, scale_log2);
-    rs.sum[half] = rs.sum[half] * mine_f[half] + other_sum[half] * other_f[half];
-    rs.max[half] = m;
-  }
+  const float4 row = __ldcg(src + kOTiles * kWarpgroupThreads);  // {max, max, sum, sum} of rows g, g + 8
+  // Named scalars rather than small arrays indexed by row: nothing here may land in local memory.
+  const float m0 = fmaxf(rs.max[0], row.x), m1 = fmaxf(rs.max[1], row.y);
+  const float mine0 = sk_factor(rs.max[0], m0, scale_log2), other0 = sk_factor(row.x, m0, scale_log2);
+  const float mine1 = sk_factor(rs.max[1], m1, scale_log2), other1 = sk_factor(row.y, m1, scale_log2);
+  rs.sum[0] = rs.sum[0] * mine0 + row.z * other0;
+  rs.sum[1] = rs.sum[1] * mine1 + row.w * other1;
+  rs.max[0] = m0;
+  rs.max[1] = m1;
 #pragma unroll
   for (int j = 0; j < kOTiles; ++j) {
     const float4 o = __ldcg(src + j * kWarpgroupThreads);
-    acc_o[j][0] = acc_o[j][0] * mine_f[0] + o.x * other_f[0];
-    acc_o[j][1] = acc_o[j][1] * mine_f[0] + o.y * other_f[0];
-    acc_o[j][2] = acc_o[j][2] * mine_f[1] + o.z * other_f[1];
-    acc_o[j][3] = acc_o[j][3] * mine_f[1] + o.w * other_f[1];
+    acc_o[j][0] = acc_o[j][0] * mine0 + o.x * other0;
+    acc_o[j][1] = acc_o[j][1] * mine0 + o.y * other0;
+    acc_o[j][2] = acc_o[j][2] * mine1 + o.z * other1;
+    acc_o[j][3] = acc_o[j][3] * mine1 + o.w * other1;
   }
 }
 
