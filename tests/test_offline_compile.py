@@ -12,13 +12,11 @@ import pytest
 
 from cupyflash import _compile
 from cupyflash._offline import TARGET_ARCHS, compile_names, compile_specs, specs_by_unit, split_reports, vt_reports
-from cupyflash._spec import MMA_DTYPES, candidate_specs, dmma_spec, shipped_specs
+from cupyflash._spec import candidate_specs, dmma_spec, shipped_specs
 from cupyflash._split import SPLIT_ENTRY_FILE
 from cupyflash._vt import VT_ENTRY_FILE
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
-
-SK_MERGE_EXPS = 4  # the split tail's merge: a factor for each of a thread's 2 rows, for each of the 2 parts
 
 
 @pytest.mark.parametrize("arch", TARGET_ARCHS)
@@ -242,15 +240,11 @@ def _wgmma_sass_by_variant() -> dict[str, str]:
 def test_softmax_overlaps_the_previous_pv(variant):
     """Every exponential of a tile runs while the previous tile's P.V is in flight:
     ptxas otherwise hoists the P.V wait above the softmax (seen in wgmma v2)."""
-    spec = next(s for s in candidate_specs() if s.variant_name == variant)
+    block_n = next(s.block_n for s in candidate_specs() if s.variant_name == variant)
     waits = _exps_around_pv_waits(_wgmma_sass_by_variant()[variant])
-    # The split tail's merge (cuda_src/split_tail.h) takes 2 rows x 2 factors once per
-    # item, after the item's last P.V by design: no tile's exponential.
-    splits = spec.split_tail or (spec.persistent and spec.consumer_warpgroups == 3 and spec.dtype in MMA_DTYPES)
-    merge_exps = SK_MERGE_EXPS if splits else 0
     # a thread owns 2 rows x block_n / 4 scores, plus 2 row-max corrections; no
     # wait at all means ptxas serialised every wgmma of the variant
-    assert waits and all(before >= spec.block_n // 2 and after <= merge_exps for before, after in waits), waits
+    assert waits and all(before >= block_n // 2 and after == 0 for before, after in waits), waits
 
 
 
