@@ -23,6 +23,14 @@ struct WorkItem {
   int n_tiles;  // key tiles, walked from the last to the first; 0: every row is masked
 };
 
+// One past the last key that query rows before row_end attend. The last row that
+// exists (rows past seqlen_q are never stored) bounds a causal block's keys: the last
+// block of a length that its height does not divide skips the key tiles only its
+// missing rows would see.
+__device__ __forceinline__ int key_end(const FlashParams& p, int row_end) {
+  return p.causal ? min(p.seqlen_k, min(row_end, p.seqlen_q) + p.causal_offset) : p.seqlen_k;
+}
+
 template <int kBlockM, int kBlockN>
 __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockCoord& bc) {
   WorkItem w;
@@ -30,11 +38,7 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
   w.head = bc.head;
   w.batch = bc.batch;
   w.kv_head = bc.head / p.group;
-  int n_end = p.seqlen_k;
-  // The block's last row that exists (rows past seqlen_q are never stored) bounds
-  // the keys a causal block attends: the last block of a length that kBlockM
-  // does not divide skips the key tiles only its missing rows would see.
-  if (p.causal) n_end = min(n_end, min(w.m0 + kBlockM, p.seqlen_q) + p.causal_offset);
+  const int n_end = key_end(p, w.m0 + kBlockM);
   w.n_tiles = n_end > 0 ? ceil_div(n_end, kBlockN) : 0;
   return w;
 }
@@ -46,7 +50,7 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
 template <int kBlockN>
 __device__ __forceinline__ int warpgroup_tiles(const FlashParams& p, const WorkItem& w, int row0) {
   if (!p.causal) return w.n_tiles;
-  const int n_end = min(p.seqlen_k, min(w.m0 + row0 + 64, p.seqlen_q) + p.causal_offset);
+  const int n_end = key_end(p, w.m0 + row0 + 64);
   return n_end > kBlockN ? min(w.n_tiles, ceil_div(n_end, kBlockN)) : 1;
 }
 
