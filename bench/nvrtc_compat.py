@@ -7,6 +7,11 @@ NVRTC versions, so check the device's version before spending device time.
     LD_LIBRARY_PATH=/tmp/w/nvidia/cu13/lib python bench/nvrtc_compat.py /tmp/w/nvidia/cu13/lib/libnvrtc.so.13 [REGEX [ARCH]]
 
 REGEX keeps the variants whose names it matches (re.search); ARCH one of sm_80, sm_90a.
+LIB "cupy" takes the libnvrtc CuPy loads, the one that compiles at run time (on the
+device the whole GPU suite once found spills that this check under pip's NVRTC of the
+same version did not; bench/notes/wgmma_tiles.md, "The split tail"):
+
+    python bench/nvrtc_compat.py cupy wgmma sm_90a
 """
 
 from __future__ import annotations
@@ -45,8 +50,21 @@ def compile_group(lib, specs, arch):
     return _parse_report(log.value.decode(), lowered, arch)
 
 
+def library_path(arg: str) -> str:
+    """``arg``, or for "cupy" the libnvrtc file CuPy has loaded (Linux)."""
+    if arg != "cupy":
+        return arg
+    from cupy_backends.cuda.libs import nvrtc
+
+    print("CuPy's NVRTC", nvrtc.getVersion())  # loads the library
+    with open("/proc/self/maps") as maps:
+        (path,) = {line.split()[-1] for line in maps if "/libnvrtc.so" in line}
+    print("from", path)
+    return path
+
+
 def main() -> int:
-    lib = ctypes.CDLL(sys.argv[1])
+    lib = ctypes.CDLL(library_path(sys.argv[1]))
     keep = re.compile(sys.argv[2] if len(sys.argv) > 2 else "")
     bad = 0
     for arch in sys.argv[3:4] or ("sm_80", "sm_90a"):
