@@ -16,10 +16,22 @@
 
 namespace cupyflash {
 
+// Item kinds of the split tail (below): a whole item; one whose earlier walk positions
+// went to the CTA before (the cut, slot blockIdx.x, lies before this CTA's part); one
+// whose later positions go to the CTA after (slot blockIdx.x + 1).
+constexpr int kSkWhole = 0;
+constexpr int kSkCutBefore = 1;
+constexpr int kSkCutAfter = 2;
+
 struct BlockCoord {
   int m_block;
   int head;
   int batch;
+  // Split tail only: this CTA's walk positions [t_begin, t_end) of the item's key
+  // tiles (t_end 0: all of them), and its kind.
+  int t_begin;
+  int t_end;
+  int kind;
 };
 
 // The work item at position `linear` of the walk (0 .. m_blocks * heads_q * batch - 1).
@@ -36,6 +48,29 @@ __device__ __forceinline__ BlockCoord block_coord(const FlashParams& p, int line
   return {m_blocks - 1 - r / pairs_here, pair % p.heads_q, pair / p.heads_q};
 }
 
+// The split tail (FlashParams.sk_items > 0: persistent, unmasked, 16-bit; kSplitTail). With N
+// items of equal cost on G CTAs, a stride walk leaves the last wave N % G items for
+// G CTAs: the rest idle for up to an item's time, 3 % of a 16-wave call. So the last
+// sk_items (G + N % G; the first N - sk_items still go by stride) are laid out as one
+// sequence of key tiles, sk_tiles per item, and CTA c takes the c-th G-th of it. A
+// range holds at least one item's tiles, so an item is cut between at most two CTAs,
+// c and c + 1, and the cut's slot is c + 1. Which of the two finishes the item is
+// decided when they arrive there (split_tail.h); the later CTA computes its part first
+// thing in its tail, the earlier one last.
+struct SkRange {
+  int begin, end;    // this CTA's tiles of the tail sequence
+  int first, count;  // the items they touch (tail-relative)
+};
+__device__ __forceinline__ SkRange sk_range(const FlashParams& p, int c, int G) {
+  const i64 tiles = static_cast<i64>(p.sk_items) * p.sk_tiles;
+  SkRange r;
+  r.begin = static_cast<int>(tiles * c / G);
+  r.end = static_cast<int>(tiles * (c + 1) / G);
+  r.first = r.begin / p.sk_tiles;
+  r.count = (r.end - 1) / p.sk_tiles - r.first + 1;
+  return r;
+}
+
 // A persistent grid of G CTAs: how many work items CTA c has, and its k-th one
 // (an m_block of -1 is a slot to skip: see the fold below).
 // Without a causal mask every query block costs the same, and the walk is position
@@ -46,12 +81,28 @@ __device__ __forceinline__ BlockCoord block_coord(const FlashParams& p, int line
 // tiles whatever j is, and CTA c runs both halves of units c, c+G, c+2G, ...
 // back to back. With an odd m_blocks the middle block is its own partner: its
 // second half is the skipped slot.
+// kSplitTail: the variant may walk a split tail (16-bit only: the float32 ones have no
+// registers to spare for it, and the host never asks them to).
+template <bool kSplitTail>
 __device__ __forceinline__ int persistent_items(const FlashParams& p, int m_blocks, int c, int G) {
   const int units = (p.causal ? (m_blocks + 1) / 2 : m_blocks) * p.heads_q * p.batch;
+  if (kSplitTail && p.sk_items > 0) return (units - p.sk_items) / G + sk_range(p, c, G).count;
   const int mine = c < units ? (units - 1 - c) / G + 1 : 0;
   return p.causal ? 2 * mine : mine;
 }
+template <bool kSplitTail>
 __device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int m_blocks, int c, int G, int k) {
+  if (kSplitTail && p.sk_items > 0) {
+    const int head_items = m_blocks * p.heads_q * p.batch - p.sk_items;  // walked by stride
+    if (k < head_items / G) return block_coord(p, c + k * G, m_blocks);
+    const SkRange r = sk_range(p, c, G);
+    const int j = r.first + k - head_items / G;
+    BlockCoord bc = block_coord(p, head_items + j, m_blocks);
+    bc.t_begin = max(r.begin - j * p.sk_tiles, 0);
+    bc.t_end = min(r.end - j * p.sk_tiles, p.sk_tiles);
+    bc.kind = bc.t_begin > 0 ? kSkCutBefore : bc.t_end < p.sk_tiles ? kSkCutAfter : kSkWhole;
+    return bc;
+  }
   if (!p.causal) return block_coord(p, c + k * G, m_blocks);
   const int folded = (m_blocks + 1) / 2;
   BlockCoord bc = block_coord(p, c + (k / 2) * G, folded);
@@ -69,16 +120,17 @@ __device__ __forceinline__ int grid_linear_index() {
 // This CTA's work items, one at a time, in order: exactly one in a grid of
 // (m_blocks, heads_q, batch), or a persistent CTA's walk (skipped slots left out).
 // A step-by-step walk, so that the Hopper producer can look one item ahead.
-template <bool kPersistent>
+template <bool kPersistent, bool kSplitTail = false>
 struct ItemWalk {
   int k = 0;  // items taken so far
   int items, m_blocks;
   __device__ __forceinline__ ItemWalk(const FlashParams& p, int m_blocks_)
-      : items(kPersistent ? persistent_items(p, m_blocks_, blockIdx.x, gridDim.x) : 1), m_blocks(m_blocks_) {}
+      : items(kPersistent ? persistent_items<kSplitTail>(p, m_blocks_, blockIdx.x, gridDim.x) : 1),
+        m_blocks(m_blocks_) {}
   // The next item into bc; false once the walk is over.
   __device__ __forceinline__ bool next(const FlashParams& p, BlockCoord& bc) {
     while (k < items) {
-      bc = kPersistent ? persistent_coord(p, m_blocks, blockIdx.x, gridDim.x, k)
+      bc = kPersistent ? persistent_coord<kSplitTail>(p, m_blocks, blockIdx.x, gridDim.x, k)
                        : block_coord(p, grid_linear_index(), m_blocks);
       ++k;
       if (bc.m_block >= 0) return true;
@@ -94,13 +146,13 @@ struct ItemWalk {
 // loop is written out rather than driven by ItemWalk: the walk's struct members
 // stayed live across the consumers' item loop and spilled the 3-warpgroup
 // variant (48 bytes); ItemWalk serves the producer, which looks one item ahead.
-template <bool kPersistent, class Body>
+template <bool kPersistent, bool kSplitTail, class Body>
 __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks, Body&& body) {
   if constexpr (kPersistent) {
     const int c = blockIdx.x, G = gridDim.x;
-    const int items = persistent_items(p, m_blocks, c, G);
+    const int items = persistent_items<kSplitTail>(p, m_blocks, c, G);
     for (int k = 0; k < items; ++k) {
-      const BlockCoord bc = persistent_coord(p, m_blocks, c, G, k);
+      const BlockCoord bc = persistent_coord<kSplitTail>(p, m_blocks, c, G, k);
       if (bc.m_block >= 0) body(bc);
     }
   } else {

@@ -1,7 +1,7 @@
 // FlashAttention forward on Hopper (sm_90a): TMA loads, wgmma, warp specialisation.
 //
-// One CTA computes a kBlockM = 64 * kConsumerWGs-row block of queries (128, or
-// 192 for small head dims) for one (batch, head) with 1 + kConsumerWGs warpgroups:
+// One CTA computes a kBlockM = 64 * kConsumerWGs-row block of queries (128, or 192 for small head dims) for one
+// (batch, head) with 1 + kConsumerWGs warpgroups:
 //   warpgroup 0, the producer (wgmma_producer.h): gives up registers (setmaxnreg.dec) and one
 //     thread issues every TMA load: Q once, then K and V tiles into a ring of
 //     kStages shared-memory slots, each slot guarded by a "full" mbarrier (TMA
@@ -39,6 +39,7 @@
 #include "ptx_sm90.h"
 #include "q_convert.h"
 #include "softmax.h"
+#include "split_tail.h"
 #include "tile_shifts.h"
 #include "tma_params.h"
 #include "kv_once.h"
@@ -56,7 +57,8 @@ constexpr int kEpilogueBarrier0 = 3;
 constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
-          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false>
+          int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false,
+          bool kSplitTailArg = false>
 __global__ void __launch_bounds__(
     WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
                       kKVOnce>::kThreads,
@@ -68,6 +70,9 @@ __global__ void __launch_bounds__(
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
   constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
+  // The split tail (block_order.h, split_tail.h): the 192-row tiles, and 128-row ones built for
+  // it (kSplitTailArg: its code cost them 1-2.5 % on causal rows; bench/notes/wgmma_tiles.md, "The split tail").
+  constexpr bool kSplitTail = kPersistent && !kFp32 && (kConsumerWGs == 3 || kSplitTailArg);
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -113,7 +118,7 @@ __global__ void __launch_bounds__(
     if constexpr (Tr::kConvert) {
       convert_producer<Tr, kPersistent>(p, tma, sm, m_blocks, tid);
     } else {
-      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent>(p, tma, sm, m_blocks);
+      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent, kSplitTail>(p, tma, sm, m_blocks);
       if constexpr (kKVOnce) {
         if (warp > 0) kv_once_converters<Tr, kPersistent>(p, sm, m_blocks, tid - kWarpSize);
       }
@@ -246,22 +251,19 @@ __global__ void __launch_bounds__(
 #pragma unroll
     for (int j = 0; j < Tr::kOTiles; ++j) acc_o[j][0] = acc_o[j][1] = acc_o[j][2] = acc_o[j][3] = 0.f;
   };
-  // 16-bit outputs leave through shared memory and TMA: each warpgroup writes its
-  // rows of O into its own rows of the item's Q buffer, free once the item's
-  // last Q.K^T completed. The buffer goes back to the producer (empty_q) only
-  // once the TMA store has read it ("drain"), not right after that Q.K^T.
-  // Hazard: with one Q buffer a persistent CTA would then load the next item's Q
-  // only after this epilogue, and with the cross-item pipeline never (the
-  // epilogue waits for the next item's first softmax): those variants, and the
-  // fp32 outputs (twice the bytes), store straight from registers.
+  // 16-bit outputs leave through shared memory and TMA: each warpgroup writes its rows of O into its own rows
+  // of the item's Q buffer, free once the item's last Q.K^T completed. The buffer goes back to the producer
+  // (empty_q) only once the TMA store has read it ("drain"), not right after that Q.K^T. Hazard: with one Q
+  // buffer a persistent CTA would then load the next item's Q only after this epilogue, and with the cross-item
+  // pipeline never (the epilogue waits for the next item's first softmax): those variants, and the fp32 outputs
+  // (twice the bytes), store straight from registers.
   constexpr bool kSmemEpilogue = !kFp32 && (kQS == 2 || !kPersistent);
-  // Draining the epilogue's store: every consumer warp arrives on empty_q of the
-  // buffer, once the thread that issued the store has seen it read shared memory.
-  // The buffer is the last finished item's, q_slot(q_use - 1); each item drains it
-  // once, where no wgmma is in flight (else ptxas serialises them): after its second
-  // tile's P.V, or its only tile. The item before has always run its epilogue by
-  // then unless this is the CTA's first item (q_use > 0); the kernel's end drains
-  // the last. (No flag: at 128 registers, 3 warpgroups, one more live value spills.)
+  // Draining the epilogue's store: every consumer warp arrives on empty_q of the buffer, once the thread that
+  // issued the store has seen it read shared memory. The buffer is the last finished item's, q_slot(q_use - 1);
+  // each item drains it once, where no wgmma is in flight (else ptxas serialises them): after its second tile's
+  // P.V, or its only tile. The item before has always run its epilogue by then unless this is the CTA's first
+  // item (q_use > 0); the kernel's end drains the last. (No flag: at 128 registers, 3 warpgroups, one more live
+  // value spills.)
   auto drain_store = [&] {
     if constexpr (kSmemEpilogue) {
       if (q_use == 0) return;
@@ -269,9 +271,8 @@ __global__ void __launch_bounds__(
       release(sm.empty_q(q_slot(q_use - 1)));
     }
   };
-  // Epilogue of item w, the last item counted in q_use, so it read Q buffer
-  // q_slot(q_use - 1) (a function: lambdas called from several places may be
-  // left un-inlined, and then spill).
+  // Epilogue of item w, the last item counted in q_use, so it read Q buffer q_slot(q_use - 1) (a function:
+  // lambdas called from several places may be left un-inlined, and then spill).
   auto write_out = [&](const WorkItem& w, const RowState& rs, float out_scale) {
     const int row_off = 64 * cwg + 16 * (warp % 4);
     if constexpr (kSmemEpilogue) {
@@ -290,6 +291,17 @@ __global__ void __launch_bounds__(
     } else {
       store_o<Elem, kFp32, Tr::kOTiles>(p, w, rs, acc_o, row_off, lane, scale_log2, out_scale);
     }
+  };
+
+  // The split tail (split_tail.h), an item cut between two CTAs: true where this warp
+  // handed its part over to the other CTA instead of running the epilogue.
+  auto hand_over = [&](const WorkItem& w, RowState& rs) {
+    if constexpr (kSplitTail) {
+      if (w.kind != kSkWhole)
+        return sk_hand_over<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x + (w.kind == kSkCutAfter), cwg, acc_o, rs,
+                                                       scale_log2);
+    }
+    return false;
   };
 
   u32 pf[Tr::kCopies][Tr::kPSteps][4];  // P of the previous tile, waiting for its P.V
@@ -316,7 +328,7 @@ __global__ void __launch_bounds__(
     fence_frag(pf);
     release(sm.empty_v(slot(u)));
     add_pv();
-    write_out(w, st, out_mult());
+    if (!hand_over(w, st)) write_out(w, st, out_mult());
   };
 
   // Key tiles this warpgroup does not compute: it only keeps step, waiting for every
@@ -352,7 +364,7 @@ __global__ void __launch_bounds__(
   // One work item. Without kPersistent the grid has exactly one CTA per item and
   // no item loop is emitted: its counters would otherwise hold registers the
   // split fp32 variant needs.
-  for_each_item<kPersistent>(p, m_blocks, [&](const BlockCoord& bc) {
+  for_each_item<kPersistent, kSplitTail>(p, m_blocks, [&](const BlockCoord& bc) {
     WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
     if (w.n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile
@@ -380,6 +392,7 @@ __global__ void __launch_bounds__(
       const int passed = w.n_tiles - warpgroup_tiles<kBlockN>(p, w, 64 * cwg);
       pass_tiles(passed);
       w.n_tiles -= passed;
+      w.n_top -= passed * kBlockN;
     }
     const int n_tiles = w.n_tiles;
     // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its key
@@ -396,10 +409,12 @@ __global__ void __launch_bounds__(
                                         m_blocks)];
     }
     auto tile_shift = [&](int i) {
-      return kRescaled && !Tr::kConvert && !kKVOnce ? kv_shifts[n_tiles - 1 - i] : int2{};
+      return kRescaled && !Tr::kConvert && !kKVOnce ? kv_shifts[w.n_top / kBlockN - i] : int2{};
     };
     // K and V converted once per call: read after the tile's full_k wait (kv_once.h, hazard (2)).
-    auto once_shift = [&](int2 e, int i) { return kKVOnce ? ld_relaxed_gpu_v2(&kv_shifts[n_tiles - 1 - i].x) : e; };
+    auto once_shift = [&](int2 e, int i) {
+      return kKVOnce ? ld_relaxed_gpu_v2(&kv_shifts[w.n_top / kBlockN - i].x) : e;
+    };
     // Converting: key tile use u's shifts, once its S is ready and before its K
     // slot goes back (the converters then rewrite the slot's word). The one-term
     // softmax needs e_v already, so this waits for V's data too: the converters
@@ -419,7 +434,7 @@ __global__ void __launch_bounds__(
     // "A lazy running max"), which keep the exact one.
     constexpr bool kLazyMax = !(kD == 64 && kConsumerWGs == 2);
     auto scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int i, int2 e) {
-      const int n0 = (n_tiles - 1 - i) * kBlockN;
+      const int n0 = w.n_top - i * kBlockN;
       // 192-row blocks test per warp (their diagonal crosses two key tiles; a warp that sees
       // all of one skips ~170 instructions); bench/notes/wgmma_tiles.md, "The mask test per warp".
       if (tile_needs_mask<kBlockM, kBlockN>(p, kConsumerWGs == 3 ? warp_row0 : w.m0, n0))
@@ -456,7 +471,7 @@ __global__ void __launch_bounds__(
     constexpr bool kChunkedFirst = !kRescaled && kConsumerWGs == 3 && Tr::kNTiles % kMaxChains == 0;
     auto first_scores_to_p = [&](float (&sc)[Tr::kNTiles][4], int2 e) {
       if constexpr (kChunkedFirst) {
-        const int n0 = (n_tiles - 1) * kBlockN;
+        const int n0 = w.n_top;
         const unsigned live = tile_needs_mask<kBlockM, kBlockN>(p, w.m0, n0)
                                   ? apply_mask_chunked<kMaxChains>(sc, p, warp_row0, n0, lane)
                                   : ~0u;
@@ -466,11 +481,10 @@ __global__ void __launch_bounds__(
       }
     };
 
-    // The first tile. ptxas tracks which wgmma may still be running per
-    // control-flow path, so no wgmma is in flight where paths join: each branch
-    // below, and each trip of the steady-state loop, ends with wgmma_wait<0>.
-    // A path that merely looks possible otherwise makes ptxas insert waits and
-    // serialise every wgmma (warning C7514).
+    // The first tile. ptxas tracks which wgmma may still be running per control-flow path, so no wgmma is in
+    // flight where paths join: each branch below, and each trip of the steady-state loop, ends with
+    // wgmma_wait<0>. A path that merely looks possible otherwise makes ptxas insert waits and serialise every
+    // wgmma (warning C7514).
     {
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(0);
@@ -500,7 +514,7 @@ __global__ void __launch_bounds__(
         fence_acc(sc);
         e = converted_shift(e, use);
         release(sm.empty_k(slot(use)));
-        const RowState done = st;
+        RowState done = st;
         const float done_mult = out_mult();  // before this item's first tile resets O's units
         st.init();
         first_scores_to_p(sc, e);  // O restarts from zero: nothing to rescale
@@ -513,7 +527,7 @@ __global__ void __launch_bounds__(
         // P before the epilogue: its fragments take half the registers of the
         // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
         pack_p(pf, sc);
-        write_out(pending, done, done_mult);
+        if (!hand_over(pending, done)) write_out(pending, done, done_mult);
         if constexpr (kSplit) zero_o();
       } else {
         if constexpr (kSplit) zero_o();

@@ -31,6 +31,11 @@ struct FlashParams {
   u16* kv_k_lo;
   u16* kv_v_lo;
   u32* kv_flags;
+  // Hopper kernel, split tail (split_tail.h) only, null otherwise: the partial O and
+  // row state of an item cut between two CTAs (one slot per CTA), and two words per
+  // (slot, consumer warp), its arrivals and its flag, zeroed by the host before the call.
+  float* sk_partials;
+  u32* sk_flags;
 
   i64 q_batch_stride, q_row_stride, q_head_stride;
   i64 k_batch_stride, k_row_stride, k_head_stride;
@@ -64,6 +69,10 @@ struct FlashParams {
   // attends the most: the warpgroups whose rows all lie outside [0, seqlen_q) skip
   // the item. 0 for every other kernel and layout.
   int q_row_shift;
+  // Hopper kernel, persistent and unmasked: the last sk_items work items are split
+  // evenly over the grid by key tiles, sk_tiles per item (split_tail.h); 0 otherwise.
+  int sk_items;
+  int sk_tiles;
 };
 
 }  // namespace cupyflash

@@ -17,9 +17,9 @@ namespace cupyflash {
 // The load order over this CTA's work items: on_q(w) for item w's Q, on_kv(w, i,
 // n0) for its key tile i (walked from the last, first key n0). Items without key
 // tiles load nothing: the consumers write their zeros alone.
-template <bool kPersistent, int kBlockM, int kBlockN, int kQStages, class OnQ, class OnKV>
+template <bool kPersistent, int kBlockM, int kBlockN, int kQStages, bool kSplitTail, class OnQ, class OnKV>
 __device__ __forceinline__ void walk_loads(const FlashParams& p, int m_blocks, OnQ&& on_q, OnKV&& on_kv) {
-  ItemWalk<kPersistent> walk(p, m_blocks);
+  ItemWalk<kPersistent, kSplitTail> walk(p, m_blocks);
   auto next_loaded = [&](WorkItem& w) {
     BlockCoord bc;
     while (walk.next(p, bc)) {
@@ -42,7 +42,7 @@ __device__ __forceinline__ void walk_loads(const FlashParams& p, int m_blocks, O
     // samples at seqlen 1024 (bench/notes/wgmma.md, "Where the consumers wait").
     const int q_at = kQStages == 2 ? min(kQPrefetchTile, w.n_tiles - 1) : w.n_tiles - 1;
     for (int i = 0; i < w.n_tiles; ++i) {
-      on_kv(w, i, (w.n_tiles - 1 - i) * kBlockN);
+      on_kv(w, i, w.n_top - i * kBlockN);
       // The walk's integer maths for the next item (several dependent divisions)
       // runs once this item's first K and V are out, while the producer would
       // wait for the next slot anyway, not between a freed slot and its load.
@@ -56,7 +56,7 @@ __device__ __forceinline__ void walk_loads(const FlashParams& p, int m_blocks, O
 
 // The TMA thread for operands already in wgmma's format: Q once per item into the
 // next Q buffer, K and V tiles into the ring, each once its buffer is empty.
-template <class Tr, class Elem, bool kPersistent>
+template <class Tr, class Elem, bool kPersistent, bool kSplitTail>
 __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaParams& tma, const WgmmaSmem<Tr>& sm,
                                              int m_blocks) {
   using Sm = WgmmaSmem<Tr>;
@@ -102,7 +102,7 @@ __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaPara
                     w.m0, w.head, w.batch);
     ++q_use;
   };
-  walk_loads<kPersistent, Tr::kBlockM, Tr::kTileN, Tr::kQStages>(
+  walk_loads<kPersistent, Tr::kBlockM, Tr::kTileN, Tr::kQStages, kSplitTail>(
       p, m_blocks, load_q, [&](const WorkItem& w, int, int n0) {
         if constexpr (Tr::kKVOnce) wait_tile_ready<Tr::kTileN>(p, w, n0);  // converted by some CTA (kv_once.h)
         const int s = Sm::slot(use);

@@ -3,16 +3,17 @@ Pure Python: ``explain()`` and the tests use it without a GPU."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_SEQLEN_K,
                     MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
                     WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_LONG_TILES, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
+                    WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
                     wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
                     wgmma_width)
-from ._params import q_row_shift
+from ._params import q_row_shift, split_tail
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -60,6 +61,8 @@ class Plan:
     # operands that are first copied into an aligned, zero-padded buffer, with the reason
     staged: dict[str, str] = field(default_factory=dict)
     reasons: tuple[str, ...] = ()
+    # FlashParams.sk_items, sk_tiles: the split tail of a persistent walk (_params.split_tail)
+    split_tail: tuple[int, int] = (0, 0)
 
     def describe(self) -> str:
         s = self.spec
@@ -119,6 +122,11 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                 why_tiles.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
                                  f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
             spec = wgmma_spec(problem.dtype, width, tiles)
+            if (not problem.causal and spec.persistent and spec.consumer_warpgroups == 2
+                    and problem.seqlen_k >= WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K):
+                spec = dataclasses.replace(spec, split_tail=True)
+                why_tiles.append(f"unmasked, >= {WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K} keys: the variant that can "
+                                 "split its walk's tail")
             reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
                            f"{spec.consumer_warpgroups} consumer warpgroups)"
                            + (" [auto]" if backend == "auto" else " [forced]"))
@@ -329,10 +337,15 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
     sm_count = sm_count or ASSUMED_SM_COUNT.get(arch, DEFAULT_SM_COUNT)
     m_blocks = -(-problem.seqlen_q // spec.block_m)
     grid = (m_blocks, problem.heads_q, problem.batch)
+    sk = (0, 0)
     if spec.persistent:
         items = m_blocks * problem.heads_q * problem.batch
         grid = (max(1, min(items, sm_count * WGMMA_CTAS_PER_SM)), 1, 1)
         reasons.append(f"persistent: {grid[0]} CTAs walk {items} query blocks")
+        sk = split_tail(problem.causal, problem.seqlen_k, items, grid[0], spec)
+        if sk[0]:
+            reasons.append(f"split tail: the last {sk[0]} query blocks' {sk[0] * sk[1]} key tiles are shared out "
+                           f"evenly over the {grid[0]} CTAs instead of a last wave of {items % grid[0]} blocks")
     if problem.causal:
         reasons.append(f"causal ({'bottom-right' if problem.causal_offset == problem.seqlen_k - problem.seqlen_q else 'top-left'}"
                        f" alignment, offset {problem.causal_offset}): key tiles past the diagonal are skipped, "
@@ -344,4 +357,4 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
     if problem.group > 1:
         reasons.append(f"GQA: {problem.group} query heads share each KV head")
     return Plan(spec, grid, (spec.threads, 1, 1), arch, sm_count, staging_needs(problem, spec, pointers),
-                tuple(reasons))
+                tuple(reasons), sk)

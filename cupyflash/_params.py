@@ -32,6 +32,7 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("lse", _PTR),
     ("tile_shifts", _PTR),
     ("kv_k", _PTR), ("kv_v", _PTR), ("kv_k_lo", _PTR), ("kv_v_lo", _PTR), ("kv_flags", _PTR),
+    ("sk_partials", _PTR), ("sk_flags", _PTR),
     ("q_batch_stride", _I64), ("q_row_stride", _I64), ("q_head_stride", _I64),
     ("k_batch_stride", _I64), ("k_row_stride", _I64), ("k_head_stride", _I64),
     ("v_batch_stride", _I64), ("v_row_stride", _I64), ("v_head_stride", _I64),
@@ -50,15 +51,17 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("causal_offset", _I32),
     ("walk_group_pairs", _I32),
     ("q_row_shift", _I32),
+    ("sk_items", _I32),
+    ("sk_tiles", _I32),
 )
 
 PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
 
 LOG2E = 1.4426950408889634
 
-# The fields a call writes itself: the eleven addresses, then the (batch, row, head)
+# The fields a call writes itself: the thirteen addresses, then the (batch, row, head)
 # strides, in elements, of q, k, v and o.
-_N_CALL_FIELDS = 11 + 4 * 3
+_N_CALL_FIELDS = 13 + 4 * 3
 CALL_FIELDS: tuple[str, ...] = tuple(name for name, _ in PARAMS_FIELDS[:_N_CALL_FIELDS])
 # Hazard: fill_params packs these as the template's first bytes, which is right only
 # while they lead the struct in this order with no padding between them
@@ -118,6 +121,41 @@ def q_row_shift(causal: bool, seqlen_q: int, spec) -> int:
         return 0
     pad = -seqlen_q % spec.block_m
     return pad // Q_SHIFT_STEP * Q_SHIFT_STEP
+
+
+# The split tail (cuda_src/block_order.h, split_tail.h): a persistent, unmasked 16-bit
+# Hopper call whose items do not fill whole waves of the grid lays its last
+# ctas + items % ctas items out as one sequence of key tiles, split evenly over the
+# grid, instead of leaving items % ctas of them to a last wave (bench/notes/wgmma_tiles.md,
+# "The split tail"). Each hand-over slot holds, per consumer thread, its O fragments
+# (width / 8 float4s) and one float4 of row state.
+# The 192-row (three-warpgroup) tiles, and the 128-row ones compiled for it
+# (KernelSpec.walks_split_tail): with its code the 128-row kernels lost 1.5-1.9 % at
+# s1024 without a mask and 1-2.5 % on causal rows, where it is never taken.
+SK_THREADS_PER_WARPGROUP = 128
+SK_FLOATS_PER_CHUNK = 4
+SK_WARPS_PER_WARPGROUP = 4
+SK_WORDS_PER_WARP = 2  # arrivals, flag (split_tail.h)
+
+
+def split_tail(causal: bool, seqlen_k: int, items: int, ctas: int, spec) -> tuple[int, int]:
+    """(``FlashParams.sk_items``, ``sk_tiles``) for kernel ``spec`` on ``ctas`` persistent
+    CTAs walking ``items`` query blocks; (0, 0) where the walk is a plain stride."""
+    if causal or seqlen_k == 0 or not spec.walks_split_tail or items <= ctas or items % ctas == 0:
+        return 0, 0
+    return ctas + items % ctas, -(-seqlen_k // spec.block_n)
+
+
+def split_tail_floats(ctas: int, spec) -> int:
+    """The float32s of ``FlashParams.sk_partials``: one slot per CTA (split_tail.h)."""
+    chunks = spec.head_dim // 8 + 1
+    return ctas * spec.consumer_warpgroups * chunks * SK_THREADS_PER_WARPGROUP * SK_FLOATS_PER_CHUNK
+
+
+def split_tail_flag_words(ctas: int, spec) -> int:
+    """The uint32s of ``FlashParams.sk_flags``, all zero before the call: per slot and
+    consumer warp, its arrivals and its flag (split_tail.h)."""
+    return ctas * spec.consumer_warpgroups * SK_WARPS_PER_WARPGROUP * SK_WORDS_PER_WARP
 
 
 def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int,

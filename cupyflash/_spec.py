@@ -208,6 +208,11 @@ WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     256: ((128, 64, 2, False, False), (128, 64, 2, True, False), (128, 64, 2, False, True),
           (128, 64, 2, True, True), (128, 80, 2, False, False), (128, 80, 2, True, False)),  # 80: FA3's, no mask
 }
+# The 128-row persistent tiles compiled with the split tail (KernelSpec.split_tail; the
+# 192-row ones always are), dispatched without a mask from this many keys: its code cost
+# the 128-row kernels 1-2.5 % on causal rows, where it is never taken, and 1.5-1.9 % at
+# s1024, so it is a variant of its own (bench/notes/wgmma_tiles.md, "The split tail").
+WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K = 4096
 # Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
 WGMMA_CTAS_PER_SM = 1
 WGMMA_ARCH = 90
@@ -283,11 +288,21 @@ class KernelSpec:
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
     # the key loop) and V's copies spread over the first n k16 steps of Q.K^T
     v_spread: int = 0
+    # wgmma, 128-row persistent 16-bit tiles: compiled with the split tail
+    # (cuda_src/block_order.h; the 192-row tiles always are)
+    split_tail: bool = False
 
     @property
     def consumer_warpgroups(self) -> int:
         """wgmma: warpgroups that own query rows (the CTA adds one producer)."""
         return self.block_m // WGMMA_ROWS_PER_WARPGROUP
+
+    @property
+    def walks_split_tail(self) -> bool:
+        """The kernel holds the split tail's code (its kSplitTail): persistent 16-bit wgmma,
+        the 192-row tiles always, the 128-row ones built for it (``split_tail``)."""
+        return (self.family == "wgmma" and self.persistent and self.dtype in MMA_DTYPES
+                and (self.consumer_warpgroups == 3 or self.split_tail))
 
     @property
     def split(self) -> bool:
@@ -326,9 +341,7 @@ class KernelSpec:
             return (f"cupyflash::flash_fwd_wgmma<{elem}, {self.head_dim}, "
                     f"{self.block_n}, {self.stages}, {str(self.pingpong).lower()}, "
                     f"{str(self.persistent).lower()}, {self.fp32_terms}, {self.consumer_warpgroups}"
-                    f"{f', {self.convert_stages}' if self.convert_stages or self.q_in_kernel or self.kv_once else ''}"
-                    f"{f', {str(self.q_in_kernel).lower()}' if self.q_in_kernel or self.kv_once else ''}"
-                    f"{', true' if self.kv_once else ''}>")
+                    f"{''.join(self._wgmma_tail_args())}>")
         if self.family == "mma":
             return (f"cupyflash::flash_fwd_mma<{_ELEM_TAG[self.dtype]}, {self.head_dim}, "
                     f"{self.block_m}, {self.block_n}, {self.warps}, {self.rows_per_warp // MMA_ROWS_PER_WARP}"
@@ -338,6 +351,15 @@ class KernelSpec:
                     f"{self.rows_per_warp // DMMA_ROWS_PER_M_TILE}>")
         return (f"cupyflash::flash_fwd_simt<{_C_TYPE[self.dtype]}, {self.head_dim}, "
                 f"{self.warps}, {self.rows_per_warp}>")
+
+    def _wgmma_tail_args(self) -> list[str]:
+        """The trailing template arguments (convert stages, q in kernel, kv once, split
+        tail) up to the last one that differs from its default."""
+        args = [str(self.convert_stages), str(self.q_in_kernel).lower(), str(self.kv_once).lower(),
+                str(self.split_tail).lower()]
+        used = max((i + 1 for i, on in enumerate((self.convert_stages, self.q_in_kernel, self.kv_once,
+                                                   self.split_tail)) if on), default=0)
+        return [f", {a}" for a in args[:used]]
 
     @property
     def variant_name(self) -> str:
@@ -349,7 +371,7 @@ class KernelSpec:
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}"
                     f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}"
-                    f"{'_qk' if self.q_in_kernel else ''}{'_kv1' if self.kv_once else ''}")
+                    f"{'_qk' if self.q_in_kernel else ''}{'_kv1' if self.kv_once else ''}{'_sk' if self.split_tail else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}"
                 f"{f'_vs{self.v_spread}' if self.v_spread else ''}")
@@ -495,6 +517,7 @@ def shipped_specs() -> list[KernelSpec]:
                           *((k, t) for k, (_, t) in WGMMA_LONG_TILES.items())]:
             if wgmma_spec(dt, w, t) not in specs:
                 specs.append(wgmma_spec(dt, w, t))
+    specs += [dataclasses.replace(wgmma_spec(dt, 128), split_tail=True) for dt in MMA_DTYPES]
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_q_in_kernel_spec(w, None, 1) for w in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_kv_once_spec(w) for w in WGMMA_KV_ONCE_FAST]

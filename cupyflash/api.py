@@ -9,7 +9,8 @@ from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
 from ._callcache import CALL_CACHE_SIZE, prepare
-from ._params import LOG2E, fill_params, make_tma_params, params_template, q_row_shift, walk_group_pairs, walk_working_set
+from ._params import (LOG2E, fill_params, make_tma_params, params_template, q_row_shift, split_tail_flag_words,
+                      split_tail_floats, walk_group_pairs, walk_working_set)
 from ._problem import Problem, build_problem, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from .errors import ArgumentError, NoGPUError
@@ -292,10 +293,11 @@ def _vt_map(spec, vt) -> bytes:
 
 
 @functools.lru_cache(maxsize=CALL_CACHE_SIZE)
-def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec) -> bytes:
+def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec, sk: tuple[int, int]) -> bytes:
     """FlashParams of ``problem`` run by kernel ``spec`` at these (possibly padded) head
     dims, less the per-call fields (addresses, strides); bounded like the call cache,
-    for the same reason. The spec sets the walk's working set (``_params.walk_working_set``)."""
+    for the same reason. The spec sets the walk's working set (``_params.walk_working_set``);
+    ``sk`` is the plan's split tail."""
     return params_template(
         softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
         batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
@@ -306,6 +308,7 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec) -> 
                                           problem.batch * problem.heads_q,
                                           walk_working_set(problem.causal, spec)),
         q_row_shift=q_row_shift(problem.causal, problem.seqlen_q, spec),
+        sk_items=sk[0], sk_tiles=sk[1],
     )
 
 
@@ -386,12 +389,21 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
         shifts_ptr = kv.shifts.data.ptr
         kv_ptrs = (kv.hi["k"].data.ptr, kv.hi["v"].data.ptr, *(lo_ptrs[n] if lo_ptrs else 0 for n in ("k", "v")),
                    kv.flags.data.ptr)
+    sk_ptrs = (0, 0)
+    if plan.split_tail[0]:
+        import cupy
+
+        # The split tail's hand-over slots (uninitialised: each is written before it is
+        # read) and their arrival counters and flags (zeroed in stream order, before the kernel).
+        keep["sk"] = sk = (cupy.empty(split_tail_floats(plan.grid[0], plan.spec), dtype=cupy.float32),
+                           cupy.zeros(split_tail_flag_words(plan.grid[0], plan.spec), dtype=cupy.uint32))
+        sk_ptrs = (sk[0].data.ptr, sk[1].data.ptr)
     # q_in_kernel: the kernel reads head_dim columns of the fp32 q (its own, or
     # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
-    params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec),
+    params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec, plan.split_tail),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
-                         *kv_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
+                         *kv_ptrs, *sk_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
         args += (_tma_params(plan, problem, map_ptrs, map_strides, head_dim, map_dim_v, lo_ptrs, vt, q_cols),)

@@ -53,13 +53,15 @@ def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_righ
     sk, hk, dv = bshd(k.shape)[1], bshd(k.shape)[2], bshd(v.shape)[3]
     scale = 1 / math.sqrt(d) if scale is None else float(scale)
     fields = dict(q=_ptr(q), k=_ptr(k), v=_ptr(v), o=_ptr(o), lse=0 if lse is None else _ptr(lse), tile_shifts=0,
-                  kv_k=0, kv_v=0, kv_k_lo=0, kv_v_lo=0, kv_flags=0,
+                  kv_k=0, kv_v=0, kv_k_lo=0, kv_v_lo=0, kv_flags=0, sk_partials=0, sk_flags=0,
                   softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
                   heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
                   causal_offset=sk - sq if alignment == "bottom_right" else 0,
                   walk_group_pairs=walk_group_pairs(sk, d, dv, hq // hk, b * hq, working_set),
                   # causal: whole 64-row warpgroups of the last block's padding move before row 0
-                  q_row_shift=(-sq % block_m_shifted) // 64 * 64 if causal and block_m_shifted else 0)
+                  q_row_shift=(-sq % block_m_shifted) // 64 * 64 if causal and block_m_shifted else 0,
+                  # these problems fill no more than one wave of a persistent grid: no split tail
+                  sk_items=0, sk_tiles=0)
     for name, x in (("q", q), ("k", k), ("v", v), ("o", o)):
         for part, stride in zip(("batch", "row", "head"), bshd(_strides(x))):
             fields[f"{name}_{part}_stride"] = stride
@@ -122,7 +124,7 @@ def test_fill_params_equals_make_params_field_by_field():
         fields.update({name: int(rng.integers(0, 2**63)) for name in CALL_FIELDS if PARAMS_DTYPE[name] == np.uint64})
         rest = dict(softmax_scale=scale, scale_log2=scale * LOG2E, batch=3, seqlen_q=-1 + 2**31, seqlen_k=0,
                     heads_q=16, heads_kv=4, group=4, head_dim=72, head_dim_v=256, causal=1, causal_offset=-2**31,
-                    walk_group_pairs=2**31 - 1, q_row_shift=128)
+                    walk_group_pairs=2**31 - 1, q_row_shift=128, sk_items=264, sk_tiles=2**31 - 1)
         with np.errstate(over="ignore"):
             want = make_params(**fields, **rest)
             got = fill_params(params_template(**rest), *(fields[name] for name in CALL_FIELDS))

@@ -18,6 +18,8 @@ from cupyflash._vt import VT_ENTRY_FILE
 
 pytest.importorskip("cuda.bindings.nvrtc", reason="cuda-bindings (test extra) not installed")
 
+SK_MERGE_EXPS = 4  # the split tail's merge: a factor for each of a thread's 2 rows, for each of the 2 parts
+
 
 @pytest.mark.parametrize("arch", TARGET_ARCHS)
 def test_every_variant_compiles_without_spills(arch):
@@ -240,11 +242,14 @@ def _wgmma_sass_by_variant() -> dict[str, str]:
 def test_softmax_overlaps_the_previous_pv(variant):
     """Every exponential of a tile runs while the previous tile's P.V is in flight:
     ptxas otherwise hoists the P.V wait above the softmax (seen in wgmma v2)."""
-    block_n = next(s.block_n for s in candidate_specs() if s.variant_name == variant)
+    spec = next(s for s in candidate_specs() if s.variant_name == variant)
     waits = _exps_around_pv_waits(_wgmma_sass_by_variant()[variant])
+    # The split tail's merge (cuda_src/split_tail.h) takes 2 rows x 2 factors once per
+    # item, after the item's last P.V by design: no tile's exponential.
+    merge_exps = SK_MERGE_EXPS if spec.walks_split_tail else 0
     # a thread owns 2 rows x block_n / 4 scores, plus 2 row-max corrections; no
     # wait at all means ptxas serialised every wgmma of the variant
-    assert waits and all(before >= block_n // 2 and after == 0 for before, after in waits), waits
+    assert waits and all(before >= spec.block_n // 2 and after <= merge_exps for before, after in waits), waits
 
 
 
