@@ -16,22 +16,14 @@
 
 namespace cupyflash {
 
-// Item kinds of the split tail (below): a whole item; one whose earlier walk positions
-// went to the CTA before (the cut, slot blockIdx.x, lies before this CTA's part); one
-// whose later positions go to the CTA after (slot blockIdx.x + 1).
-constexpr int kSkWhole = 0;
-constexpr int kSkCutBefore = 1;
-constexpr int kSkCutAfter = 2;
-
 struct BlockCoord {
   int m_block;
   int head;
   int batch;
   // Split tail only: this CTA's walk positions [t_begin, t_end) of the item's key
-  // tiles (t_end 0: all of them), and its kind.
+  // tiles (t_end 0: all of them).
   int t_begin;
   int t_end;
-  int kind;
 };
 
 // The work item at position `linear` of the walk (0 .. m_blocks * heads_q * batch - 1).
@@ -100,7 +92,6 @@ __device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int
     BlockCoord bc = block_coord(p, head_items + j, m_blocks);
     bc.t_begin = max(r.begin - j * p.sk_tiles, 0);
     bc.t_end = min(r.end - j * p.sk_tiles, p.sk_tiles);
-    bc.kind = bc.t_begin > 0 ? kSkCutBefore : bc.t_end < p.sk_tiles ? kSkCutAfter : kSkWhole;
     return bc;
   }
   if (!p.causal) return block_coord(p, c + k * G, m_blocks);
@@ -149,11 +140,23 @@ struct ItemWalk {
 template <bool kPersistent, bool kSplitTail, class Body>
 __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks, Body&& body) {
   if constexpr (kPersistent) {
-    const int c = blockIdx.x, G = gridDim.x;
-    const int items = persistent_items<kSplitTail>(p, m_blocks, c, G);
-    for (int k = 0; k < items; ++k) {
-      const BlockCoord bc = persistent_coord<kSplitTail>(p, m_blocks, c, G, k);
-      if (bc.m_block >= 0) body(bc);
+    if constexpr (kSplitTail) {
+      // The item count recomputed after each item from fresh reads, not kept: in the
+      // 192-row kernels it was the one value left spilled (8 bytes, read once an item).
+      // The broadcast tells ptxas the count is warp-uniform (it cannot see through the
+      // volatile reads); a loop bound it thinks divergent put a WARPSYNC and BRA.DIV at
+      // every warp-wide instruction of the loop and cost 8-10 % at width 64.
+      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, ctaid_x_now(), nctaid_x_now())); ++k) {
+        const BlockCoord bc = persistent_coord<true>(p, m_blocks, ctaid_x_now(), nctaid_x_now(), k);
+        if (bc.m_block >= 0) body(bc);
+      }
+    } else {
+      const int c = blockIdx.x, G = gridDim.x;
+      const int items = persistent_items<false>(p, m_blocks, c, G);
+      for (int k = 0; k < items; ++k) {
+        const BlockCoord bc = persistent_coord<false>(p, m_blocks, c, G, k);
+        if (bc.m_block >= 0) body(bc);
+      }
     }
   } else {
     body(block_coord(p, grid_linear_index(), m_blocks));

@@ -70,9 +70,9 @@ __global__ void __launch_bounds__(
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
   constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
-  // The split tail (block_order.h, split_tail.h): the 192-row tiles, and 128-row ones built for
-  // it (kSplitTailArg: its code cost them 1-2.5 % on causal rows; bench/notes/wgmma_tiles.md, "The split tail").
-  constexpr bool kSplitTail = kPersistent && !kFp32 && (kConsumerWGs == 3 || kSplitTailArg);
+  // The split tail (block_order.h, split_tail.h), in variants of its own (kSplitTailArg): its code
+  // cost the others 1-10 % where it is never taken (bench/notes/wgmma_tiles.md, "The split tail").
+  constexpr bool kSplitTail = kPersistent && !kFp32 && kSplitTailArg;
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -280,7 +280,10 @@ __global__ void __launch_bounds__(
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
       stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(sm.q(qs_w), inv, acc_o);
       fence_proxy_async_smem();  // the TMA store (async proxy) must see these writes
-      named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 + cwg);
+      // The split tail's kernels read the warpgroup afresh here (tid_x_now): kept from the
+      // kernel's start, its barrier id spilled in the 192-row ones.
+      named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 +
+                                            (kSplitTail ? tid_x_now() / kWarpgroupThreads - 1 : cwg));
       if (tid % kWarpgroupThreads == 0) {
         const u32 rows = sm.q(qs_w) + 64 * cwg * kSwizzleRowBytes;
 #pragma unroll
@@ -293,13 +296,13 @@ __global__ void __launch_bounds__(
     }
   };
 
-  // The split tail (split_tail.h), an item cut between two CTAs: true where this warp
+  // The split tail (split_tail.h), an item cut between two CTAs: true where this warpgroup
   // handed its part over to the other CTA instead of running the epilogue.
   auto hand_over = [&](const WorkItem& w, RowState& rs) {
     if constexpr (kSplitTail) {
-      if (w.kind != kSkWhole)
-        return sk_hand_over<Tr::kOTiles, kConsumerWGs>(p, blockIdx.x + (w.kind == kSkCutAfter), cwg, acc_o, rs,
-                                                       scale_log2);
+      const int cut = sk_cut<kBlockN>(p, w);
+      if (cut >= 0)
+        return sk_hand_over<Tr::kOTiles, kConsumerWGs, kEpilogueBarrier0>(p, cut, acc_o, rs, scale_log2);
     }
     return false;
   };

@@ -33,7 +33,7 @@ struct FlashParams {
   u32* kv_flags;
   // Hopper kernel, split tail (split_tail.h) only, null otherwise: the partial O and
   // row state of an item cut between two CTAs (one slot per CTA), and two words per
-  // (slot, consumer warp), its arrivals and its flag, zeroed by the host before the call.
+  // (slot, consumer warpgroup), its arrivals and its flag, zeroed by the host before the call.
   float* sk_partials;
   u32* sk_flags;
 

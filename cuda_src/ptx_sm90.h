@@ -149,6 +149,19 @@ template <int kThreads>
 __device__ __forceinline__ void named_barrier_sync(u32 id) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
 }
+template <int kThreads>
+__device__ __forceinline__ bool named_barrier_or(u32 id, bool pred) {
+  u32 r;
+  asm volatile(
+      "{\n.reg .pred p, q;\n"
+      "setp.ne.u32 p, %1, 0;\n"
+      "bar.red.or.pred q, %2, %3, p;\n"
+      "selp.u32 %0, 1, 0, q;\n}\n"
+      : "=r"(r)
+      : "r"(static_cast<u32>(pred)), "r"(id), "n"(kThreads)
+      : "memory");
+  return r != 0;
+}
 
 // ---------------------------------------------------------------- wgmma
 // Shared-memory matrix descriptor (PTX ISA, "matrix descriptor"): start address,

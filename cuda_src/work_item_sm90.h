@@ -22,7 +22,6 @@ struct WorkItem {
   int kv_head;
   int n_tiles;  // key tiles, walked from the last to the first; 0: every row is masked
   int n_top;    // the first key of the walk's first tile: tile i of the walk starts at n_top - i * kBlockN
-  int kind;     // kSkWhole, or this CTA's part of an item of the split tail (block_order.h)
 };
 
 // One past the last key that query rows before row_end attend. The last row that
@@ -43,7 +42,6 @@ __device__ __forceinline__ WorkItem work_item(const FlashParams& p, const BlockC
   const int n_end = key_end(p, w.m0 + kBlockM);
   w.n_tiles = n_end > 0 ? ceil_div(n_end, kBlockN) : 0;
   w.n_top = (w.n_tiles - 1) * kBlockN;
-  w.kind = bc.kind;
   if (bc.t_end > 0) {  // the split tail: walk positions [t_begin, t_end) only
     w.n_top -= bc.t_begin * kBlockN;
     w.n_tiles = bc.t_end - bc.t_begin;

@@ -10,7 +10,7 @@ from ._problem import Problem
 from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_SEQLEN_K,
                     MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
                     WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_LONG_TILES, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
+                    WGMMA_SPLIT_TAIL_MIN_SEQLEN_K, WGMMA_SPLIT_TAIL_WIDTHS, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
                     wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
                     wgmma_width)
 from ._params import q_row_shift, split_tail
@@ -122,10 +122,10 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                 why_tiles.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
                                  f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
             spec = wgmma_spec(problem.dtype, width, tiles)
-            if (not problem.causal and spec.persistent and spec.consumer_warpgroups == 2
-                    and problem.seqlen_k >= WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K):
+            if (not problem.causal and spec.persistent and width in WGMMA_SPLIT_TAIL_WIDTHS
+                    and problem.seqlen_k >= WGMMA_SPLIT_TAIL_MIN_SEQLEN_K):
                 spec = dataclasses.replace(spec, split_tail=True)
-                why_tiles.append(f"unmasked, >= {WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K} keys: the variant that can "
+                why_tiles.append(f"unmasked, >= {WGMMA_SPLIT_TAIL_MIN_SEQLEN_K} keys: the variant that can "
                                  "split its walk's tail")
             reasons.append(f"{problem.dtype} on sm_90: wgmma + TMA, warp-specialised (producer warpgroup, "
                            f"{spec.consumer_warpgroups} consumer warpgroups)"

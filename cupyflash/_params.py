@@ -134,8 +134,7 @@ def q_row_shift(causal: bool, seqlen_q: int, spec) -> int:
 # s1024 without a mask and 1-2.5 % on causal rows, where it is never taken.
 SK_THREADS_PER_WARPGROUP = 128
 SK_FLOATS_PER_CHUNK = 4
-SK_WARPS_PER_WARPGROUP = 4
-SK_WORDS_PER_WARP = 2  # arrivals, flag (split_tail.h)
+SK_WORDS_PER_WARPGROUP = 2  # arrivals, flag (split_tail.h)
 
 
 def split_tail(causal: bool, seqlen_k: int, items: int, ctas: int, spec) -> tuple[int, int]:
@@ -154,8 +153,8 @@ def split_tail_floats(ctas: int, spec) -> int:
 
 def split_tail_flag_words(ctas: int, spec) -> int:
     """The uint32s of ``FlashParams.sk_flags``, all zero before the call: per slot and
-    consumer warp, its arrivals and its flag (split_tail.h)."""
-    return ctas * spec.consumer_warpgroups * SK_WARPS_PER_WARPGROUP * SK_WORDS_PER_WARP
+    consumer warpgroup, its arrivals and its flag (split_tail.h)."""
+    return ctas * spec.consumer_warpgroups * SK_WORDS_PER_WARPGROUP
 
 
 def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, pairs: int,

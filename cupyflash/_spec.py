@@ -208,11 +208,13 @@ WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     256: ((128, 64, 2, False, False), (128, 64, 2, True, False), (128, 64, 2, False, True),
           (128, 64, 2, True, True), (128, 80, 2, False, False), (128, 80, 2, True, False)),  # 80: FA3's, no mask
 }
-# The 128-row persistent tiles compiled with the split tail (KernelSpec.split_tail; the
-# 192-row ones always are), dispatched without a mask from this many keys: its code cost
-# the 128-row kernels 1-2.5 % on causal rows, where it is never taken, and 1.5-1.9 % at
-# s1024, so it is a variant of its own (bench/notes/wgmma_tiles.md, "The split tail").
-WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K = 4096
+# The persistent tiles of widths 64 and 128 compiled with the split tail
+# (KernelSpec.split_tail), dispatched without a mask from this many keys: its code cost
+# the kernels 1-2.5 % on causal rows, where it is never taken, and at width 64 it lost
+# 4-6 % at s512-1024, so it is a variant of its own (bench/notes/wgmma_tiles.md,
+# "The split tail").
+WGMMA_SPLIT_TAIL_MIN_SEQLEN_K = 4096
+WGMMA_SPLIT_TAIL_WIDTHS = (64, 128)
 # Persistent CTAs per SM: one, the shared memory and 384 threads of a CTA fill it.
 WGMMA_CTAS_PER_SM = 1
 WGMMA_ARCH = 90
@@ -288,8 +290,7 @@ class KernelSpec:
     # one; n >= 1 = the copies' row test against immediates (fewer registers live across
     # the key loop) and V's copies spread over the first n k16 steps of Q.K^T
     v_spread: int = 0
-    # wgmma, 128-row persistent 16-bit tiles: compiled with the split tail
-    # (cuda_src/block_order.h; the 192-row tiles always are)
+    # wgmma, persistent 16-bit tiles: compiled with the split tail (cuda_src/block_order.h)
     split_tail: bool = False
 
     @property
@@ -299,10 +300,9 @@ class KernelSpec:
 
     @property
     def walks_split_tail(self) -> bool:
-        """The kernel holds the split tail's code (its kSplitTail): persistent 16-bit wgmma,
-        the 192-row tiles always, the 128-row ones built for it (``split_tail``)."""
-        return (self.family == "wgmma" and self.persistent and self.dtype in MMA_DTYPES
-                and (self.consumer_warpgroups == 3 or self.split_tail))
+        """The kernel holds the split tail's code (its kSplitTail): persistent 16-bit wgmma
+        built for it (``split_tail``)."""
+        return self.family == "wgmma" and self.persistent and self.dtype in MMA_DTYPES and self.split_tail
 
     @property
     def split(self) -> bool:
@@ -517,7 +517,7 @@ def shipped_specs() -> list[KernelSpec]:
                           *((k, t) for k, (_, t) in WGMMA_LONG_TILES.items())]:
             if wgmma_spec(dt, w, t) not in specs:
                 specs.append(wgmma_spec(dt, w, t))
-    specs += [dataclasses.replace(wgmma_spec(dt, 128), split_tail=True) for dt in MMA_DTYPES]
+    specs += [dataclasses.replace(wgmma_spec(dt, w), split_tail=True) for dt in MMA_DTYPES for w in WGMMA_SPLIT_TAIL_WIDTHS]
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_q_in_kernel_spec(w, None, 1) for w in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_kv_once_spec(w) for w in WGMMA_KV_ONCE_FAST]

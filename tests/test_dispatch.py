@@ -373,18 +373,18 @@ def test_converting_candidate_stages_what_tma_cannot_read_in_place():
     assert set(plan.staged) == {"out"}
 
 
-@pytest.mark.parametrize("d,s,heads,causal,split", [(64, 1024, 32, False, True), (40, 1024, 32, False, True),
-                                                    (64, 1024, 32, True, False), (128, 1024, 32, False, False),
-                                                    (128, 4096, 9, False, True), (128, 4096, 9, True, False),
-                                                    (64, 1024, 22, False, False)])
+@pytest.mark.parametrize("d,s,heads,causal,split", [(64, 4096, 32, False, True), (40, 4096, 32, False, True),
+                                                    (64, 1024, 32, False, False), (64, 4096, 32, True, False),
+                                                    (128, 1024, 32, False, False), (128, 4096, 9, False, True),
+                                                    (128, 4096, 9, True, False), (64, 4096, 6, False, False)])
 def test_split_tail_in_the_plan(d, s, heads, causal, split):
-    """A persistent unmasked walk that leaves a partial last wave on 132 SMs shares
-    its last 132 + N % 132 blocks' key tiles out (_params.split_tail), and explain()
-    says so: 192-row blocks (width 64) always, 128-row ones from
-    WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K keys, in their own variant. Masked walks,
-    shorter 128-row ones and walks of exactly one wave (6 blocks x 22 heads) do not."""
+    """A persistent unmasked walk of widths 64 and 128 from WGMMA_SPLIT_TAIL_MIN_SEQLEN_K
+    keys runs the split-tail variant and, where it leaves a partial last wave on 132 SMs,
+    shares its last 132 + N % 132 blocks' key tiles out (_params.split_tail); explain()
+    says so. Masked walks, shorter ones and walks of exactly one wave (22 blocks x 6
+    heads) do not split."""
     from cupyflash import _dispatch
-    from cupyflash._spec import WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K
+    from cupyflash._spec import WGMMA_SPLIT_TAIL_MIN_SEQLEN_K
 
     q, k, v = qkv(np.random.default_rng(0), 1, s, s, heads, heads, d, d, "bfloat16")
     problem = cupyflash.api._validate(q, k, v, causal, "bottom_right", None, "bshd")[1]
@@ -393,5 +393,5 @@ def test_split_tail_in_the_plan(d, s, heads, causal, split):
     assert plan.spec.persistent or causal
     assert plan.split_tail == ((132 + items % 132, s // plan.spec.block_n) if split else (0, 0))
     assert ("split tail" in str(plan)) == split
-    assert plan.spec.split_tail == (d == 128 and not causal and s >= WGMMA_SPLIT_TAIL_128_MIN_SEQLEN_K)
+    assert plan.spec.split_tail == (not causal and s >= WGMMA_SPLIT_TAIL_MIN_SEQLEN_K)
     assert plan.spec in shipped_specs()

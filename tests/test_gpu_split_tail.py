@@ -4,8 +4,8 @@ the grid share their last blocks' key tiles evenly over the CTAs; a block cut
 between two CTAs is finished by one of them from the other's partial O and row
 state. Each case is one the dispatch splits (asserted), checked against float64,
 LSE included, with odd key counts (a last key tile of one key), GQA and padded
-head dims, on the 192-row tiles of width 64 and the 128-row split-tail variant of
-width 128 (from 4096 keys)."""
+head dims, in the split-tail variants of widths 64 (192-row tiles) and 128 (128-row
+tiles), which run from 4096 keys."""
 
 from __future__ import annotations
 
@@ -22,13 +22,12 @@ pytestmark = pytest.mark.gpu
 
 # (dtype, d, sq, sk, hq, hkv, batch): on 132 SMs, items % 132 != 0 and items > 132.
 CASES = [
-    ("float16", 64, 1000, 777, 8, 2, 5),      # 240 blocks: 108 left over, 7 key tiles each
-    ("bfloat16", 64, 1024, 1024, 32, 8, 2),   # 384 blocks: the bench's row shape, smaller batch
-    ("float16", 48, 500, 129, 40, 40, 2),     # 240 blocks, all in the tail; the last key tile holds one key
-    ("bfloat16", 64, 300, 100, 80, 8, 2),     # one key tile per block: no block is cut
-    ("bfloat16", 64, 1900, 1500, 12, 4, 2),   # 240 blocks, 12 key tiles each
-    ("float16", 40, 1000, 2049, 28, 7, 3),    # a padded width; 17 key tiles
-    ("bfloat16", 128, 4096, 4096, 9, 3, 1),   # 128-row blocks in their split-tail variant: 288, 32 key tiles
+    ("float16", 64, 1000, 4097, 8, 2, 5),     # 240 blocks: 108 left over; 33 key tiles, the last of one key
+    ("bfloat16", 64, 4096, 4096, 32, 8, 1),   # 704 blocks: the bench's row shape, one batch
+    ("float16", 48, 500, 4100, 40, 40, 2),    # a padded width, 240 blocks; a last key tile of 4 keys
+    ("bfloat16", 64, 300, 4096, 80, 8, 2),    # 320 blocks of 2 per (batch, head), GQA 10:1
+    ("float16", 40, 1000, 5000, 28, 7, 3),    # a padded width; 504 blocks, 40 key tiles
+    ("bfloat16", 128, 4096, 4096, 9, 3, 1),   # 128-row blocks: 288, 32 key tiles
     ("float16", 120, 4500, 4099, 8, 8, 1),    # the same at a padded width: 288 blocks, a last tile of 3 keys
 ]
 
