@@ -22,7 +22,7 @@ import sys
 
 sys.path.insert(0, ".")
 
-from cupyflash._compile import COMPILE_OPTIONS, kernel_source  # noqa: E402
+from cupyflash._compile import COMPILE_OPTIONS, CUPY_RUNTIME_OPTIONS, kernel_source  # noqa: E402
 from cupyflash._offline import _parse_report, specs_by_unit  # noqa: E402
 from cupyflash._spec import candidate_specs  # noqa: E402
 
@@ -34,7 +34,7 @@ def compile_group(lib, specs, arch):
         raise RuntimeError("nvrtcCreateProgram failed")
     for spec in specs:
         lib.nvrtcAddNameExpression(prog, spec.name_expression.encode())
-    opts = [o.encode() for o in COMPILE_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
+    opts = [o.encode() for o in COMPILE_OPTIONS + CUPY_RUNTIME_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
     rc = lib.nvrtcCompileProgram(prog, len(opts), (ctypes.c_char_p * len(opts))(*opts))
     size = ctypes.c_size_t()
     lib.nvrtcGetProgramLogSize(prog, ctypes.byref(size))

@@ -28,6 +28,13 @@ from .errors import CompileError, CompileInTimedRegionError
 ENTRY_FILE = "flash_fwd.cu"
 # No fast-math: fp32/fp64 results must be exact to their precision.
 COMPILE_OPTIONS: tuple[str, ...] = ("-std=c++17",)
+# What cupy.RawModule appends to them at run time (CuPy 14, cupy/cuda/compiler.py), so
+# that the offline compile (cupyflash._offline) reports on the code that runs: -ftz=true
+# flushes float32 denormals (results below 1.2e-38) to zero, which every exponential
+# here already does (exp2_ftz) and which leaves float64 alone; the other makes
+# unannotated functions device functions. (It also adds --pch, which only caches parsed
+# headers.)
+CUPY_RUNTIME_OPTIONS: tuple[str, ...] = ("-ftz=true", "--device-as-default-execution-space")
 
 _INCLUDE = re.compile(r'^\s*#\s*include\s+"([^"]+)"\s*$')
 

@@ -2,7 +2,8 @@
 
 CuPy's own compile helpers query the driver, so they fail on a machine with no
 GPU; this module calls NVRTC through ``cuda.bindings`` on exactly the source and
-options that ``cupy.RawModule`` gets at run time, and reads ptxas' resource
+options that ``cupy.RawModule`` compiles at run time (ours and those CuPy appends,
+``_compile.CUPY_RUNTIME_OPTIONS``), and reads ptxas' resource
 report (registers, stack frame, spills) for each kernel.
 
     python -m cupyflash._offline            # every shipped variant and the fp32 pre-passes, sm_80 and sm_90a
@@ -15,7 +16,7 @@ import re
 import sys
 from dataclasses import dataclass
 
-from ._compile import COMPILE_OPTIONS, kernel_source
+from ._compile import COMPILE_OPTIONS, CUPY_RUNTIME_OPTIONS, kernel_source
 from ._spec import KernelSpec, shipped_specs
 from .errors import CompileError
 
@@ -79,7 +80,7 @@ def compile_program(source: str, names: list[tuple[str, str]], arch: str) -> tup
         for _, expr in names:
             (err,) = nvrtc.nvrtcAddNameExpression(prog, expr.encode())
             _check(err, f"add name {expr}")
-        opts = [o.encode() for o in COMPILE_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
+        opts = [o.encode() for o in COMPILE_OPTIONS + CUPY_RUNTIME_OPTIONS] + [f"-arch={arch}".encode(), b"-Xptxas=-v"]
         (err,) = nvrtc.nvrtcCompileProgram(prog, len(opts), opts)
         _, size = nvrtc.nvrtcGetProgramLogSize(prog)
         log_buf = b" " * size
