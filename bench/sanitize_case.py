@@ -6,7 +6,9 @@ racecheck and memcheck to come back clean on one configuration per head dim):
 
 Odd lengths, GQA and causal, so the masked and zero-filled paths run too.
 ``--seqlen 1024 --heads 528`` gives a persistent CTA several items, so that its Q
-buffers are reused (the default shape hands each CTA one or two).
+buffers are reused (the default shape hands each CTA one or two). ``--full`` drops the
+mask: ``--full --seqlen 4096 --heads 16 --dims 64,128`` runs the split tail (blocks cut
+between two CTAs, merged through global memory; cuda_src/split_tail.h).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ def main() -> int:
     ap.add_argument("--dims", default="64,128,192,256")
     ap.add_argument("--seqlen", type=int, default=0, help="seqlen_q = seqlen_k (default: 200 queries, 333 keys)")
     ap.add_argument("--heads", type=int, default=4, help="query heads (even: 2 query heads per KV head)")
+    ap.add_argument("--full", action="store_true", help="no causal mask (default: causal)")
     args = ap.parse_args()
     s_q, s_k = (args.seqlen, args.seqlen) if args.seqlen else (200, 333)
     if args.heads % 2:
@@ -33,10 +36,11 @@ def main() -> int:
         q = rs.standard_normal((1, s_q, args.heads, d), dtype=cp.float32).astype(cp.float16)
         k = rs.standard_normal((1, s_k, args.heads // 2, d), dtype=cp.float32).astype(cp.float16)
         v = rs.standard_normal((1, s_k, args.heads // 2, d), dtype=cp.float32).astype(cp.float16)
-        out, lse = cupyflash.attention(q, k, v, causal=True, return_lse=True, backend=args.backend)
+        causal = not args.full
+        out, lse = cupyflash.attention(q, k, v, causal=causal, return_lse=True, backend=args.backend)
         cp.cuda.runtime.deviceSynchronize()
-        print(f"d={d}: {cupyflash.explain(q, k, v, causal=True, backend=args.backend).spec.variant_name} "
-              f"finite={bool(cp.isfinite(out).all())}")
+        plan = cupyflash.explain(q, k, v, causal=causal, backend=args.backend)
+        print(f"d={d}: {plan.spec.variant_name} split tail {plan.split_tail} finite={bool(cp.isfinite(out).all())}")
     return 0
 
 
