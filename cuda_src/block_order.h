@@ -13,6 +13,7 @@
 // (consecutive query heads share a KV head under GQA).
 #pragma once
 #include "params.h"
+#include "ptx.h"
 
 namespace cupyflash {
 
@@ -146,8 +147,8 @@ __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks
       // The broadcast tells ptxas the count is warp-uniform (it cannot see through the
       // volatile reads); a loop bound it thinks divergent put a WARPSYNC and BRA.DIV at
       // every warp-wide instruction of the loop and cost 8-10 % at width 64.
-      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, ctaid_x_now(), nctaid_x_now())); ++k) {
-        const BlockCoord bc = persistent_coord<true>(p, m_blocks, ctaid_x_now(), nctaid_x_now(), k);
+      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x())); ++k) {
+        const BlockCoord bc = persistent_coord<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x(), k);
         if (bc.m_block >= 0) body(bc);
       }
     } else {

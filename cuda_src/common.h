@@ -20,24 +20,6 @@ constexpr double kLn2F64 = 0.6931471805599453;
 
 constexpr int kWarpSize = 32;
 
-// threadIdx.x, blockIdx.x and gridDim.x read now (volatile: an S2R each): values the
-// compiler cannot keep live from an earlier read, for code at the end of a long loop
-// in kernels that have no register to spare for them (the split tail's).
-__device__ __forceinline__ u32 tid_x_now() {
-  u32 t;
-  asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(t));
-  return t;
-}
-__device__ __forceinline__ int ctaid_x_now() {
-  int t;
-  asm volatile("mov.u32 %0, %%ctaid.x;\n" : "=r"(t));
-  return t;
-}
-__device__ __forceinline__ int nctaid_x_now() {
-  int t;
-  asm volatile("mov.u32 %0, %%nctaid.x;\n" : "=r"(t));
-  return t;
-}
 // x as lane 0 has it, which ptxas then knows is the same in every lane (a value it
 // cannot prove warp-uniform makes every branch on it, and what follows, divergent).
 __device__ __forceinline__ int warp_uniform(int x) { return __shfl_sync(0xffffffffu, x, 0); }

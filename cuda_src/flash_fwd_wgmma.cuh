@@ -280,10 +280,10 @@ __global__ void __launch_bounds__(
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
       stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(sm.q(qs_w), inv, acc_o);
       fence_proxy_async_smem();  // the TMA store (async proxy) must see these writes
-      // The split tail's kernels read the warpgroup afresh here (tid_x_now): kept from the
+      // The split tail's kernels read the warpgroup afresh here (fresh_tid_x): kept from the
       // kernel's start, its barrier id spilled in the 192-row ones.
-      named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 +
-                                            (kSplitTail ? tid_x_now() / kWarpgroupThreads - 1 : cwg));
+      const u32 wg = kSplitTail ? static_cast<u32>(fresh_tid_x()) / kWarpgroupThreads - 1 : cwg;
+      named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 + wg);
       if (tid % kWarpgroupThreads == 0) {
         const u32 rows = sm.q(qs_w) + 64 * cwg * kSwizzleRowBytes;
 #pragma unroll

@@ -9,8 +9,11 @@ __device__ __forceinline__ u32 smem_addr(const void* p) {
   return static_cast<u32>(__cvta_generic_to_shared(p));
 }
 
-// threadIdx.x and blockIdx.x read again (volatile: never merged with an earlier
-// read), for a value the compiler would otherwise keep live, or spill, across a loop.
+// threadIdx.x, blockIdx.x and gridDim.x read again (volatile: never merged with an
+// earlier read), for a value the compiler would otherwise keep live, or spill, across a
+// loop. Hazard: ptxas cannot tell that such a value is the same in every lane; a branch
+// or loop bound on it needs warp_uniform (common.h), or the code after it is compiled as
+// divergent (bench/notes/wgmma_tiles.md, "The split tail").
 __device__ __forceinline__ int fresh_tid_x() {
   int v;
   asm volatile("mov.u32 %0, %%tid.x;\n" : "=r"(v));
@@ -19,6 +22,11 @@ __device__ __forceinline__ int fresh_tid_x() {
 __device__ __forceinline__ int fresh_ctaid_x() {
   int v;
   asm volatile("mov.u32 %0, %%ctaid.x;\n" : "=r"(v));
+  return v;
+}
+__device__ __forceinline__ int fresh_nctaid_x() {
+  int v;
+  asm volatile("mov.u32 %0, %%nctaid.x;\n" : "=r"(v));
   return v;
 }
 

@@ -128,27 +128,14 @@ __device__ __forceinline__ void named_barrier_arrive() {
   asm volatile("bar.arrive %0, %1;\n" ::"n"(kId), "n"(kThreads) : "memory");
 }
 
-// Named barrier that also ORs a predicate over the arriving threads: every one gets the result.
-template <int kId, int kThreads>
-__device__ __forceinline__ bool named_barrier_or(bool pred) {
-  u32 r;
-  asm volatile(
-      "{\n.reg .pred p, q;\n"
-      "setp.ne.u32 p, %1, 0;\n"
-      "bar.red.or.pred q, %2, %3, p;\n"
-      "selp.u32 %0, 1, 0, q;\n}\n"
-      : "=r"(r)
-      : "r"(static_cast<u32>(pred)), "n"(kId), "n"(kThreads)
-      : "memory");
-  return r != 0;
-}
-
 // The same with the id in a register: ptxas then reserves all 16 barriers, which
 // costs nothing at one CTA per SM.
 template <int kThreads>
 __device__ __forceinline__ void named_barrier_sync(u32 id) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
 }
+// Named barrier that also ORs a predicate over the arriving threads: every one gets the
+// result (ptxas cannot tell that it is the same in every lane: warp_uniform, common.h).
 template <int kThreads>
 __device__ __forceinline__ bool named_barrier_or(u32 id, bool pred) {
   u32 r;
@@ -161,6 +148,10 @@ __device__ __forceinline__ bool named_barrier_or(u32 id, bool pred) {
       : "r"(static_cast<u32>(pred)), "r"(id), "n"(kThreads)
       : "memory");
   return r != 0;
+}
+template <int kId, int kThreads>
+__device__ __forceinline__ bool named_barrier_or(bool pred) {
+  return named_barrier_or<kThreads>(kId, pred);
 }
 
 // ---------------------------------------------------------------- wgmma

@@ -81,9 +81,9 @@ __device__ __forceinline__ float sk_sum(float a, float fa, float b, float fb) {
 template <int kOTiles, int kConsumerWGs, int kBarrier0>
 __device__ __forceinline__ bool sk_hand_over(const FlashParams& p, int slot, float (&acc_o)[kOTiles][4], RowState& rs,
                                              float scale_log2) {
-  // The thread's place read afresh (tid_x_now): the 192-row kernels spilled the barrier id
+  // The thread's place read afresh (fresh_tid_x): the 192-row kernels spilled the barrier id
   // that the compiler otherwise keeps from the kernel's start.
-  const u32 tid = tid_x_now();
+  const u32 tid = static_cast<u32>(fresh_tid_x());
   const int ctid = tid % kWarpgroupThreads;  // the thread within its consumer warpgroup
   const int cwg = tid / kWarpgroupThreads - 1;  // warpgroup 0 is the producer
   const u32 bar = kBarrier0 + cwg;
