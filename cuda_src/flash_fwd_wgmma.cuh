@@ -280,8 +280,7 @@ __global__ void __launch_bounds__(
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
       stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(sm.q(qs_w), inv, acc_o);
       fence_proxy_async_smem();  // the TMA store (async proxy) must see these writes
-      // The split tail's kernels read the warpgroup afresh here (fresh_tid_x): kept from the
-      // kernel's start, its barrier id spilled in the 192-row ones.
+      // Split-tail kernels read the warpgroup afresh (fresh_tid_x): kept live, it spilled at 192 rows.
       const u32 wg = kSplitTail ? static_cast<u32>(fresh_tid_x()) / kWarpgroupThreads - 1 : cwg;
       named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 + wg);
       if (tid % kWarpgroupThreads == 0) {
@@ -296,8 +295,7 @@ __global__ void __launch_bounds__(
     }
   };
 
-  // The split tail (split_tail.h), an item cut between two CTAs: true where this warpgroup
-  // handed its part over to the other CTA instead of running the epilogue.
+  // The split tail (split_tail.h): true where this warpgroup handed its part of a cut item over.
   auto hand_over = [&](const WorkItem& w, RowState& rs) {
     if constexpr (kSplitTail) {
       const int cut = sk_cut<kBlockN>(p, w);
