@@ -30,7 +30,7 @@ import cupy as cp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES,
+from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_KV_ONCE_CANDIDATES, WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES,
                              wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec)
 
 import floor  # bench/ is on sys.path when this runs as a script
@@ -46,9 +46,12 @@ def _tile_name(t) -> str:
 
 def contenders_for(d: int, args) -> dict:
     """name -> KernelSpec of the sweep, the A/B or the fast A/B (see the docstring)."""
-    if args.kv_once:  # the q-in-kernel tiles of the mode, with and without k, v converted in the kernel
-        terms = 1 if args.fast else 3
-        return {"qk": wgmma_q_in_kernel_spec(d, None, terms), "kv1": wgmma_kv_once_spec(d, None, terms)}
+    if args.kv_once and args.fast:  # the fast q-in-kernel candidates against each kv-once candidate
+        return {**{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in WGMMA_FAST_Q_CANDIDATES[d][:1]
+                   + tuple(t for t in WGMMA_FAST_Q_CANDIDATES[d][1:] if t[0] == 192)},
+                **{"kv1_" + _tile_name(t)[2:]: wgmma_kv_once_spec(d, t) for t in WGMMA_KV_ONCE_CANDIDATES[d]}}
+    if args.kv_once:  # the q-in-kernel tiles of the split, with and without k, v converted in the kernel
+        return {"qk": wgmma_q_in_kernel_spec(d, None, 3), "kv1": wgmma_kv_once_spec(d, None, 3)}
     if args.fast:
         return {"prepass_q": wgmma_fp32_spec(d, 1),
                 **{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in WGMMA_FAST_Q_CANDIDATES[d]}}

@@ -7,12 +7,12 @@ import dataclasses
 from dataclasses import dataclass, field
 
 from ._problem import Problem
-from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_SEQLEN_K,
-                    MMA_DTYPES, SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM,
+from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_ONCE_MIN_SEQLEN_K, MMA_DTYPES,
+                    SIMT_DTYPES, WGMMA_ARCH, WGMMA_CAUSAL_TILES, WGMMA_CTAS_PER_SM, WGMMA_FAST_CAUSAL_TILES,
                     WGMMA_FAST_Q_WIDTHS, WGMMA_KV_ONCE_FAST, WGMMA_LONG_TILES, WGMMA_SHORT_SEQLEN, WGMMA_SHORT_TILES,
-                    WGMMA_SPLIT_TAIL_MIN_SEQLEN_K, WGMMA_SPLIT_TAIL_WIDTHS, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES, KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec,
-                    wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec,
-                    wgmma_width)
+                    WGMMA_SPLIT_TAIL_MIN_SEQLEN_K, WGMMA_SPLIT_TAIL_WIDTHS, WGMMA_SPLIT_TILES, WGMMA_TF32_TILES,
+                    KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec,
+                    wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
 from ._params import q_row_shift, split_tail
 from .errors import ArgumentError, DeviceError
 
@@ -171,7 +171,11 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
             # consumers, one term"); q's 64 rows per warpgroup take 64 registers at width 128.
             reasons.append("q converted inside the kernel by each consumer warpgroup (64 rows, one shift each); "
                            "k and v by the pre-pass")
-            return wgmma_q_in_kernel_spec(width, None, 1), reasons
+            tiles = WGMMA_FAST_CAUSAL_TILES.get(width) if problem.causal else None
+            if tiles is not None:
+                reasons.append(f"causal: the fast causal tiles (block_m, block_n, stages, pingpong, persistent) = "
+                               f"{tiles}")
+            return wgmma_q_in_kernel_spec(width, tiles, 1), reasons
         return wgmma_fp32_spec(width, 1), reasons
     # auto on sm_90, float32, head dims <= 128: the split kernel (fp32 accuracy on
     # random inputs: the GPU suite checks <= 1e-5; 4-12x the exact SIMT kernel,

@@ -55,12 +55,19 @@ WGMMA_SPLIT_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 # more than 1.5 % (bench/tune_split.py --fast, H100; bench/notes/fp32_in_kernel.md,
 # "Q converted by the consumers, one term"). Wider heads keep q in the pre-pass.
 WGMMA_FAST_Q_WIDTHS: tuple[int, ...] = (64, 128)
+# precision="fast" under a causal mask at width 64: three K/V stages, as the 16-bit causal
+# table has them (the padding rows of 192-row blocks move before row 0 either way:
+# cupyflash._params.q_row_shift). bench/tune_split.py --fast, H100: +2.3 % at causal
+# s1024, +1.3 % at s2048 over two stages (bench/notes/fp32_kv_once.md, "The fast d64
+# causal rows: row shift and three stages").
+WGMMA_FAST_CAUSAL_TILES: dict[int, WgmmaTiles] = {64: (192, 128, 3, False, True)}
 # What bench/tune_split.py --fast times per width (the table's entry first): the
 # ones that came within 1.5 % of it somewhere in the first sweep (device run 1 of the
 # eleventh session; the four others trailed by 3-10 % and were dropped, each
 # candidate costs CI two offline compiles).
 WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
-    64: ((192, 128, 2, False, True), (128, 128, 3, True, True), (128, 128, 2, False, True)),
+    64: ((192, 128, 2, False, True), (128, 128, 3, True, True), (128, 128, 2, False, True),
+         (192, 128, 3, False, True)),
     128: ((128, 128, 2, False, True), (128, 128, 2, True, True), (128, 128, 2, False, False)),
 }
 # K and V converted once per call inside the kernel (KernelSpec.kv_once; cuda_src/kv_once.h),
@@ -70,6 +77,13 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 # at causal seqlen 1024"). Width 64 and the split lost and spilled: not kept. Below 1024 not measured.
 WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
 KV_ONCE_MIN_SEQLEN_K = 1024
+# What bench/tune_split.py --kv-once --fast times per width (besides the q-in-kernel tiles);
+# the offline test compiles every one. Width 64's 192-row tiles spill with kv-once (the
+# converters' walk state at the producer's registers), its 128-row ones do not.
+WGMMA_KV_ONCE_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
+    64: ((128, 128, 2, False, True), (128, 128, 2, True, True)),
+    128: ((128, 128, 2, False, True),),
+}
 # tf32 (precision="fast" for float32: Q and K read in place (TMA rounds them to tf32), V^T from a small
 # pre-pass, tf32 products; cuda_src/wgmma_traits.h). Operand tiles take twice the
 # bytes of fp16 ones: width 128 with 128-row query blocks holds 64 KB of Q, so

@@ -107,7 +107,10 @@ def walk_working_set(causal: bool, spec) -> int:
 # three-warpgroup 192-row blocks, which leave whole warpgroups idle at lengths 192
 # does not divide (1024 = 5 x 192 + 64). The 128-row persistent tiles of widths up to
 # 128 carry one item's P.V into the next (flash_fwd_wgmma.cuh, kCrossItem) and cannot
-# skip an item, so they stay unshifted.
+# skip an item, so they stay unshifted. The 16-bit kernels, and the float32 ones whose
+# consumers convert q themselves (a warpgroup's 64 rows lie wholly before row 0 or
+# wholly after it, and one before it skips the item as the 16-bit kernel's does);
+# the others read q's shifts per block from the pre-pass, indexed by unshifted blocks.
 Q_SHIFT_BLOCK_M = 192
 Q_SHIFT_STEP = 64  # one consumer warpgroup's rows: a shifted block's empty rows are whole warpgroups
 
@@ -117,7 +120,8 @@ def q_row_shift(causal: bool, seqlen_q: int, spec) -> int:
     whole warpgroups of padding that a ``block_m`` of Q_SHIFT_BLOCK_M leaves past
     ``seqlen_q`` move before row 0, into the first query block, which attends the
     fewest key tiles (bench/notes/wgmma_tiles.md, "Padding rows in the first block")."""
-    if not (causal and spec.family == "wgmma" and spec.dtype in MMA_DTYPES and spec.block_m == Q_SHIFT_BLOCK_M):
+    if not (causal and spec.family == "wgmma" and (spec.dtype in MMA_DTYPES or spec.q_in_kernel)
+            and spec.block_m == Q_SHIFT_BLOCK_M):
         return 0
     pad = -seqlen_q % spec.block_m
     return pad // Q_SHIFT_STEP * Q_SHIFT_STEP

@@ -69,7 +69,9 @@ from ._fp_tiles import (  # noqa: F401
     WGMMA_SPLIT_CANDIDATES,
     WGMMA_FAST_Q_WIDTHS,
     WGMMA_FAST_Q_CANDIDATES,
+    WGMMA_FAST_CAUSAL_TILES,
     WGMMA_KV_ONCE_FAST,
+    WGMMA_KV_ONCE_CANDIDATES,
     KV_ONCE_MIN_SEQLEN_K,
     WGMMA_TF32_TILES,
     WGMMA_TF32_CANDIDATES,
@@ -488,6 +490,8 @@ def candidate_specs() -> list[KernelSpec]:
     specs += [wgmma_q_in_kernel_spec(w, t) for w, ts in WGMMA_SPLIT_CANDIDATES.items() for t in ts]
     specs += [wgmma_q_in_kernel_spec(w, t, 1) for w, ts in WGMMA_FAST_Q_CANDIDATES.items() for t in ts
               if wgmma_q_in_kernel_spec(w, t, 1) not in specs]
+    specs += [wgmma_kv_once_spec(w, t) for w, ts in WGMMA_KV_ONCE_CANDIDATES.items() for t in ts
+              if wgmma_kv_once_spec(w, t) not in specs]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_FAST_Q_WIDTHS]  # q from the pre-pass, the A/B's baseline
     specs += [mma_spec(dt, w, t) for dt in MMA_DTYPES for w, ts in MMA_CANDIDATES.items() for t in ts
               if mma_spec(dt, w, t) not in specs]
@@ -520,6 +524,7 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [dataclasses.replace(wgmma_spec(dt, w), split_tail=True) for dt in MMA_DTYPES for w in WGMMA_SPLIT_TAIL_WIDTHS]
     specs += [wgmma_q_in_kernel_spec(w) for w in WGMMA_SPLIT_TILES]
     specs += [wgmma_q_in_kernel_spec(w, None, 1) for w in WGMMA_FAST_Q_WIDTHS]
+    specs += [wgmma_q_in_kernel_spec(w, t, 1) for w, t in WGMMA_FAST_CAUSAL_TILES.items()]
     specs += [wgmma_kv_once_spec(w) for w in WGMMA_KV_ONCE_FAST]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS if w not in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]

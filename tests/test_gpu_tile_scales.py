@@ -262,7 +262,7 @@ def test_q_in_kernel_infinity_stays_out_of_the_shift():
 # items per persistent CTA (2100 queries), a block whose last warpgroup has no row
 # (1057), padded head dims (72, 100), GQA and MQA, causal and not.
 FAST_Q_CASES = {
-    64: [(64, 2100, 2049, 8, 2, True), (72, 1057, 1100, 4, 4, False)],
+    64: [(64, 2100, 2049, 8, 2, True), (72, 1057, 1100, 4, 4, False), (64, 1000, 1000, 4, 2, True)],
     128: [(100, 333, 1100, 6, 2, True), (128, 2100, 203, 6, 1, False)],
 }
 
@@ -270,8 +270,12 @@ FAST_Q_CASES = {
 def _fast_q_params():
     from cupyflash._spec import WGMMA_FAST_Q_CANDIDATES
 
+    from cupyflash._spec import wgmma_width
+
+    # the candidates of the width each case's head dim runs at (d 72 runs at width 128)
     return [pytest.param(case, tiles, id="_".join(map(str, case)) + "-" + "_".join(str(int(x)) for x in tiles))
-            for width, cases in FAST_Q_CASES.items() for case in cases for tiles in WGMMA_FAST_Q_CANDIDATES[width]]
+            for cases in FAST_Q_CASES.values() for case in cases
+            for tiles in WGMMA_FAST_Q_CANDIDATES[wgmma_width(case[0], case[0])]]
 
 
 @pytest.mark.parametrize("by", ["tile", "head"])
@@ -289,6 +293,40 @@ def test_fast_q_in_kernel_tiles_2_to_the_20_apart(case, tiles, by):
     seed = sum(case) + sum(tiles) + (by == "head")
     errs = _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by)
     assert max(errs) <= FAST_BOUND, errs
+
+
+# (sq, sk, shift): causal precision="fast" at width 64 runs 192-row blocks whose padding
+# rows move before row 0 (FlashParams.q_row_shift): 1000 and 1024 queries leave 128 rows
+# (two warpgroups of the first block skip it), 500 leave 64; 700 x 900 (bottom-right)
+# shifts 64 with keys before the first query.
+FAST_SHIFTED_ROWS = [(1000, 1000, 128), (1024, 1024, 128), (500, 500, 64), (700, 900, 64)]
+
+
+@pytest.mark.parametrize("by", ["tile", "head"])
+@pytest.mark.parametrize("sq,sk,shift", FAST_SHIFTED_ROWS, ids=[f"{a}x{b}" for a, b, _ in FAST_SHIFTED_ROWS])
+def test_fast_rows_before_the_first_block(sq, sk, shift, by):
+    """precision="fast" with q converted by the consumers takes the 16-bit kernel's row
+    shift: a warpgroup whose 64 rows lie before row 0 skips the item (no conversion, no
+    store), the others convert their own rows; q and k, v tiles 2^20 apart, the fast
+    bound per head and LSE to 1e-2."""
+    import cupy as cp
+
+    from cupyflash._params import q_row_shift
+
+    require_backend("wgmma")
+    batch, hq, hkv, d = 2, 4, 2, 64
+    q, k, v = (cp.asarray(x) for x in _inputs(sq + sk + (by == "head"), batch, sq, sk, hq, hkv, d, by, "fast"))
+    plan = cupyflash.explain(q, k, v, causal=True, precision="fast")
+    assert plan.spec.q_in_kernel and q_row_shift(True, sq, plan.spec) == shift, plan.spec.variant_name
+    assert f"starts {shift} rows before row 0" in str(plan)
+    out = poisoned((batch, sq, hq, d), "float32")
+    res, lse = cupyflash.attention(q, k, v, causal=True, out=out, return_lse=True, precision="fast")
+    assert res is out
+    errs, ref_lse = _per_head_errors(out, q, k, v, True, "bottom_right")
+    assert max(errs) <= FAST_BOUND, errs
+    fin = cp.isfinite(ref_lse)
+    assert bool((cp.isneginf(lse) == cp.isneginf(ref_lse)).all())
+    assert float(cp.abs(lse[fin] - ref_lse[fin]).max()) <= 1e-2 * (1 + float(cp.abs(ref_lse[fin]).max()))
 
 
 # (d, sq, sk, hq, hkv, causal): k and v converted once per call inside the kernel
