@@ -12,10 +12,11 @@ bench/notes/fp32_in_kernel.md, "Q converted by the consumers"), in the same run.
 --fast: the one-term kernel (precision="fast") instead: the shipped variant (q from the
 pre-pass, "prepass_q") against each of WGMMA_FAST_Q_CANDIDATES with Q converted by the
 consumers, checked against the fast-mode bound.
---kv-once: the q-in-kernel variant of the split (with --fast: of the one-term kernel) with
-k and v from the pre-pass ("qk") against the same tiles with k and v converted once per
-call inside the kernel ("kv1", KernelSpec.kv_once; bench/notes/fp32_kv_once.md, "K and
-V converted once per call").
+--kv-once: the q-in-kernel variant of the split with k and v from the pre-pass ("qk")
+against the same tiles with k and v converted once per call inside the kernel ("kv1",
+KernelSpec.kv_once; bench/notes/fp32_kv_once.md, "K and V converted once per call").
+With --fast: the one-term kernel's dispatched q-in-kernel tiles (without and with a
+causal mask) against each of WGMMA_KV_ONCE_CANDIDATES ("kv1_<tiles>").
 
 Results feed WGMMA_SPLIT_TILES in cupyflash/_spec.py and bench/notes/fp32_fp64.md
 ("fp32 pre-pass in fewer launches; full bench v3.1").
@@ -30,8 +31,9 @@ import cupy as cp
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from cupyflash import _dispatch, api
-from cupyflash._spec import (WGMMA_FAST_Q_CANDIDATES, WGMMA_KV_ONCE_CANDIDATES, WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES,
-                             wgmma_fp32_spec, wgmma_kv_once_spec, wgmma_q_in_kernel_spec)
+from cupyflash._spec import (WGMMA_FAST_CAUSAL_TILES, WGMMA_FAST_Q_CANDIDATES, WGMMA_KV_ONCE_CANDIDATES,
+                             WGMMA_SPLIT_CANDIDATES, WGMMA_SPLIT_TILES, WGMMA_TILES, wgmma_fp32_spec,
+                             wgmma_kv_once_spec, wgmma_q_in_kernel_spec)
 
 import floor  # bench/ is on sys.path when this runs as a script
 
@@ -46,9 +48,9 @@ def _tile_name(t) -> str:
 
 def contenders_for(d: int, args) -> dict:
     """name -> KernelSpec of the sweep, the A/B or the fast A/B (see the docstring)."""
-    if args.kv_once and args.fast:  # the fast q-in-kernel candidates against each kv-once candidate
-        return {**{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in WGMMA_FAST_Q_CANDIDATES[d][:1]
-                   + tuple(t for t in WGMMA_FAST_Q_CANDIDATES[d][1:] if t[0] == 192)},
+    if args.kv_once and args.fast:  # the dispatched q-in-kernel tiles (both masks) against each kv-once candidate
+        shipped = dict.fromkeys((WGMMA_TILES[d], WGMMA_FAST_CAUSAL_TILES.get(d, WGMMA_TILES[d])))
+        return {**{_tile_name(t): wgmma_q_in_kernel_spec(d, t, 1) for t in shipped},
                 **{"kv1_" + _tile_name(t)[2:]: wgmma_kv_once_spec(d, t) for t in WGMMA_KV_ONCE_CANDIDATES[d]}}
     if args.kv_once:  # the q-in-kernel tiles of the split, with and without k, v converted in the kernel
         return {"qk": wgmma_q_in_kernel_spec(d, None, 3), "kv1": wgmma_kv_once_spec(d, None, 3)}

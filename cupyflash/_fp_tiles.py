@@ -74,7 +74,9 @@ WGMMA_FAST_Q_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
 # precision="fast", width 128, head dims of exactly 128, the q-in-kernel tiles: +8-12 %
 # over the pre-pass for k and v from seqlen 1024 (bench/notes/fp32_kv_once.md, "K and V
 # converted once per call"), +2.4-3.0 % under a causal mask at 1024 (two sessions; "kv-once
-# at causal seqlen 1024"). Width 64 and the split lost and spilled: not kept. Below 1024 not measured.
+# at causal seqlen 1024"). The split lost and spilled: not kept. Width 64 (128-row tiles, spill-free
+# since) wins only rows that meet their target either way ("The fast d64 causal rows: row
+# shift and three stages"): not dispatched. Below 1024 not measured.
 WGMMA_KV_ONCE_FAST: dict[int, WgmmaTiles] = {128: (128, 128, 2, False, True)}
 KV_ONCE_MIN_SEQLEN_K = 1024
 # What bench/tune_split.py --kv-once --fast times per width (besides the q-in-kernel tiles);
