@@ -16,6 +16,8 @@ change being measured. The
 kernels are launched through each tree's internal ``api._run`` with the plan
 made beforehand, as in bench/tune_wgmma.py, so host-side validation is not
 timed. Every output is checked against the peer's first (relative L2 <= 2e-2).
+``--time-wrong NAME`` still times tree NAME when its output disagrees (an upper-bound
+experiment that drops work on purpose); its rows are marked WRONG-TIMED.
 Writes ab_auto.json under $OUT.
 """
 
@@ -80,6 +82,8 @@ def main():
     ap.add_argument("--heads", metavar="HQ:HKV", help="GQA rows: query heads and KV heads (default: "
                     "2048 / d of each, the papers' shape)")
     ap.add_argument("--hot", action="store_true", help=HOT_HELP)
+    ap.add_argument("--time-wrong", action="append", default=[], metavar="NAME",
+                    help="time tree NAME even where its output is wrong (upper-bound experiments)")
     args = ap.parse_args()
     set_hot(args.hot)
     heads = tuple(int(x) for x in args.heads.split(":")) if args.heads else None
@@ -110,8 +114,11 @@ def main():
                     runs[name]()
                     row[f"{name}_err"] = err = float((out.float() - ref).norm() / ref.norm())
                     if not err <= AGREEMENT_BOUND:
-                        print(f"WRONG: {name} d={d} s={s} causal={causal} err {err:.2e}", flush=True)
-                        runs.pop(name)
+                        timed = name in args.time_wrong
+                        print(f"WRONG{'-TIMED' if timed else ''}: {name} d={d} s={s} causal={causal} err {err:.2e}",
+                              flush=True)
+                        if not timed:
+                            runs.pop(name)
                 for n, ms in interleaved_ms(runs).items():
                     row[n] = round(flops / ms / 1e9, 1)
                 rows.append(row)

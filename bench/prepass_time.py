@@ -5,6 +5,12 @@ one-term variant). CUDA events around each call on one stream, warm-up first
 (compiles and loads the kernel), median of the samples.
 
     python bench/prepass_time.py [--batch 16 --seqlen 1024 --heads 16 --dim 128] [--samples 50]
+    python bench/prepass_time.py --old ab_main [--old ab_x ...]   (same-run A/B, from bench/)
+
+With ``--old``, each ab_NAME tree's pre-pass (its package renamed cupyflash_NAME, as for
+bench/ab_auto.py) and this tree's are timed in interleaved rounds (floor.interleaved_ms,
+GPU time only), in three forms: hi + lo of q, k, v (the split), hi of q, k, v (the fast
+mode with q from the pre-pass) and hi of k, v (the fast mode whose consumers convert q).
 
 GB/s counts the ideal traffic: q, k, v read once (each tile is staged in shared
 memory between its abs-max and its conversion) and hi (and lo) written once.
@@ -63,9 +69,13 @@ def main(argv=None) -> int:
     ap.add_argument("--heads", type=int, default=16)
     ap.add_argument("--dim", type=int, default=128)
     ap.add_argument("--samples", type=int, default=50)
+    ap.add_argument("--old", action="append", default=[], help="an ab_NAME tree to time beside this one")
     args = ap.parse_args(argv)
     sys.path.insert(0, str(ROOT))
     import cupy
+
+    if args.old:
+        return ab(cupy, args)
 
     from cupyflash._arrays import _cupy_buffer
 
@@ -77,6 +87,32 @@ def main(argv=None) -> int:
         ms = time_prepass(cupy, bufs, with_lo, args.samples)
         gbs = traffic_bytes(*shape, with_lo) / (ms * 1e-3) / 1e9
         print(f"  {'hi + lo' if with_lo else 'hi only'}: {ms:.3f} ms  {gbs:.0f} GB/s (ideal traffic)")
+    return 0
+
+
+def ab(cupy, args) -> int:
+    """Every tree's pre-pass in interleaved rounds, per form (see the docstring)."""
+    from floor import interleaved_ms, load_trees  # bench/ is on sys.path as a script
+
+    import cupyflash
+
+    trees = {**load_trees(args.old), "new": cupyflash}
+    shape = (args.batch, args.seqlen, args.heads, args.dim)
+    rs = cupy.random.RandomState(0)
+    arrays = {name: rs.standard_normal(shape, dtype=cupy.float32) for name in ("q", "k", "v")}
+    print(f"pre-pass A/B {shape} bshd float32, {cupy.cuda.runtime.getDeviceProperties(cupy.cuda.Device().id)['name'].decode()}")
+    for form, with_lo, with_q in (("hi + lo", True, True), ("hi", False, True), ("hi of k, v", False, False)):
+        block_m, block_n = _tiles(args.dim, with_lo)
+        runs = {}
+        for name, pkg in trees.items():
+            bufs = {n: pkg._arrays._cupy_buffer(a) for n, a in arrays.items()}
+            runs[name] = (lambda pkg=pkg, bufs=bufs: pkg._split.split_operands(cupy, bufs, "bshd", block_m, block_n,
+                                                                              with_lo, with_q))
+        elems = (3 if with_q else 2) * args.batch * args.seqlen * args.heads
+        moved = elems * (args.dim * F32_BYTES + (2 if with_lo else 1) * (args.dim + (-args.dim) % 8) * F16_BYTES)
+        times = interleaved_ms(runs)
+        print(f"  {form:10s} " + "  ".join(f"{n}={ms:.4f} ms ({moved / (ms * 1e-3) / 1e9:.0f} GB/s)"
+                                           for n, ms in times.items()), flush=True)
     return 0
 
 

@@ -32,6 +32,16 @@ constexpr int kSplitBlocksPerSm = 4;  // mirrored by BLOCKS_PER_SM
 template <int kVec>
 struct F32Vec { float v[kVec]; };
 
+// Which order the blocks take a tensor's tiles in. The blocks in flight at once are
+// consecutive ones; where a head's rows lie farther apart than a row's heads (the
+// bshd layout: a row of every head is one contiguous run), taking the heads of one
+// seq tile together makes those blocks read (and write: hi is bshd) whole
+// contiguous rows, where one head's consecutive tiles read 4 * dim bytes out of
+// every heads * 4 * dim. In bhsd a head's tiles are contiguous already.
+__device__ __forceinline__ bool walk_heads_first(const SplitTensor& t) {
+  return t.heads > 1 && llabs(t.row_stride) > llabs(t.head_stride);
+}
+
 template <int kVec>
 __device__ __forceinline__ void cp_async_vec(u32 dst, const float* src) {
   if constexpr (kVec == 4) cp_async_16(dst, src, true);
@@ -50,10 +60,23 @@ __global__ void __launch_bounds__(kSplitThreads, kSplitBlocksPerSm) split_fp32_t
   // A tensor with no tile shares its first_block with the next one: the later wins.
   const int which = block >= p.t[2].first_block ? 2 : block >= p.t[1].first_block ? 1 : 0;
   const SplitTensor& t = p.t[which];
-  const int tile = block - t.first_block;  // (batch * heads + head) * seq_tiles + seq tile
-  const int bh = tile / t.seq_tiles;
-  const int s0 = (tile - bh * t.seq_tiles) * t.tile_rows;
-  const int b = bh / t.heads, h = bh - b * t.heads;
+  // The tile's index among this tensor's blocks, and (below) its own index, which
+  // places its shift: (batch * heads + head) * seq_tiles + seq tile.
+  const int walk = block - t.first_block;
+  int b, h, seq_tile;
+  if (walk_heads_first(t)) {  // (batch, seq tile, head), head fastest
+    h = walk % t.heads;
+    const int bs = walk / t.heads;
+    b = bs / t.seq_tiles;
+    seq_tile = bs - b * t.seq_tiles;
+  } else {  // (batch, head, seq tile), seq tile fastest
+    seq_tile = walk % t.seq_tiles;
+    const int bh = walk / t.seq_tiles;
+    b = bh / t.heads;
+    h = bh - b * t.heads;
+  }
+  const int tile = (b * t.heads + h) * t.seq_tiles + seq_tile;
+  const int s0 = seq_tile * t.tile_rows;
   const int rows = min(t.tile_rows, t.seqlen - s0);
   const int vecs = t.padded_dim / kVec;  // output column groups per row: <= kSplitThreads (host-checked)
   const int in_vecs = t.dim / kVec;

@@ -356,3 +356,30 @@ def test_kv_once_tiles_2_to_the_20_apart(case, by):
     errs = _q_in_kernel_errors(wgmma_kv_once_spec(d), sum(case) + (by == "head"), d, sq, sk, hq, hkv, causal, by,
                                repeat=True)
     assert max(errs) <= FAST_BOUND, errs
+
+
+# (d, sq, sk, hq, hkv, causal): width 64's kv-once tiles (WGMMA_KV_ONCE_CANDIDATES, timed by
+# bench/tune_split.py --fast --kv-once; not dispatched, so no other GPU test runs them). A
+# 192-row tile (measured in the twentieth session, bench/notes/fp32_kv_once.md) would move 128
+# rows of padding before row 0 at 1000 and 1024 queries and 64 at 700 (q_row_shift); GQA 4:1,
+# MQA; last key tiles of 0, 9 and 33 rows.
+KV_ONCE_64_CASES = [
+    (64, 1000, 1024, 8, 2, True),
+    (64, 1024, 1033, 4, 1, True),
+    (64, 700, 900, 6, 6, True),
+    (64, 2100, 777, 8, 4, False),
+]
+
+
+@pytest.mark.parametrize("case", KV_ONCE_64_CASES, ids=lambda c: "_".join(map(str, c)))
+@pytest.mark.parametrize("tiles", cupyflash._spec.WGMMA_KV_ONCE_CANDIDATES[64], ids=lambda t: "_".join(map(str, t)))
+def test_kv_once_width_64_tiles(case, tiles):
+    """Each of width 64's kv-once candidate tiles: key tiles 2^20 apart, the fast bound
+    for every head, and a second call bit for bit equal to the first."""
+    from cupyflash._spec import wgmma_kv_once_spec
+
+    require_backend("wgmma")
+    d, sq, sk, hq, hkv, causal = case
+    errs = _q_in_kernel_errors(wgmma_kv_once_spec(d, tiles), sum(case), d, sq, sk, hq, hkv, causal, "tile",
+                               repeat=True)
+    assert max(errs) <= FAST_BOUND, errs
