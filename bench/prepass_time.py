@@ -56,9 +56,9 @@ def time_prepass(cupy, bufs, with_lo: bool, samples: int) -> float:
     return statistics.median(times)
 
 
-def traffic_bytes(batch: int, seqlen: int, heads: int, dim: int, with_lo: bool) -> int:
-    elems = 3 * batch * seqlen * heads * dim
-    padded = 3 * batch * seqlen * heads * (dim + (-dim) % 8)
+def traffic_bytes(batch: int, seqlen: int, heads: int, dim: int, with_lo: bool, tensors: int = 3) -> int:
+    elems = tensors * batch * seqlen * heads * dim
+    padded = tensors * batch * seqlen * heads * (dim + (-dim) % 8)
     return READS * elems * F32_BYTES + (2 if with_lo else 1) * padded * F16_BYTES
 
 
@@ -108,8 +108,7 @@ def ab(cupy, args) -> int:
             bufs = {n: pkg._arrays._cupy_buffer(a) for n, a in arrays.items()}
             runs[name] = (lambda pkg=pkg, bufs=bufs: pkg._split.split_operands(cupy, bufs, "bshd", block_m, block_n,
                                                                               with_lo, with_q))
-        elems = (3 if with_q else 2) * args.batch * args.seqlen * args.heads
-        moved = elems * (args.dim * F32_BYTES + (2 if with_lo else 1) * (args.dim + (-args.dim) % 8) * F16_BYTES)
+        moved = traffic_bytes(*shape, with_lo, 3 if with_q else 2)
         times = interleaved_ms(runs)
         print(f"  {form:10s} " + "  ".join(f"{n}={ms:.4f} ms ({moved / (ms * 1e-3) / 1e9:.0f} GB/s)"
                                            for n, ms in times.items()), flush=True)

@@ -359,10 +359,9 @@ def test_kv_once_tiles_2_to_the_20_apart(case, by):
 
 
 # (d, sq, sk, hq, hkv, causal): width 64's kv-once tiles (WGMMA_KV_ONCE_CANDIDATES, timed by
-# bench/tune_split.py --fast --kv-once; not dispatched, so no other GPU test runs them). A
-# 192-row tile (measured in the twentieth session, bench/notes/fp32_kv_once.md) would move 128
-# rows of padding before row 0 at 1000 and 1024 queries and 64 at 700 (q_row_shift); GQA 4:1,
-# MQA; last key tiles of 0, 9 and 33 rows.
+# bench/tune_split.py --fast --kv-once; not dispatched, so no other GPU test runs them):
+# causal with more keys than queries (bottom-right alignment), GQA 4:1, MQA, MHA, 2:1; last key tiles
+# of 128 (1024 keys), 9, 4 and 9 rows; 2100 queries put several items on each persistent CTA.
 KV_ONCE_64_CASES = [
     (64, 1000, 1024, 8, 2, True),
     (64, 1024, 1033, 4, 1, True),
