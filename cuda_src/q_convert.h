@@ -15,6 +15,11 @@
 // has run on a GPU)").
 // e_q is per warpgroup (64 rows), not per kBlockM block: the softmax needs only
 // its own rows' factor (tests/split_reference.py models it: q_rows).
+// Staged (WgmmaKernelTraits::kQStaged, where shared memory has room): the producer's TMA
+// thread loads the item's fp32 rows into a staging buffer a few key tiles ahead (Q's
+// full/empty barriers guard it), and the warpgroup reads them from there: the dependent
+// global read at each item start cost 5 % at d64 causal s1024 (reading L2-resident rows
+// instead was 5.3 % faster; bench/notes/fp32_in_kernel.md, "Q rows staged by TMA").
 #pragma once
 #include "convert_tile.h"
 #include "params.h"
@@ -50,23 +55,18 @@ __device__ __forceinline__ u32 warpgroup_abs_max(u32 m, u32 words, int round, in
   return m;
 }
 
-// Converts this warpgroup's 64 rows of Q (rows row0.. of (batch, head)) into dst
-// (its first row in the Q buffer: hi, then lo at lo_offset; boxes dst_rows rows
-// apart) and returns their shift e_q. wg_tid: the thread's index in its
-// warpgroup. On return the rows are visible to wgmma (async proxy) for every
-// thread of the warpgroup.
+// The second half of a conversion: the warpgroup's abs-max of the held rows (local: this
+// thread's), their shift e_q, and hi (and lo) written into dst (its first row in the Q buffer:
+// hi, then lo at lo_offset; boxes dst_rows rows apart). Returns e_q. On return the rows are
+// visible to wgmma (async proxy) for every thread of the warpgroup.
 template <int kD, bool kLo>
-__device__ __forceinline__ int convert_q_rows(const FlashParams& p, int batch, int head, int row0, u32 dst,
-                                              int dst_rows, u32 lo_offset, u32 words, int cwg, int wg_tid) {
-  const int warp = wg_tid / kWarpSize, lane = wg_tid % kWarpSize;
+__device__ __forceinline__ int store_q_rows(const HeldUnit<kD, kQConvertRows, kQConvertWarps, true>& unit, u32 local,
+                                            u32 dst, int dst_rows, u32 lo_offset, u32 words, int cwg, int lane) {
+  const int warp = unit.warp;
   const u32 barrier = kQConvertBarrier0 + cwg;
-  const float* rows = static_cast<const float*>(p.q) + batch * p.q_batch_stride + head * p.q_head_stride +
-                      row0 * p.q_row_stride;
-  HeldUnit<kD, kQConvertRows, kQConvertWarps, true> unit;
-  unit.load_global(rows, p.q_row_stride, p.seqlen_q - row0, p.head_dim, warp, lane);
   // fmaxf ignores NaN; an infinity makes the maximum inf, and then the exact rule
   // (infinities count as 0) takes a second round: uniform, every thread read the same words.
-  u32 m = warpgroup_abs_max(unit.abs_max(), words, 0, warp, lane, barrier);
+  u32 m = warpgroup_abs_max(local, words, 0, warp, lane, barrier);
   if (m == kF32InfBits) m = warpgroup_abs_max(unit.finite_abs_max(), words, kQMaxRounds - 1, warp, lane, barrier);
   const int e = split_shift(m, kSplitTargetExp, kMaxShiftQ);
   unit.template store<kLo>(dst, dst_rows, lo_offset, pow2_f32(e), converter_lane(lane));
@@ -75,6 +75,56 @@ __device__ __forceinline__ int convert_q_rows(const FlashParams& p, int batch, i
   fence_proxy_async_smem();
   named_barrier_sync<kWarpgroupThreads>(barrier);  // every warp's rows are in, before the first wgmma
   return e;
+}
+
+// Converts this warpgroup's 64 rows of Q (rows row0.. of (batch, head)), read from global
+// memory, into dst (see store_q_rows) and returns their shift e_q. wg_tid: the thread's index
+// in its warpgroup.
+template <int kD, bool kLo>
+__device__ __forceinline__ int convert_q_rows(const FlashParams& p, int batch, int head, int row0, u32 dst,
+                                              int dst_rows, u32 lo_offset, u32 words, int cwg, int wg_tid) {
+  const int warp = wg_tid / kWarpSize, lane = wg_tid % kWarpSize;
+  const float* rows = static_cast<const float*>(p.q) + batch * p.q_batch_stride + head * p.q_head_stride +
+                      row0 * p.q_row_stride;
+  HeldUnit<kD, kQConvertRows, kQConvertWarps, true> unit;
+  unit.load_global(rows, p.q_row_stride, p.seqlen_q - row0, p.head_dim, warp, lane);
+  return store_q_rows<kD, kLo>(unit, unit.abs_max(), dst, dst_rows, lo_offset, words, cwg, lane);
+}
+
+// The same from the staging buffer (kQStaged): stage holds the warpgroup's 64 rows as TMA left
+// them (rows past seqlen_q, columns past head_dim and rows before 0 are its zero fill, as above),
+// full/empty its barriers (parity: the Q buffer's use). The buffer goes back as soon as every
+// warp holds its rows, so the producer loads the next item's while this one converts and runs.
+template <int kD, bool kLo>
+__device__ __forceinline__ int convert_staged_q_rows(u32 stage, u32 full, u32 empty, u32 parity, u32 dst,
+                                                     int dst_rows, u32 lo_offset, u32 words, int cwg, int wg_tid) {
+  const int lane = wg_tid % kWarpSize;
+  mbar_wait(full, parity);
+  HeldUnit<kD, kQConvertRows, kQConvertWarps, true> unit;
+  unit.load(stage, kQConvertRows, wg_tid, converter_lane(lane));
+  // Hazard: an issued load may not have returned yet, and TMA's next writes do not wait for
+  // it: the arrival waits for the thread's abs-max, which needs every value it loaded, and
+  // __syncwarp for the other lanes' (wgmma_convert.h measured 1-7 % errors without).
+  const u32 local = unit.abs_max();
+  __syncwarp();
+  if (lane == 0) mbar_arrive_after(empty, local);
+  return store_q_rows<kD, kLo>(unit, local, dst, dst_rows, lo_offset, words, cwg, lane);
+}
+
+// This consumer warpgroup's rows of item w's Q, converted into Q buffer qs (the q_use-th use),
+// staged or from global memory (see the top). Returns e_q.
+template <class Tr>
+__device__ __forceinline__ int convert_q(const FlashParams& p, const WgmmaSmem<Tr>& sm, const WorkItem& w, int qs,
+                                         int q_use, int cwg, int wg_tid) {
+  const u32 words = sm.scratch() + kScratchBytesPerThread * kWarpgroupThreads * cwg;  // its scratch slots
+  const u32 dst = sm.q(qs) + kQConvertRows * cwg * kSwizzleRowBytes;                  // its rows of the buffer
+  if constexpr (Tr::kQStaged)
+    return convert_staged_q_rows<Tr::kWidth, Tr::kSplit>(sm.q_stage(cwg), sm.full_q(qs), sm.empty_q(qs),
+                                                          WgmmaSmem<Tr>::q_phase(q_use), dst, Tr::kBlockM,
+                                                          Tr::kQCopyBytes, words, cwg, wg_tid);
+  else
+    return convert_q_rows<Tr::kWidth, Tr::kSplit>(p, w.batch, w.head, w.m0 + kQConvertRows * cwg, dst, Tr::kBlockM,
+                                                   Tr::kQCopyBytes, words, cwg, wg_tid);
 }
 
 }  // namespace cupyflash

@@ -5,6 +5,7 @@
 // the kernel.
 #pragma once
 #include "block_order.h"
+#include "convert_tile.h"
 #include "kv_flags.h"
 #include "params.h"
 #include "ptx_sm90.h"
@@ -60,7 +61,7 @@ template <class Tr, class Elem, bool kPersistent, bool kSplitTail>
 __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaParams& tma, const WgmmaSmem<Tr>& sm,
                                              int m_blocks) {
   using Sm = WgmmaSmem<Tr>;
-  if constexpr (!Tr::kQInKernel) tma_prefetch_desc(&tma.q);  // no Q map otherwise
+  if constexpr (!Tr::kQInKernel || Tr::kQStaged) tma_prefetch_desc(&tma.q);  // no Q load otherwise
   tma_prefetch_desc(&tma.k);
   tma_prefetch_desc(&tma.v);
   // Operand copy c (0 = hi, 1 = lo) comes from its own tensor map.
@@ -89,17 +90,30 @@ __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaPara
                     w.kv_head, w.batch);
   };
   // One item's Q (all its copies and boxes) into the next Q buffer, once that buffer is empty.
+  // Q converted by the consumers (q_convert.h): nothing, or with kQStaged the item's fp32 rows into
+  // the staging buffer, guarded by the same barriers (the consumers release it once they hold the
+  // rows in registers). tma.q is then the caller's fp32 q, boxes of 32 columns x 64 rows.
   auto load_q = [&](const WorkItem& w) {
-    if constexpr (Tr::kQInKernel) return;  // the consumers convert their Q rows themselves (q_convert.h)
+    if constexpr (Tr::kQInKernel && !Tr::kQStaged) return;
     const int qs = Sm::q_slot(q_use);
     mbar_wait(sm.empty_q(qs), Sm::q_phase(q_use) ^ 1);
-    mbar_arrive_expect_tx(sm.full_q(qs), Tr::kQBytes);
+    if constexpr (Tr::kQStaged) {
+      mbar_arrive_expect_tx(sm.full_q(qs), Tr::kQStageBytes);
 #pragma unroll
-    for (int c = 0; c < Tr::kCopies; ++c)
+      for (int g = 0; g < Tr::kConsumerWarpgroups; ++g)
 #pragma unroll
-      for (int b = 0; b < Tr::kBoxes; ++b)
-        tma_load_4d(sm.q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], sm.full_q(qs), b * Elem::kBoxCols,
-                    w.m0, w.head, w.batch);
+        for (int b = 0; b < Tr::kWidth / kF32BoxCols; ++b)
+          tma_load_4d(sm.q_stage(g) + b * Tr::kQUnitRows * kSwizzleRowBytes, &tma.q, sm.full_q(qs),
+                      b * kF32BoxCols, w.m0 + Tr::kQUnitRows * g, w.head, w.batch);
+    } else {
+      mbar_arrive_expect_tx(sm.full_q(qs), Tr::kQBytes);
+#pragma unroll
+      for (int c = 0; c < Tr::kCopies; ++c)
+#pragma unroll
+        for (int b = 0; b < Tr::kBoxes; ++b)
+          tma_load_4d(sm.q(qs) + c * Tr::kQCopyBytes + b * Tr::kQBoxBytes, q_map[c], sm.full_q(qs),
+                      b * Elem::kBoxCols, w.m0, w.head, w.batch);
+    }
     ++q_use;
   };
   walk_loads<kPersistent, Tr::kBlockM, Tr::kTileN, Tr::kQStages, kSplitTail>(

@@ -120,9 +120,20 @@ struct WgmmaKernelTraits {
   static constexpr int kBarrierBytes = 256;  // room for the barriers (8 bytes each)
   // 4 bytes per consumer thread for order_before_wait's store.
   static constexpr int kScratchBytes = kScratchBytesPerThread * kConsumerWarpgroups * kWarpgroupThreads;
-  // Everything but the Q buffers, + slack to align the base up to 1024 bytes.
-  static constexpr int kFixedBytes =
+  // Everything but the Q buffers and Q's staging, + slack to align the base up to 1024 bytes.
+  static constexpr int kFixedBytesUnstaged =
       2 * kStages * kKVBytes + kConvertBytes + kBarrierBytes + kScratchBytes + kSwizzleAtomBytes;
+  // Q converted by the consumers, staged: the producer's TMA thread loads each item's fp32 q rows
+  // into shared memory (one unit of 64 rows x kD floats per consumer warpgroup, 32-column
+  // boxes: HeldUnit's layout) while the item before still runs, so that a warpgroup's item start
+  // reads shared memory instead of waiting on HBM. Where it fits beside one Q buffer: not beside
+  // kv-once's staged key tile (width 128), nor the split's hi + lo ring at width 128.
+  static constexpr int kQUnitStageBytes = kQUnitRows * kD * kF32OperandBytes;
+  static constexpr bool kQStaged =
+      kQInKernel && !kKVOnce &&
+      kFixedBytesUnstaged + kQBytes + kConsumerWarpgroups * kQUnitStageBytes <= kMaxSmemBytes;
+  static constexpr int kQStageBytes = kQStaged ? kConsumerWarpgroups * kQUnitStageBytes : 0;
+  static constexpr int kFixedBytes = kFixedBytesUnstaged + kQStageBytes;
   // Two Q buffers where they fit: a persistent CTA's producer then loads the next
   // item's Q while the current item still reads its own, so the next item's first
   // Q.K^T (issued with this item's last P.V) need not wait for it.
@@ -133,7 +144,8 @@ struct WgmmaKernelTraits {
   static constexpr int kOffK = kQStages * kQBytes;
   static constexpr int kOffV = kOffK + kStages * kKVBytes;
   static constexpr int kOffStage = kOffV + kStages * kKVBytes;  // 1024-aligned: whole swizzle atoms before it
-  static constexpr int kOffBar = kOffStage + kConvertStages * kStageBytes + kKVOnceStageBytes;
+  static constexpr int kOffQStage = kOffStage + kConvertStages * kStageBytes + kKVOnceStageBytes;
+  static constexpr int kOffBar = kOffQStage + kQStageBytes;
   // Q full/empty per Q buffer, full/empty for K and V per stage, then full/empty per staging slot.
   static constexpr int kBarriers = 2 * kQStages + 4 * kStages + 2 * kConvertStages;
   static constexpr int kOffScratch = kOffBar + kBarrierBytes;
@@ -182,6 +194,10 @@ struct WgmmaSmem {
   __device__ __forceinline__ u32 empty_k(int s) const { return bar(2 * Tr::kQStages + 2 * Tr::kStagesKV + s); }
   __device__ __forceinline__ u32 empty_v(int s) const { return bar(2 * Tr::kQStages + 3 * Tr::kStagesKV + s); }
   __device__ __forceinline__ u32 scratch() const { return base + Tr::kOffScratch; }
+  // Q staged for the consumers' conversion (kQStaged): consumer warpgroup cwg's 64 fp32 rows.
+  __device__ __forceinline__ u32 q_stage(int cwg) const {
+    return base + Tr::kOffQStage + cwg * Tr::kQUnitStageBytes;
+  }
   // In-kernel conversion only: the staging ring of fp32 units and its barriers,
   // the shift word of each fp16 buffer (Q: one per consumer warpgroup's rows),
   // and three sets of the converter warps' abs-max words (wgmma_convert.h).

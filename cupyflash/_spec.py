@@ -403,6 +403,17 @@ class KernelSpec:
 
     def _wgmma_smem_parts(self) -> tuple[int, int]:
         """(bytes other than Q, bytes of one Q buffer); mirrors the kernel traits."""
+        fixed, q_bytes, q_stage = self._wgmma_smem_layout()
+        return fixed + q_stage, q_bytes
+
+    @property
+    def q_staged(self) -> bool:
+        """q_in_kernel: TMA stages each item's fp32 q rows in shared memory for the consumers
+        (kQStaged) where they fit; otherwise the consumers read q from global memory."""
+        return self.family == "wgmma" and self._wgmma_smem_layout()[2] > 0
+
+    def _wgmma_smem_layout(self) -> tuple[int, int, int]:
+        """(bytes other than Q and its staging, bytes of one Q buffer, bytes of Q's fp32 staging)."""
         # one row of a tile: 128-byte boxes (64 16-bit or 32 tf32 columns; the head-dim
         # width is a multiple of 64), stored twice (hi, lo) when split
         row_bytes = (2 if self.split else 1) * self.head_dim * self.operand_bytes
@@ -415,8 +426,11 @@ class KernelSpec:
             convert = self.convert_stages * unit_rows * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
         if self.kv_once:  # one fp32 key tile staged (kKVOnceStageBytes) + the converters' words
             convert = self.block_n * self.head_dim * 4 + WGMMA_CONVERT_AREA_BYTES
-        return (row_bytes * 2 * self.stages * self.block_n + convert + barriers + scratch + align,
-                row_bytes * self.block_m)
+        fixed = row_bytes * 2 * self.stages * self.block_n + convert + barriers + scratch + align
+        q_bytes = row_bytes * self.block_m
+        q_stage = self.block_m * self.head_dim * 4  # the item's fp32 q rows (kQStageBytes), where they fit
+        staged = self.q_in_kernel and not self.kv_once and fixed + q_bytes + q_stage <= WGMMA_MAX_SMEM_BYTES
+        return fixed, q_bytes, q_stage if staged else 0
 
 def mma_spec(dtype: str, width: int, tiles: MmaTiles | None = None) -> KernelSpec:
     """The mma.sync variant for ``width``: from the tile table, or ``tiles`` (for tuning):

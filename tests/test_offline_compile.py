@@ -260,17 +260,23 @@ def test_q_in_kernel_variants_convert_q_in_the_consumers():
     read-only loads issued together (kD / 8 of them: 2 atoms x 2 steps x kD / 32
     boxes), hi and lo (split) or hi alone (one term) as 8-byte stores, the abs-max by REDUX, a proxy fence
     before the first wgmma; Q's TMA loads gone (the shipped twin has them, and no
-    16-byte global load); spill-free, unserialised (test_softmax_overlaps_the_previous_pv
-    covers the candidates' softmax placement)."""
+    16-byte global load), or, where q is staged (KernelSpec.q_staged), the loads read
+    shared memory and TMA brings the fp32 rows (more loads than the twin's fp16 Q);
+    spill-free, unserialised (test_softmax_overlaps_the_previous_pv covers the
+    candidates' softmax placement)."""
     for spec in (s for s in candidate_specs() if s.q_in_kernel):
         (r,), cubin = compile_specs([spec], "sm_90a")
         (r0,), cubin0 = compile_specs([dataclasses.replace(spec, q_in_kernel=False, kv_once=False)], "sm_90a")
         sass, base = _sass(cubin), _sass(cubin0)
         assert not r.spills and not r.stack_frame and not r.wgmma_serialized, r
         loads = spec.head_dim // 8
-        assert sass.count("LDG.E.128.CONSTANT") == loads and "LDG.E.128" not in base, spec.variant_name
+        if spec.q_staged:
+            assert sass.count("LDS.128") == base.count("LDS.128") + loads and "LDG.E.128" not in sass
+            assert sass.count("UTMALDG") > base.count("UTMALDG"), spec.variant_name
+        else:
+            assert sass.count("LDG.E.128.CONSTANT") == loads and "LDG.E.128" not in base, spec.variant_name
+            assert sass.count("UTMALDG") < base.count("UTMALDG"), spec.variant_name
         copies = 2 if spec.split else 1  # hi and lo, or hi alone (one term)
         assert sass.count("STS.64") == copies * loads and "REDUX.MAX" in sass
         assert not re.search(r"\b(LDL|STL)\b", sass)
         assert sass.count("FENCE.VIEW.ASYNC.S") == base.count("FENCE.VIEW.ASYNC.S") + 1
-        assert sass.count("UTMALDG") < base.count("UTMALDG"), spec.variant_name
