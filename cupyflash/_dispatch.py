@@ -321,6 +321,9 @@ DEFAULT_SM_COUNT = 132
 def plan(problem: Problem, arch: int, backend: str = "auto", pointers: dict[str, int] | None = None,
          sm_count: int | None = None, precision: str = "highest") -> Plan:
     spec, reasons = _choose_spec(problem, arch, backend, precision)
+    if spec.q_staged:
+        reasons.append("q's fp32 rows staged in shared memory by TMA a few key tiles ahead of each item, so the "
+                       "consumers convert them without waiting on global memory")
     return plan_for_spec(problem, spec, arch, reasons, pointers, sm_count)
 
 

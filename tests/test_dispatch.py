@@ -232,7 +232,8 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal, kv_once):
     q converted by the consumer warpgroups at widths 64 and 128, by the pre-pass
     above; k and v converted once per call inside the kernel at head dim 128 from
     seqlen_k 1024, causal or not, where that measured faster than the pre-pass's
-    copies, and by the pre-pass elsewhere."""
+    copies, and by the pre-pass elsewhere; q's fp32 rows staged by TMA where q is
+    converted without kv-once."""
     q, k, v = qkv(np.random.default_rng(0), 1, 100, s, 2, 1, d, d, "float32")
     plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and not plan.spec.tf32 and plan.spec.head_dim == width
@@ -242,6 +243,9 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal, kv_once):
     assert plan.spec.convert_stages == 0 and plan.spec.q_in_kernel == q_kernel
     assert plan.spec.kv_once == kv_once and ("no pre-pass" in str(plan)) == kv_once
     assert plan.spec.variant_name.startswith("flash_fwd_wgmma_fp32x1_")
+    # q staged by TMA wherever shared memory has room: not beside kv-once's staged key tile
+    assert plan.spec.q_staged == (q_kernel and not kv_once) and ("staged in shared memory" in str(plan)) == (
+        q_kernel and not kv_once)
     with pytest.raises(cupyflash.DeviceError, match="precision='fast' needs a Hopper GPU"):
         cupyflash.explain(q, k, v, arch=80, precision="fast")
     with pytest.raises(cupyflash.ArgumentError, match="runs on backend 'auto' or 'wgmma'"):
