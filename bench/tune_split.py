@@ -67,6 +67,11 @@ def contenders_for(d: int, args) -> dict:
     return {str(t): wgmma_fp32_spec(d, 3, t) for t in WGMMA_SPLIT_CANDIDATES[d]}
 
 
+def _precision(args) -> str:
+    """The precision argument whose dispatched variant --trees compares."""
+    return "fast" if args.fast else "highest"
+
+
 def _warm_tree(job):
     """In a worker process: one small call of tree ``path`` (None: this tree, and its exact
     CUDA-core kernel) at head dim d, seqlen s, so that CuPy's disk cache holds every kernel
@@ -76,7 +81,7 @@ def _warm_tree(job):
 
     import cupyflash as pkg
     if path is not None:
-        pkg = floor.load_trees([path])[path.rstrip("/").rsplit("/", 1)[-1].removeprefix("ab_")]
+        (pkg,) = floor.load_trees([path]).values()
     q = torch.randn(1, s, 1, d, device="cuda", dtype=torch.float32)
     pkg.attention(q, q, q, causal=causal, precision=precision)
     if path is None:
@@ -91,8 +96,7 @@ def warm_trees(args, jobs=12):
     from concurrent.futures import ProcessPoolExecutor
     import multiprocessing
 
-    precision = "fast" if args.fast else "highest"
-    rows = [(path, d, s, causal, precision) for path in [None, *args.trees.split(",")] for d in args.dims
+    rows = [(path, d, s, causal, _precision(args)) for path in [None, *args.trees.split(",")] for d in args.dims
             for s in args.seqlens for causal in (False, True)]
     with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         list(pool.map(_warm_tree, rows))
@@ -101,7 +105,7 @@ def warm_trees(args, jobs=12):
 
 def tree_runs(args, problem, bufs, stream, sm_count) -> dict:
     """name -> (call, variant name) of each tree's dispatched variant (--trees); this tree's is "new"."""
-    precision = "fast" if args.fast else "highest"
+    precision = _precision(args)
     runs = {}
     for name, pkg in {"new": None, **floor.load_trees(args.trees.split(","))}.items():
         mod_api, mod_dispatch = (api, _dispatch) if pkg is None else (pkg.api, pkg._dispatch)
@@ -147,8 +151,8 @@ def main():
         cands = list(contenders)
         print(floor.summary_line(row, "efficient", cands, (WGMMA_TILES if args.fast else WGMMA_SPLIT_TILES)[d]),
               flush=True)
-    floor.write_results(results, ("ab_trees_" if args.trees else "tune_kv_once_" if args.kv_once else "tune_") + ("fast" if args.fast else "split")
-                        + ".json")
+    prefix = "ab_trees_" if args.trees else "tune_kv_once_" if args.kv_once else "tune_"
+    floor.write_results(results, prefix + ("fast" if args.fast else "split") + ".json")
 
 
 if __name__ == "__main__":

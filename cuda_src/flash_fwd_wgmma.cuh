@@ -74,7 +74,6 @@ __global__ void __launch_bounds__(
   // cost the others 1-10 % where it is never taken (bench/notes/wgmma_tiles.md, "The split tail").
   constexpr bool kSplitTail = kPersistent && !kFp32 && kSplitTailArg;
   constexpr int kBlockM = Tr::kBlockM;
-  constexpr bool kQLoaded = !kQInKernel || Tr::kQStaged;  // TMA fills full_q (16-bit Q, or fp32 q staged)
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
   const Sm sm{(smem_addr(smem_raw) + kSwizzleAtomBytes - 1) & ~u32(kSwizzleAtomBytes - 1)};
@@ -355,11 +354,11 @@ __global__ void __launch_bounds__(
   // deadlocked every call with 4 or more key tiles and another item to follow).
   auto skip_item = [&](const WorkItem& w, int qs) {
     drain_store();
-    if constexpr (kQLoaded) mbar_wait(sm.full_q(qs), q_phase(q_use));
+    if constexpr (Tr::kQByTma) mbar_wait(sm.full_q(qs), q_phase(q_use));
     pass_tiles(w.n_tiles);
     take_turn();
     pass_turn();
-    if constexpr (!kSmemEpilogue && kQLoaded) release(sm.empty_q(qs));
+    if constexpr (!kSmemEpilogue && Tr::kQByTma) release(sm.empty_q(qs));
     ++q_use;
   };
 

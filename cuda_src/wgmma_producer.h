@@ -61,7 +61,7 @@ template <class Tr, class Elem, bool kPersistent, bool kSplitTail>
 __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaParams& tma, const WgmmaSmem<Tr>& sm,
                                              int m_blocks) {
   using Sm = WgmmaSmem<Tr>;
-  if constexpr (!Tr::kQInKernel || Tr::kQStaged) tma_prefetch_desc(&tma.q);  // no Q load otherwise
+  if constexpr (Tr::kQByTma) tma_prefetch_desc(&tma.q);  // no Q load otherwise
   tma_prefetch_desc(&tma.k);
   tma_prefetch_desc(&tma.v);
   // Operand copy c (0 = hi, 1 = lo) comes from its own tensor map.
@@ -94,7 +94,7 @@ __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaPara
   // the staging buffer, guarded by the same barriers (the consumers release it once they hold the
   // rows in registers). tma.q is then the caller's fp32 q, boxes of 32 columns x 64 rows.
   auto load_q = [&](const WorkItem& w) {
-    if constexpr (Tr::kQInKernel && !Tr::kQStaged) return;
+    if constexpr (!Tr::kQByTma) return;
     const int qs = Sm::q_slot(q_use);
     mbar_wait(sm.empty_q(qs), Sm::q_phase(q_use) ^ 1);
     if constexpr (Tr::kQStaged) {

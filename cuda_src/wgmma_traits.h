@@ -133,6 +133,8 @@ struct WgmmaKernelTraits {
       kQInKernel && !kKVOnce &&
       kFixedBytesUnstaged + kQBytes + kConsumerWarpgroups * kQUnitStageBytes <= kMaxSmemBytes;
   static constexpr int kQStageBytes = kQStaged ? kConsumerWarpgroups * kQUnitStageBytes : 0;
+  // TMA fills Q's full barrier (16-bit or pre-pass Q into the Q buffers, or fp32 q staged).
+  static constexpr bool kQByTma = !kQInKernel || kQStaged;
   static constexpr int kFixedBytes = kFixedBytesUnstaged + kQStageBytes;
   // Two Q buffers where they fit: a persistent CTA's producer then loads the next
   // item's Q while the current item still reads its own, so the next item's first
