@@ -10,9 +10,17 @@
 
 namespace cupyflash {
 
-constexpr u32 kTileClaimed = 1;     // a key tile's flag: 0 free, then claimed, then ready
-constexpr u32 kTileReady = 2;
+constexpr u32 kTileReady = 1;       // a key tile's flag: 0 until its copies and shifts are written
 constexpr int kFlagPollNs = 64;     // back-off between polls of a flag that is not ready
+
+// The per-head counters (kv_once.h) follow the flags: the word of (batch, kv head) is
+// at this offset + batch * heads_kv + kv_head. Mirrored by _split.kv_once_buffers.
+__host__ __device__ constexpr i64 kv_counter_offset(int batches, int heads_kv, int n_tiles) {
+  return static_cast<i64>(batches) * heads_kv * n_tiles;
+}
+// The converters' broadcast word for a counter's answer, after their abs-max words
+// in the convert area (convert_tile.h, converters_abs_max: three words).
+constexpr int kClaimWordsOff = 16;
 
 // Index of key tile n0 / kBlockN of item w: its flag, and its {e_k, e_v} pair in p.tile_shifts.
 template <int kBlockN>

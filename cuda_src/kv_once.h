@@ -9,21 +9,28 @@
 // the kernel"). Here a tile's copy is written just before the CTAs of its head
 // read it, so it is read from L2.
 //
-// Protocol, one flag per (batch, kv head, key tile) in p.kv_flags, zeroed by
-// the host before every call:
+// Protocol, one flag per (batch, kv head, key tile) and one counter per (batch,
+// kv head) in p.kv_flags (kv_flags.h), all zeroed by the host before every call:
 //   - The producer warpgroup's warps 1-3 (the converters) walk this CTA's items
-//     in the TMA thread's order, ahead of it. For each key tile they try to
-//     claim the flag (0 -> kTileClaimed). The winner converts K's tile and V's
+//     in the TMA thread's order, ahead of it. At each item one thread takes the
+//     next key tile of the item's head from the head's counter (atomicAdd: the
+//     tiles go out from the head's last down, the order in which every item
+//     walks them), and the converters convert it, then take the next, until
+//     the counter passes the head's tiles. Converting a tile: K's tile and V's
 //     (fp32 from the caller's k, v -> fp16 hi, and lo for 3 terms, into the
 //     copies p.kv_k, p.kv_v (p.kv_k_lo, p.kv_v_lo), each with its own shift, split_shift's rule: the
-//     pre-pass's values, bit for bit), writes {e_k, e_v} into p.tile_shifts and
-//     publishes kTileReady with a release store. A lost claim is skipped.
+//     pre-pass's values, bit for bit), then {e_k, e_v} into p.tile_shifts and
+//     kTileReady into the tile's flag with a release store.
+//     Why a counter, not a claim per tile: a claim that another CTA had won
+//     still cost an L2 round trip, about nine per item pair at causal s1024,
+//     where the converters barely kept ahead of the consumers
+//     (bench/notes/fp32_kv_once.md, "Key tiles handed out by a counter per head").
 //   - The TMA thread, before loading a key tile, polls its flag until ready
 //     (acquire), then loads the copies by TMA. The consumers read the tile's
 //     shifts after its full_k barrier (ld.relaxed.gpu: from L2).
-// No deadlock: a converter never waits for another CTA, so a claimed tile is
-// always finished; an unclaimed tile that a TMA thread waits for is claimed by
-// its own converters at the latest, which walk the same tiles and never block.
+// No deadlock: a converter never waits for another CTA, so a tile handed out is
+// always finished; the tiles of a head that a TMA thread waits for are handed out
+// by its own converters at the latest, which take tiles until none is left.
 // Hazards: (1) the copies are written by ordinary stores and read by TMA (the
 // async proxy) on other SMs: each converter fences the proxies after its
 // stores, and the reader fences again after its acquire. (2) A shift pair is
@@ -99,9 +106,8 @@ __device__ __forceinline__ int convert_kv_tile(const float* src, i64 row_stride,
 }
 
 // The converter warps (producer warps 1-3; ct = their thread index 0..95). They
-// walk this CTA's items in the TMA thread's order (walk_loads: items in turn,
-// each one's key tiles from the last), without its one-item look-ahead, which
-// held registers the converters need.
+// walk this CTA's items in the TMA thread's order (walk_loads: items in turn),
+// without its one-item look-ahead, which held registers the converters need.
 template <class Tr, bool kPersistent>
 __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const WgmmaSmem<Tr>& sm, int m_blocks,
                                                    int ct) {
@@ -110,12 +116,25 @@ __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const W
   BlockCoord bc;
   while (walk.next(p, bc)) {
     const WorkItem w = work_item<Tr::kBlockM, kBlockN>(p, bc);
-    // (int: the flags number batch * heads_kv * n_tiles_kv, far below 2^31.)
-    const int tile0 = static_cast<int>(kv_shift_index(w.batch, w.kv_head, p.heads_kv, ceil_div(p.seqlen_k, kBlockN)));
-    for (int t = w.n_tiles - 1; t >= 0; --t) {
-      // One thread claims; the barrier's OR tells all.
-      const bool won = ct == 0 && atomicCAS(p.kv_flags + tile0 + t, 0u, kTileClaimed) == 0u;
-      if (!named_barrier_or<kConvertBarrier, kConverterThreads>(won)) continue;  // another CTA converts it (or has)
+    if (w.n_tiles <= 0) continue;  // the TMA thread loads nothing for it
+    for (;;) {
+      // One thread takes the head's next tile and tells the others through a shared word,
+      // rewritten only after a barrier that follows every thread's read of it.
+      const u32 word = sm.kv_once_words() + kClaimWordsOff;
+      if (ct == 0) {
+        u32* const counters = p.kv_flags + kv_counter_offset(p.batch, p.heads_kv, ceil_div(p.seqlen_k, kBlockN));
+        sts32(word, atomicAdd(counters + w.batch * p.heads_kv + w.kv_head, 1u));
+      }
+      named_barrier_sync<kConvertBarrier, kConverterThreads>();
+      const int handed = static_cast<int>(lds32(word));
+      // The tiles a head hands out: those that some query row attends (all but a causal
+      // call's keys past its last row's diagonal).
+      const int head_tiles = ceil_div(max(key_end(p, p.seqlen_q), 0), kBlockN);
+      if (handed >= head_tiles) {  // every tile of the head is out: the next item
+        named_barrier_sync<kConvertBarrier, kConverterThreads>();  // (a conversion's barriers do this otherwise)
+        break;
+      }
+      const int t = head_tiles - 1 - handed;
       const int n0 = t * kBlockN, rows = min(kBlockN, p.seqlen_k - n0);
       const i64 first = ((static_cast<i64>(w.batch) * p.seqlen_k + n0) * p.heads_kv + w.kv_head) * kD;  // copy row
       const float* k = static_cast<const float*>(p.k) + w.batch * p.k_batch_stride + n0 * p.k_row_stride +
@@ -127,8 +146,9 @@ __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const W
       const int e_v = convert_kv_tile<kD, Tr::kSplit>(v, p.v_row_stride, rows, p.kv_v + first, p.kv_v_lo + first,
                                                       p.heads_kv * kD, sm.kv_once_stage(), sm.kv_once_words(), kMaxShiftV, ct);
       if (ct == 0) {
-        *reinterpret_cast<int2*>(p.tile_shifts + 2 * (tile0 + t)) = make_int2(e_k, e_v);
-        st_release_gpu(p.kv_flags + tile0 + t, kTileReady);  // after the barrier: covers every converter's stores
+        const i64 tile = kv_tile_index<kBlockN>(p, w, n0);
+        *reinterpret_cast<int2*>(p.tile_shifts + 2 * tile) = make_int2(e_k, e_v);
+        st_release_gpu(p.kv_flags + tile, kTileReady);  // after the barrier: covers every converter's stores
       }
     }
   }

@@ -275,7 +275,8 @@ class KVOnceBuffers:
     """What a kernel that converts k and v once per call (KernelSpec.kv_once;
     cuda_src/kv_once.h) writes and reads: the fp16 copies (hi, and lo for 3 terms;
     (batch, seqlen_k, heads_kv, width) contiguous), the {e_k, e_v} pairs (the
-    shift_layout of q-in-kernel variants) and one flag per key tile, zeroed."""
+    shift_layout of q-in-kernel variants), and, zeroed, one flag per key tile followed
+    by one counter per (batch, kv head) (cuda_src/kv_flags.h, kv_counter_offset)."""
 
     hi: dict
     lo: dict
@@ -294,4 +295,4 @@ def kv_once_buffers(cupy, batch: int, seqlen_k: int, heads_kv: int, width: int, 
     lo = {name: cupy.empty(shape, dtype=cupy.float16) for name in ("k", "v")} if with_lo else {}
     tiles = batch * heads_kv * n_tiles
     return KVOnceBuffers(hi, lo, cupy.empty(KV_SHIFTS_PER_TILE * tiles, dtype=cupy.int32),
-                         cupy.zeros(tiles, dtype=cupy.uint32))
+                         cupy.zeros(tiles + batch * heads_kv, dtype=cupy.uint32))

@@ -152,7 +152,7 @@ def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
     rows = (WGMMA_ROWS_PER_WARPGROUP, spec.block_n, spec.block_n)
     q, k, v = (cp.asarray(tiled_magnitudes(rng, shape, r, SPREAD_LOG2, by)) for shape, r in zip(shapes, rows))
     out = poisoned((1, sq, 4, d), "float32")
-    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    _, problem = api._validate(q, k, v, causal, alignment, None, "bshd")
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sms)
     api._run(plan, problem, *(_cupy_buffer(x) for x in (q, k, v, out)), None, cp.cuda.get_current_stream(), 0)
@@ -160,7 +160,7 @@ def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
     assert max(errs) <= FAST_BOUND, errs
 
 
-def _run_q_in_kernel(spec, q, k, v, causal):
+def _run_q_in_kernel(spec, q, k, v, causal, alignment="bottom_right"):
     """A q_in_kernel variant (the dispatched one or a tuning candidate) through the host path."""
     import cupy as cp
 
@@ -168,7 +168,7 @@ def _run_q_in_kernel(spec, q, k, v, causal):
     from cupyflash._arrays import _cupy_buffer
 
     out = poisoned(q.shape[:3] + (v.shape[3],), "float32")
-    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
+    _, problem = api._validate(q, k, v, causal, alignment, None, "bshd")
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sms)
     assert spec.q_in_kernel and plan.spec == spec
@@ -176,7 +176,7 @@ def _run_q_in_kernel(spec, q, k, v, causal):
     return out
 
 
-def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by, repeat=False):
+def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by, repeat=False, alignment="bottom_right"):
     """Per-head errors of a q_in_kernel variant on q whose 64-row units (each consumer
     warpgroup's own e_q) and k, v whose key tiles are 2^20 apart; q (and k, v for a
     kv_once variant) read through strides (every other head of a wider array), as a
@@ -192,11 +192,11 @@ def _q_in_kernel_errors(spec, seed, d, sq, sk, hq, hkv, causal, by, repeat=False
     kv_heads = 2 * hkv if spec.kv_once else hkv
     k, v = (cp.asarray(tiled_magnitudes(rng, (1, sk, kv_heads, d), spec.block_n, SPREAD_LOG2, by))
             [:, :, ::kv_heads // hkv] for _ in range(2))
-    out = _run_q_in_kernel(spec, q, k, v, causal)
+    out = _run_q_in_kernel(spec, q, k, v, causal, alignment)
     if repeat:
-        again = _run_q_in_kernel(spec, q, k, v, causal)
+        again = _run_q_in_kernel(spec, q, k, v, causal, alignment)
         assert cp.array_equal(out, again), "a second call gave other bits"
-    errs, _ = _per_head_errors(out, q, k, v, causal, "bottom_right")
+    errs, _ = _per_head_errors(out, q, k, v, causal, alignment)
     return errs
 
 
@@ -332,12 +332,16 @@ def test_fast_rows_before_the_first_block(sq, sk, shift, by):
 # (d, sq, sk, hq, hkv, causal): k and v converted once per call inside the kernel
 # (KernelSpec.kv_once: precision="fast", head dim exactly 128): many CTAs share each key
 # tile (2100 queries: 17 query blocks per head on ~132 CTAs; GQA 4:1 and 6:1, MQA), a
-# block whose last warpgroup has no row, last key tiles of 75, 11 and 1 rows.
+# block whose last warpgroup has no row, last key tiles of 75, 11 and 1 rows; top-left
+# alignment with 2000 keys for 300 queries, where only the first 3 of a head's 16 key tiles are
+# attended, so the per-head counters hand out those 3 alone (kv_once.h; a counter that counted
+# from the head's last tile would leave the TMA thread waiting forever).
 KV_ONCE_CASES = [
     (128, 2100, 2049, 8, 2, True),
     (128, 333, 1100, 6, 2, True),
     (128, 2100, 203, 6, 1, False),
     (128, 1057, 1025, 4, 4, False),
+    (128, 300, 2000, 4, 2, "top_left"),
 ]
 
 
@@ -353,8 +357,10 @@ def test_kv_once_tiles_2_to_the_20_apart(case, by):
 
     require_backend("wgmma")
     d, sq, sk, hq, hkv, causal = case
-    errs = _q_in_kernel_errors(wgmma_kv_once_spec(d), sum(case) + (by == "head"), d, sq, sk, hq, hkv, causal, by,
-                               repeat=True)
+    alignment = causal if isinstance(causal, str) else "bottom_right"
+    seed = sum(case[:5]) + (causal is True) + (by == "head")
+    errs = _q_in_kernel_errors(wgmma_kv_once_spec(d), seed, d, sq, sk, hq, hkv, bool(causal), by, repeat=True,
+                               alignment=alignment)
     assert max(errs) <= FAST_BOUND, errs
 
 
