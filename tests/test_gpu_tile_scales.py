@@ -152,7 +152,7 @@ def test_converting_candidate_tiles_2_to_the_20_apart(d, sq, sk, causal, by):
     rows = (WGMMA_ROWS_PER_WARPGROUP, spec.block_n, spec.block_n)
     q, k, v = (cp.asarray(tiled_magnitudes(rng, shape, r, SPREAD_LOG2, by)) for shape, r in zip(shapes, rows))
     out = poisoned((1, sq, 4, d), "float32")
-    _, problem = api._validate(q, k, v, causal, alignment, None, "bshd")
+    _, problem = api._validate(q, k, v, causal, "bottom_right", None, "bshd")
     sms = cp.cuda.Device().attributes["MultiProcessorCount"]
     plan = _dispatch.plan_for_spec(problem, spec, 90, sm_count=sms)
     api._run(plan, problem, *(_cupy_buffer(x) for x in (q, k, v, out)), None, cp.cuda.get_current_stream(), 0)
