@@ -20,7 +20,7 @@ namespace cupyflash {
 
 constexpr int kConverterWarps = 3;  // warps 1-3 of the producer warpgroup; warp 0 issues TMA
 constexpr int kConverterThreads = kConverterWarps * kWarpSize;
-// Named barrier of the converters' abs-max (0 is __syncthreads, 1-2 the pingpong
+// Named barrier of the converters' abs-max (0 is __syncthreads, 1-2 and 10 the pingpong
 // turns, 3-5 the epilogues of up to three consumer warpgroups).
 constexpr int kConvertBarrier = 6;
 constexpr int kCvtRowBytes = 128;  // one swizzled box row (= kSwizzleRowBytes)

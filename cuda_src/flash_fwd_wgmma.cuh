@@ -14,9 +14,9 @@
 //                                                             the P.V above still runs)
 //       wait for the P.V; rescale O by the row-max correction of tile j
 //     so the exponentials of one tile overlap the tensor-core work of the other.
-//   With kPingpong the two consumer warpgroups also take turns issuing their
-//   wgmmas (two named barriers), so that one's softmax runs while the other's
-//   GEMMs occupy the tensor cores, instead of both computing exponentials at once.
+//   With kPingpong the consumer warpgroups also take turns issuing their wgmmas
+//   (pingpong.h), so that one's softmax runs while another's GEMMs occupy the
+//   tensor cores, instead of all computing exponentials at once.
 //   With kPersistent the grid has one CTA per SM and each CTA walks work items
 //   (query blocks; under a causal mask, pairs of a long and a short block, so
 //   that every CTA gets the same work: block_order.h); the producer loads the next
@@ -35,6 +35,7 @@
 #include "block_order.h"
 #include "mask.h"
 #include "p_fragment.h"
+#include "pingpong.h"
 #include "params.h"
 #include "ptx_sm90.h"
 #include "q_convert.h"
@@ -50,11 +51,9 @@
 
 namespace cupyflash {
 
-// Named barriers (0 is __syncthreads): the pingpong turn of consumer warpgroup 0 / 1,
-// then each consumer warpgroup's epilogue (its rows of O are in shared memory).
-constexpr int kTurnBarrier0 = 1;
+// Named barrier of each consumer warpgroup's epilogue (its rows of O are in shared
+// memory); 1-2 and 10 are the pingpong turns (pingpong.h).
 constexpr int kEpilogueBarrier0 = 3;
-constexpr int kPingpongThreads = 2 * kWarpgroupThreads;  // pingpong pairs two consumer warpgroups
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
           int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false,
@@ -66,7 +65,6 @@ __global__ void __launch_bounds__(
   using Tr = WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
                                kKVOnce>;
   using Sm = WgmmaSmem<Tr>;
-  static_assert(!kPingpong || kConsumerWGs == 2, "pingpong pairs exactly two consumer warpgroups");
   constexpr bool kSplit = Tr::kSplit;
   constexpr bool kRescaled = kFp32Terms > 0;  // fp16 operands rescaled per tile by the pre-pass: p.tile_shifts
   constexpr bool kFp32 = kRescaled || Tr::kTf32;  // float32 input, float32 output
@@ -216,26 +214,10 @@ __global__ void __launch_bounds__(
     __syncwarp();
     if (lane == 0) mbar_arrive(bar);  // this warp no longer reads that buffer
   };
-  // Pingpong: wait for this warpgroup's turn to issue, and hand the turn over
-  // after issuing. Both warpgroups walk the same items and issue the same number
-  // of times (one group per key tile, plus one per finish()), so the turns
-  // alternate across items too. Warpgroup 1 primes
-  // warpgroup 0's barrier once at the start and warpgroup 0 waits once more at
-  // the very end. Hazard: never prime or drain per item: warpgroup 1 could then
-  // arrive twice before warpgroup 0 waits, and 256 arrivals from one side would
-  // complete the barrier on their own.
-  auto take_turn = [&] {
-    if constexpr (kPingpong) {
-      if (cwg == 0) named_barrier_sync<kTurnBarrier0, kPingpongThreads>();
-      else named_barrier_sync<kTurnBarrier0 + 1, kPingpongThreads>();
-    }
-  };
-  auto pass_turn = [&] {
-    if constexpr (kPingpong) {
-      if (cwg == 0) named_barrier_arrive<kTurnBarrier0 + 1, kPingpongThreads>();
-      else named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
-    }
-  };
+  // Pingpong: wait for this warpgroup's turn to issue, and hand the turn over after issuing.
+  const Turns<kPingpong, kConsumerWGs> turns{cwg};
+  auto take_turn = [&] { turns.take(); };
+  auto pass_turn = [&] { turns.pass(); };
 
   const float scale_log2 = p.scale_log2;  // true units, rescaled variants included (softmax.h, ScaledTile)
   // One term: the units O is held in (tile_shifts.h, OUnits); the epilogue undoes them.
@@ -243,9 +225,7 @@ __global__ void __launch_bounds__(
   auto out_mult = [&] { return kRescaled && !kSplit ? o_units.out_mult() : 1.f; };
   int use = 0;    // K/V ring uses so far, in step with the producer
   int q_use = 0;  // Q buffer uses so far
-  if constexpr (kPingpong) {
-    if (cwg == 1) named_barrier_arrive<kTurnBarrier0, kPingpongThreads>();
-  }
+  turns.prime();
   // The split adds each tile's acc_pv into O, which must start from zero.
   auto zero_o = [&] {
 #pragma unroll
@@ -592,7 +572,7 @@ __global__ void __launch_bounds__(
     if (has_pending) finish(pending);
   }
   drain_store();  // shared memory must outlive the last TMA store's reads
-  if (cwg == 0) take_turn();  // consume warpgroup 1's last hand-over
+  if (cwg == 0) take_turn();  // consume the last warpgroup's last hand-over
 }
 
 }  // namespace cupyflash

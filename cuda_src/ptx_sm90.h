@@ -134,6 +134,10 @@ template <int kThreads>
 __device__ __forceinline__ void named_barrier_sync(u32 id) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
 }
+template <int kThreads>
+__device__ __forceinline__ void named_barrier_arrive(u32 id) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "n"(kThreads) : "memory");
+}
 // Named barrier that also ORs a predicate over the arriving threads: every one gets the
 // result (ptxas cannot tell that it is the same in every lane: warp_uniform, common.h).
 template <int kThreads>

@@ -28,7 +28,7 @@
 
 namespace cupyflash {
 
-// Named barriers, one per consumer warpgroup (0 is __syncthreads, 1-2 the
+// Named barriers, one per consumer warpgroup (0 is __syncthreads, 1-2 and 10 the
 // pingpong turns, 3-5 the epilogues, 6 the producer's converters). Only the
 // warpgroup's own 128 threads meet there: the producer and the other consumer
 // warpgroup run on (no __syncthreads).

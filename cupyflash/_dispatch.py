@@ -117,10 +117,10 @@ def _choose_spec(problem: Problem, arch: int, backend: str, precision: str = "hi
                 if tiles is not None:
                     why_tiles.append(f"causal: the causal tiles (block_m, block_n, stages, pingpong, persistent) = {tiles}")
             short = WGMMA_SHORT_TILES.get((width, problem.causal)) if longest <= WGMMA_SHORT_SEQLEN else None
-            if short is not None:
+            if short is not None:  # replaces the causal entry, where the width has both
                 tiles = short
-                why_tiles.append(f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
-                                 f"(block_m, block_n, stages, pingpong, persistent) = {tiles}")
+                why_tiles = [f"short sequences (<= {WGMMA_SHORT_SEQLEN}): the short-problem tiles "
+                             f"(block_m, block_n, stages, pingpong, persistent) = {tiles}"]
             spec = wgmma_spec(problem.dtype, width, tiles)
             if (not problem.causal and spec.persistent and width in WGMMA_SPLIT_TAIL_WIDTHS
                     and problem.seqlen_k >= WGMMA_SPLIT_TAIL_MIN_SEQLEN_K):

@@ -188,12 +188,13 @@ WGMMA_LONG_TILES: dict[tuple[int, bool], tuple[int, WgmmaTiles]] = {
 # seqlen_k) <= WGMMA_SHORT_SEQLEN): (width, causal) -> tiles. From the interleaved
 # sweep at seqlen 512/1024/2048 (bench/notes/wgmma.md, "wgmma tiles for short
 # sequences"): at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at
-# 2048. Width 64 under the mask had 128-row entries here until the 192-row tile's
-# first tile went chunk by chunk; it now takes WGMMA_CAUSAL_TILES at every length
-# below the long bound (bench/notes/wgmma_tiles.md, "Causal tiles by length at
-# widths 64 and 128").
+# 2048. Width 64 under the mask: WGMMA_CAUSAL_TILES's 192-row tile with its three
+# consumer warpgroups taking turns (three-way pingpong): +4.2 % at causal s1024, a tie at
+# 2048 and -1.2 % at 4096 (bench/notes/wgmma_tiles.md, "Three consumer warpgroups taking
+# turns").
 WGMMA_SHORT_SEQLEN = 1024
 WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
+    (64, True): (192, 128, 3, True, True),
     (128, False): (128, 128, 2, True, True),
     (128, True): (128, 128, 2, True, True),
 }
@@ -202,7 +203,8 @@ WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
 WGMMA_CANDIDATES: dict[int, tuple[WgmmaTiles, ...]] = {
     64: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
          (128, 128, 2, True, True), (128, 128, 3, True, True), (192, 128, 2, False, False),
-         (192, 128, 2, False, True), (192, 128, 3, False, False), (192, 128, 3, False, True)),
+         (192, 128, 2, False, True), (192, 128, 3, False, False), (192, 128, 3, False, True),
+         (192, 128, 3, True, True)),
     128: ((128, 128, 2, False, False), (128, 128, 2, True, False), (128, 128, 2, False, True),
           (128, 128, 2, True, True), (128, 176, 2, False, False), (128, 176, 2, True, False),
           (128, 176, 2, True, True)),  # 176: FA3's non-causal key tile at this width
