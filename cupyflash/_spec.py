@@ -189,9 +189,9 @@ WGMMA_LONG_TILES: dict[tuple[int, bool], tuple[int, WgmmaTiles]] = {
 # sweep at seqlen 512/1024/2048 (bench/notes/wgmma.md, "wgmma tiles for short
 # sequences"): at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at
 # 2048. Width 64 under the mask: WGMMA_CAUSAL_TILES's 192-row tile with its three
-# consumer warpgroups taking turns (three-way pingpong): +4.2 % at causal s1024, a tie at
-# 2048 and -1.2 % at 4096 (bench/notes/wgmma_tiles.md, "Three consumer warpgroups taking
-# turns").
+# consumer warpgroups taking turns (three-way pingpong): +1 to +4.2 % at causal s1024 in two
+# hot sweeps (+2 % in the full bench), a tie at 2048 and -1.2 % at 4096
+# (bench/notes/wgmma_tiles.md, "Three consumer warpgroups taking turns").
 WGMMA_SHORT_SEQLEN = 1024
 WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
     (64, True): (192, 128, 3, True, True),
