@@ -214,10 +214,8 @@ __global__ void __launch_bounds__(
     __syncwarp();
     if (lane == 0) mbar_arrive(bar);  // this warp no longer reads that buffer
   };
-  // Pingpong: wait for this warpgroup's turn to issue, and hand the turn over after issuing.
+  // Pingpong: take() waits for this warpgroup's turn to issue, pass() hands it over after issuing.
   const Turns<kPingpong, kConsumerWGs> turns{cwg};
-  auto take_turn = [&] { turns.take(); };
-  auto pass_turn = [&] { turns.pass(); };
 
   const float scale_log2 = p.scale_log2;  // true units, rescaled variants included (softmax.h, ScaledTile)
   // One term: the units O is held in (tile_shifts.h, OUnits); the epilogue undoes them.
@@ -299,11 +297,11 @@ __global__ void __launch_bounds__(
   auto finish = [&](const WorkItem& w) {
     const int u = use - 1;
     mbar_wait(sm.full_v(slot(u)), phase(u));
-    take_turn();
+    turns.take();
     wgmma_fence();
     issue_pv(pf, slot(u), w.n_tiles == 1);
     wgmma_commit();
-    pass_turn();
+    turns.pass();
     wgmma_wait<0>();
     fence_acc(acc_o);
     fence_frag(pf);
@@ -318,8 +316,8 @@ __global__ void __launch_bounds__(
   auto pass_tiles = [&](int count) {
     for (int i = 0; i < count; ++i, ++use) {
       mbar_wait(sm.full_k(slot(use)), phase(use));
-      take_turn();
-      pass_turn();
+      turns.take();
+      turns.pass();
       release(sm.empty_k(slot(use)));
       mbar_wait(sm.full_v(slot(use)), phase(use));
       release(sm.empty_v(slot(use)));
@@ -336,8 +334,8 @@ __global__ void __launch_bounds__(
     drain_store();
     if constexpr (Tr::kQByTma) mbar_wait(sm.full_q(qs), q_phase(q_use));
     pass_tiles(w.n_tiles);
-    take_turn();
-    pass_turn();
+    turns.take();
+    turns.pass();
     if constexpr (!kSmemEpilogue && Tr::kQByTma) release(sm.empty_q(qs));
     ++q_use;
   };
@@ -482,13 +480,13 @@ __global__ void __launch_bounds__(
         // go out together, then that item's epilogue runs after this softmax.
         const int u = use - 1;
         mbar_wait(sm.full_v(slot(u)), phase(u));
-        take_turn();
+        turns.take();
         wgmma_fence();
         issue_qk(sc, slot(use), qs);
         wgmma_commit();
         issue_pv(pf, slot(u), pending.n_tiles == 1);
         wgmma_commit();
-        pass_turn();
+        turns.pass();
         wgmma_wait<1>();  // S is ready; the pending P.V may still run
         fence_acc(sc);
         e = converted_shift(e, use);
@@ -511,11 +509,11 @@ __global__ void __launch_bounds__(
       } else {
         if constexpr (kSplit) zero_o();
         st.init();
-        take_turn();
+        turns.take();
         wgmma_fence();
         issue_qk(sc, slot(use), qs);
         wgmma_commit();
-        pass_turn();
+        turns.pass();
         wgmma_wait<0>();
         fence_acc(sc);
         e = converted_shift(e, use);
@@ -532,13 +530,13 @@ __global__ void __launch_bounds__(
       mbar_wait(sm.full_k(slot(u)), phase(u));
       e = once_shift(e, i);
       mbar_wait(sm.full_v(slot(u - 1)), phase(u - 1));
-      take_turn();
+      turns.take();
       wgmma_fence();
       issue_qk(sc, slot(u), qs);
       wgmma_commit();
       issue_pv(pf, slot(u - 1), i == 1);
       wgmma_commit();
-      pass_turn();
+      turns.pass();
       wgmma_wait<1>();  // S_i is ready; P_{i-1} V_{i-1} may still run
       fence_acc(sc);
       e = converted_shift(e, u);
@@ -572,7 +570,7 @@ __global__ void __launch_bounds__(
     if (has_pending) finish(pending);
   }
   drain_store();  // shared memory must outlive the last TMA store's reads
-  if (cwg == 0) take_turn();  // consume the last warpgroup's last hand-over
+  if (cwg == 0) turns.take();  // consume the last warpgroup's last hand-over
 }
 
 }  // namespace cupyflash

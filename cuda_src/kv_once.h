@@ -119,7 +119,9 @@ __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const W
     if (w.n_tiles <= 0) continue;  // the TMA thread loads nothing for it
     for (;;) {
       // One thread takes the head's next tile and tells the others through a shared word,
-      // rewritten only after a barrier that follows every thread's read of it.
+      // rewritten only after a barrier that follows every thread's read of it. The counter's
+      // address and the head's tile count are recomputed from p per claim: kept across the
+      // conversions they spilled 4-20 bytes at the producer's 40 registers.
       const u32 word = sm.kv_once_words() + kClaimWordsOff;
       if (ct == 0) {
         u32* const counters = p.kv_flags + kv_counter_offset(p.batch, p.heads_kv, ceil_div(p.seqlen_k, kBlockN));
