@@ -64,27 +64,32 @@ __device__ __forceinline__ SkRange sk_range(const FlashParams& p, int c, int G) 
   return r;
 }
 
-// A persistent grid of G CTAs: how many work items CTA c has, and its k-th one
-// (an m_block of -1 is a slot to skip: see the fold below).
+// A persistent grid of G CTAs: how many work items CTA c has, and its k-th one.
 // Without a causal mask every query block costs the same, and the walk is position
 // c + k*G of the sequence above. Under a causal mask block m costs about m + 1 key
 // tiles, and a stride walk over a longest-first sequence hands some CTAs only long
-// blocks (measured: 0.6x at head dim 256, seqlen 4096). So the walk folds: unit u
-// is the block pair (m_blocks-1-j, j) of one (batch, head), about m_blocks + 1
-// tiles whatever j is, and CTA c runs both halves of units c, c+G, c+2G, ...
-// back to back. With an odd m_blocks the middle block is its own partner: its
-// second half is the skipped slot.
+// blocks (measured: 0.6x at head dim 256, seqlen 4096), so the host lays the walk
+// out (cupyflash/_walk.py) in p.walk_table, never null under a causal mask: G + 1
+// offsets, then each CTA's walk positions, CTA c's being entries [c] .. [c + 1]. The
+// host's layout replaces the fold this code did before (block pairs (m_blocks-1-j, j)
+// by stride, unbalanced where G does not divide the pairs: bench/notes/wgmma_tiles.md,
+// "The causal walk's last wave"); one path, not two: the kernels with both lost 1-2 %
+// on unmasked rows, which never took the table.
 // kSplitTail: the variant may walk a split tail (16-bit only: the float32 ones have no
-// registers to spare for it, and the host never asks them to).
+// registers to spare for it, and the host never asks them to). Dispatched for unmasked
+// calls only, these variants have no table code (it spilled them 104 bytes): under a
+// causal mask they would walk by plain stride, correct and unbalanced.
+__device__ __forceinline__ int table_entry(const FlashParams& p, int i) { return ldg_fresh(p.walk_table + i); }
 template <bool kSplitTail>
 __device__ __forceinline__ int persistent_items(const FlashParams& p, int m_blocks, int c, int G) {
-  const int units = (p.causal ? (m_blocks + 1) / 2 : m_blocks) * p.heads_q * p.batch;
-  if (kSplitTail && p.sk_items > 0) return (units - p.sk_items) / G + sk_range(p, c, G).count;
-  const int mine = c < units ? (units - 1 - c) / G + 1 : 0;
-  return p.causal ? 2 * mine : mine;
+  if (!kSplitTail && p.causal) return table_entry(p, c + 1) - table_entry(p, c);
+  const int items = m_blocks * p.heads_q * p.batch;
+  if (kSplitTail && p.sk_items > 0) return (items - p.sk_items) / G + sk_range(p, c, G).count;
+  return c < items ? (items - 1 - c) / G + 1 : 0;
 }
 template <bool kSplitTail>
 __device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int m_blocks, int c, int G, int k) {
+  if (!kSplitTail && p.causal) return block_coord(p, table_entry(p, G + 1 + table_entry(p, c) + k), m_blocks);
   if (kSplitTail && p.sk_items > 0) {
     const int head_items = m_blocks * p.heads_q * p.batch - p.sk_items;  // walked by stride
     if (k < head_items / G) return block_coord(p, c + k * G, m_blocks);
@@ -95,13 +100,7 @@ __device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int
     bc.t_end = min(r.end - j * p.sk_tiles, p.sk_tiles);
     return bc;
   }
-  if (!p.causal) return block_coord(p, c + k * G, m_blocks);
-  const int folded = (m_blocks + 1) / 2;
-  BlockCoord bc = block_coord(p, c + (k / 2) * G, folded);
-  const int j = folded - 1 - bc.m_block;  // 0 for a group's first unit
-  const int long_block = m_blocks - 1 - j;
-  bc.m_block = (k % 2 == 0) ? long_block : (j < long_block ? j : -1);
-  return bc;
+  return block_coord(p, c + k * G, m_blocks);
 }
 
 // The linear index of this CTA in a grid of (m_blocks, heads_q, batch).
@@ -109,25 +108,40 @@ __device__ __forceinline__ int grid_linear_index() {
   return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
 }
 
-// This CTA's work items, one at a time, in order: exactly one in a grid of
-// (m_blocks, heads_q, batch), or a persistent CTA's walk (skipped slots left out).
-// A step-by-step walk, so that the Hopper producer can look one item ahead.
-template <bool kPersistent, bool kSplitTail = false>
+// This CTA's work items one at a time, in order: exactly one in a grid of (m_blocks,
+// heads_q, batch), or a persistent CTA's walk. A step-by-step walk, so that the Hopper
+// producer can look one item ahead. Two counters, k and items (under a causal mask
+// they run over the CTA's walk-table entries), and m_blocks recomputed (a division by
+// a constant), not kept: a third value live across the walk spilled the kv-once
+// converters (40 registers) under NVRTC 13.5. kWarps: whole warps walk (the kv-once
+// converters), and the table's words go through lane 0, so that ptxas knows them
+// warp-uniform (see for_each_item); the TMA thread walks alone.
+template <bool kPersistent, bool kSplitTail, int kBlockM, bool kWarps = false>
 struct ItemWalk {
-  int k = 0;  // items taken so far
-  int items, m_blocks;
-  __device__ __forceinline__ ItemWalk(const FlashParams& p, int m_blocks_)
-      : items(kPersistent ? persistent_items<kSplitTail>(p, m_blocks_, blockIdx.x, gridDim.x) : 1),
-        m_blocks(m_blocks_) {}
+  int k, items;  // the next item and one past the last: walk indices, or walk-table entries
+  __device__ __forceinline__ static int m_blocks(const FlashParams& p) { return ceil_div(p.seqlen_q, kBlockM); }
+  __device__ __forceinline__ static int entry(const FlashParams& p, int i) {
+    return kWarps ? warp_uniform(table_entry(p, i)) : table_entry(p, i);
+  }
+  __device__ __forceinline__ ItemWalk(const FlashParams& p) {
+    if (kPersistent && !kSplitTail && p.causal) {
+      k = entry(p, blockIdx.x);
+      items = entry(p, blockIdx.x + 1);
+    } else {
+      k = 0;
+      items = kPersistent ? persistent_items<kSplitTail>(p, m_blocks(p), blockIdx.x, gridDim.x) : 1;
+    }
+  }
   // The next item into bc; false once the walk is over.
   __device__ __forceinline__ bool next(const FlashParams& p, BlockCoord& bc) {
-    while (k < items) {
-      bc = kPersistent ? persistent_coord<kSplitTail>(p, m_blocks, blockIdx.x, gridDim.x, k)
-                       : block_coord(p, grid_linear_index(), m_blocks);
-      ++k;
-      if (bc.m_block >= 0) return true;
-    }
-    return false;
+    if (k >= items) return false;
+    if (kPersistent && !kSplitTail && p.causal)
+      bc = block_coord(p, entry(p, gridDim.x + 1 + k), m_blocks(p));
+    else
+      bc = kPersistent ? persistent_coord<kSplitTail>(p, m_blocks(p), blockIdx.x, gridDim.x, k)
+                       : block_coord(p, grid_linear_index(), m_blocks(p));
+    ++k;
+    return true;
   }
 };
 
@@ -138,26 +152,23 @@ struct ItemWalk {
 // loop is written out rather than driven by ItemWalk: the walk's struct members
 // stayed live across the consumers' item loop and spilled the 3-warpgroup
 // variant (48 bytes); ItemWalk serves the producer, which looks one item ahead.
+// Hazard: a value ptxas cannot prove warp-uniform (a volatile read) as a loop bound can
+// make the loop divergent, with a WARPSYNC and BRA.DIV at every warp-wide instruction
+// (-8-10 % at width 64, the split tail's fresh reads): check the SASS. The walk table's
+// words as read below did not (the d64 turns kernel keeps main's two WARPSYNC/BRA.DIV);
+// through warp_uniform they added three, and 110 instructions.
 template <bool kPersistent, bool kSplitTail, class Body>
 __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks, Body&& body) {
   if constexpr (kPersistent) {
     if constexpr (kSplitTail) {
       // The item count recomputed after each item from fresh reads, not kept: in the
       // 192-row kernels it was the one value left spilled (8 bytes, read once an item).
-      // The broadcast tells ptxas the count is warp-uniform (it cannot see through the
-      // volatile reads); a loop bound it thinks divergent put a WARPSYNC and BRA.DIV at
-      // every warp-wide instruction of the loop and cost 8-10 % at width 64.
-      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x())); ++k) {
-        const BlockCoord bc = persistent_coord<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x(), k);
-        if (bc.m_block >= 0) body(bc);
-      }
+      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x())); ++k)
+        body(persistent_coord<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x(), k));
     } else {
       const int c = blockIdx.x, G = gridDim.x;
       const int items = persistent_items<false>(p, m_blocks, c, G);
-      for (int k = 0; k < items; ++k) {
-        const BlockCoord bc = persistent_coord<false>(p, m_blocks, c, G, k);
-        if (bc.m_block >= 0) body(bc);
-      }
+      for (int k = 0; k < items; ++k) body(persistent_coord<false>(p, m_blocks, c, G, k));
     }
   } else {
     body(block_coord(p, grid_linear_index(), m_blocks));

@@ -112,7 +112,7 @@ template <class Tr, bool kPersistent>
 __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const WgmmaSmem<Tr>& sm, int m_blocks,
                                                    int ct) {
   constexpr int kD = Tr::kWidth, kBlockN = Tr::kTileN;
-  ItemWalk<kPersistent> walk(p, m_blocks);
+  ItemWalk<kPersistent, false, Tr::kBlockM, true> walk(p);
   BlockCoord bc;
   while (walk.next(p, bc)) {
     const WorkItem w = work_item<Tr::kBlockM, kBlockN>(p, bc);

@@ -36,6 +36,10 @@ struct FlashParams {
   // (slot, consumer warpgroup), its arrivals and its flag, zeroed by the host before the call.
   float* sk_partials;
   u32* sk_flags;
+  // Hopper kernel, persistent under a causal mask (never null there), null otherwise: the
+  // walk laid out on the host (cupyflash/_walk.py, block_order.h): gridDim.x + 1 offsets,
+  // then each CTA's walk positions (block_coord's index) in order.
+  const int* walk_table;
 
   i64 q_batch_stride, q_row_stride, q_head_stride;
   i64 k_batch_stride, k_row_stride, k_head_stride;

@@ -30,6 +30,15 @@ __device__ __forceinline__ int fresh_nctaid_x() {
   return v;
 }
 
+// One int read through the read-only path, and read again at every call (volatile):
+// a walk-table word (block_order.h) that the compiler would otherwise keep live, or
+// spill, across the item loop (the kv-once converters' 40 registers spilled 20 bytes).
+__device__ __forceinline__ int ldg_fresh(const int* ptr) {
+  int v;
+  asm volatile("ld.global.nc.s32 %0, [%1];\n" : "=r"(v) : "l"(ptr));
+  return v;
+}
+
 // ---- cp.async: 16-byte global -> shared copies that bypass the registers ----
 // src_bytes = 0 zero-fills the 16 destination bytes without reading global
 // memory: that is how rows past seqlen and columns past head_dim become zeros.

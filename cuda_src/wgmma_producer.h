@@ -20,7 +20,7 @@ namespace cupyflash {
 // tiles load nothing: the consumers write their zeros alone.
 template <bool kPersistent, int kBlockM, int kBlockN, int kQStages, bool kSplitTail, class OnQ, class OnKV>
 __device__ __forceinline__ void walk_loads(const FlashParams& p, int m_blocks, OnQ&& on_q, OnKV&& on_kv) {
-  ItemWalk<kPersistent, kSplitTail> walk(p, m_blocks);
+  ItemWalk<kPersistent, kSplitTail, kBlockM> walk(p);
   auto next_loaded = [&](WorkItem& w) {
     BlockCoord bc;
     while (walk.next(p, bc)) {

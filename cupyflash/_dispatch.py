@@ -14,6 +14,7 @@ from ._spec import (DMMA_CAUSAL_TILES, DMMA_SHORT_SEQLEN, DMMA_SHORT_TILES, KV_O
                     KernelSpec, dmma_spec, head_dim_bucket, mma_spec, mma_width, simt_spec, wgmma_fp32_spec,
                     wgmma_kv_once_spec, wgmma_q_in_kernel_spec, wgmma_spec, wgmma_tf32_spec, wgmma_width)
 from ._params import q_row_shift, split_tail
+from ._walk import causal_walk
 from .errors import ArgumentError, DeviceError
 
 BACKENDS = ("auto", "wgmma", "mma", "simt")
@@ -353,6 +354,12 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
         if sk[0]:
             reasons.append(f"split tail: the last {sk[0]} query blocks' {sk[0] * sk[1]} key tiles are shared out "
                            f"evenly over the {grid[0]} CTAs instead of a last wave of {items % grid[0]} blocks")
+        if problem.causal and not spec.walks_split_tail:
+            _, listed, balance, fold = causal_walk(problem, spec, grid[0], problem.head_dim, problem.head_dim_v)
+            reasons.append("causal: each CTA's query blocks come from a table laid out on the host (cupyflash._walk), "
+                           + (f"each block to the CTA free first: the mean CTA's work over the last one's predicted "
+                              f"{balance:.3f}, against {fold:.3f} folding block pairs" if listed else
+                              f"block pairs (long, short) folded by stride: balance predicted {fold:.3f}"))
     if problem.causal:
         reasons.append(f"causal ({'bottom-right' if problem.causal_offset == problem.seqlen_k - problem.seqlen_q else 'top-left'}"
                        f" alignment, offset {problem.causal_offset}): key tiles past the diagonal are skipped, "

@@ -81,6 +81,15 @@ def _make_cupy(state: FakeCuda):
         def __exit__(self, *exc):
             return False
 
+    class Event:  # the walk table's upload (cupyflash._walk.device_table): always landed here
+        def __init__(self, disable_timing=False):
+            self.recorded = False
+
+        def record(self, stream=None):
+            self.recorded = True
+
+        done = True
+
     class Function:
         def __init__(self, name=""):
             self.name = name
@@ -99,13 +108,15 @@ def _make_cupy(state: FakeCuda):
         return FakeCupyArray(shape, np.dtype(dtype), ptr=state.alloc())
 
     def asarray(x):
-        return FakeCupyArray(x.shape, x.dtype, ptr=state.alloc())
+        array = FakeCupyArray(x.shape, x.dtype, ptr=state.alloc())
+        array.host = np.array(x)  # what was uploaded (the walk table: tests/test_host_path.py)
+        return array
 
     default_stream = Stream()
     runtime = types.SimpleNamespace(getDeviceCount=lambda: 1, CUDARuntimeError=type("CUDARuntimeError",
                                                                                       (RuntimeError,), {}))
     cuda = types.SimpleNamespace(Stream=Stream, ExternalStream=ExternalStream, Device=Device, runtime=runtime,
-                                 get_current_stream=lambda: default_stream)
+                                 Event=Event, get_current_stream=lambda: default_stream)
     cupy = types.ModuleType("cupy")
     cupy.cuda, cupy.RawModule, cupy.empty, cupy.asarray, cupy.ndarray = cuda, RawModule, empty, asarray, FakeCupyArray
     compiler = types.ModuleType("cupy.cuda.compiler")

@@ -42,7 +42,7 @@ def _strides(x) -> tuple:
 
 
 def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_right", scale=None, layout="bshd",
-                        working_set=0, block_m_shifted=None):
+                        working_set=0, block_m_shifted=None, walk_table=0):
     """FlashParams of an unstaged call, every field set by name from the arrays themselves,
     the walk's working set (bytes) and, for a kernel whose query blocks may start before
     row 0, its block_m (``block_m_shifted``; the kernel's tiles decide both)."""
@@ -53,7 +53,7 @@ def params_from_scratch(q, k, v, o, lse, *, causal=False, alignment="bottom_righ
     sk, hk, dv = bshd(k.shape)[1], bshd(k.shape)[2], bshd(v.shape)[3]
     scale = 1 / math.sqrt(d) if scale is None else float(scale)
     fields = dict(q=_ptr(q), k=_ptr(k), v=_ptr(v), o=_ptr(o), lse=0 if lse is None else _ptr(lse), tile_shifts=0,
-                  kv_k=0, kv_v=0, kv_k_lo=0, kv_v_lo=0, kv_flags=0, sk_partials=0, sk_flags=0,
+                  kv_k=0, kv_v=0, kv_k_lo=0, kv_v_lo=0, kv_flags=0, sk_partials=0, sk_flags=0, walk_table=walk_table,
                   softmax_scale=scale, scale_log2=scale * LOG2E, batch=b, seqlen_q=sq, seqlen_k=sk, heads_q=hq,
                   heads_kv=hk, group=hq // hk, head_dim=d, head_dim_v=dv, causal=int(causal),
                   causal_offset=sk - sq if alignment == "bottom_right" else 0,
@@ -86,6 +86,24 @@ def _make(lib, shape, dtype, ptr, strides=None):
     return cls(shape, dtype, strides=strides, ptr=ptr)
 
 
+def walk_table_of(launch, spec, causal, bshd_q_shape) -> int:
+    """The walk table a launch passed (0 unless a persistent kernel under a causal mask):
+    its address is that of an upload (cupyflash._walk.device_table) of a table that
+    lists every query block of the call once, over the launch's CTAs."""
+    ptr = int(launch.args[0]["walk_table"])
+    if not (causal and spec.persistent):
+        assert ptr == 0
+        return 0
+    from cupyflash import _walk
+
+    host = next(a.host for a, _ in _walk._DEVICE_TABLES.values() if a.data.ptr == ptr)
+    ctas = launch.grid[0]
+    b, sq, hq, _ = bshd_q_shape
+    items = b * hq * -(-sq // spec.block_m)
+    assert host[ctas] == items and sorted(host[ctas + 1:].tolist()) == list(range(items))
+    return ptr
+
+
 @pytest.mark.parametrize("problem", PROBLEMS, ids=lambda p: f"{p[0]}-sm{p[1]}-{p[2]}-{p[3]}")
 def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem):
     lib, arch, dtype, qs, kvs, dv, kw, k_strides = problem
@@ -106,10 +124,12 @@ def test_params_from_the_template_equal_params_from_scratch(monkeypatch, problem
         spec = next(s for s in candidate_specs() if s.name_expression == launch.name)
         causal = kw.get("causal", False)
         working_set = walk_working_set(causal, spec)
+        table = walk_table_of(launch, spec, causal, q.shape if not bhsd else (qs[0], qs[2], qs[1], qs[3]))
         want = params_from_scratch(q, k, v, o, lse, causal=causal, scale=kw.get("softmax_scale"),
                                    alignment=kw.get("causal_alignment", "bottom_right"),
                                    layout="bhsd" if bhsd else "bshd", working_set=working_set,
-                                   block_m_shifted=192 if spec.family == "wgmma" and spec.block_m == 192 else None)
+                                   block_m_shifted=192 if spec.family == "wgmma" and spec.block_m == 192 else None,
+                                   walk_table=table)
         assert launch.args[0].tobytes() == want.tobytes()
         shifted += want["q_row_shift"] != 0
     assert len(fake.launches) == 3
