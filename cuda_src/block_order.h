@@ -64,32 +64,27 @@ __device__ __forceinline__ SkRange sk_range(const FlashParams& p, int c, int G) 
   return r;
 }
 
-// A persistent grid of G CTAs: how many work items CTA c has, and its k-th one.
+// A persistent grid of G CTAs: how many work items CTA c has, and its k-th one
+// (an m_block of -1 is a slot to skip: see the fold below).
 // Without a causal mask every query block costs the same, and the walk is position
 // c + k*G of the sequence above. Under a causal mask block m costs about m + 1 key
 // tiles, and a stride walk over a longest-first sequence hands some CTAs only long
-// blocks (measured: 0.6x at head dim 256, seqlen 4096), so the host lays the walk
-// out (cupyflash/_walk.py) in p.walk_table, never null under a causal mask: G + 1
-// offsets, then each CTA's walk positions, CTA c's being entries [c] .. [c + 1]. The
-// host's layout replaces the fold this code did before (block pairs (m_blocks-1-j, j)
-// by stride, unbalanced where G does not divide the pairs: bench/notes/wgmma_tiles.md,
-// "The causal walk's last wave"); one path, not two: the kernels with both lost 1-2 %
-// on unmasked rows, which never took the table.
+// blocks (measured: 0.6x at head dim 256, seqlen 4096). So the walk folds: unit u
+// is the block pair (m_blocks-1-j, j) of one (batch, head), about m_blocks + 1
+// tiles whatever j is, and CTA c runs both halves of units c, c+G, c+2G, ...
+// back to back. With an odd m_blocks the middle block is its own partner: its
+// second half is the skipped slot.
 // kSplitTail: the variant may walk a split tail (16-bit only: the float32 ones have no
-// registers to spare for it, and the host never asks them to). Dispatched for unmasked
-// calls only, these variants have no table code (it spilled them 104 bytes): under a
-// causal mask they would walk by plain stride, correct and unbalanced.
-__device__ __forceinline__ int table_entry(const FlashParams& p, int i) { return ldg_fresh(p.walk_table + i); }
+// registers to spare for it, and the host never asks them to).
 template <bool kSplitTail>
 __device__ __forceinline__ int persistent_items(const FlashParams& p, int m_blocks, int c, int G) {
-  if (!kSplitTail && p.causal) return table_entry(p, c + 1) - table_entry(p, c);
-  const int items = m_blocks * p.heads_q * p.batch;
-  if (kSplitTail && p.sk_items > 0) return (items - p.sk_items) / G + sk_range(p, c, G).count;
-  return c < items ? (items - 1 - c) / G + 1 : 0;
+  const int units = (p.causal ? (m_blocks + 1) / 2 : m_blocks) * p.heads_q * p.batch;
+  if (kSplitTail && p.sk_items > 0) return (units - p.sk_items) / G + sk_range(p, c, G).count;
+  const int mine = c < units ? (units - 1 - c) / G + 1 : 0;
+  return p.causal ? 2 * mine : mine;
 }
 template <bool kSplitTail>
 __device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int m_blocks, int c, int G, int k) {
-  if (!kSplitTail && p.causal) return block_coord(p, table_entry(p, G + 1 + table_entry(p, c) + k), m_blocks);
   if (kSplitTail && p.sk_items > 0) {
     const int head_items = m_blocks * p.heads_q * p.batch - p.sk_items;  // walked by stride
     if (k < head_items / G) return block_coord(p, c + k * G, m_blocks);
@@ -100,7 +95,13 @@ __device__ __forceinline__ BlockCoord persistent_coord(const FlashParams& p, int
     bc.t_end = min(r.end - j * p.sk_tiles, p.sk_tiles);
     return bc;
   }
-  return block_coord(p, c + k * G, m_blocks);
+  if (!p.causal) return block_coord(p, c + k * G, m_blocks);
+  const int folded = (m_blocks + 1) / 2;
+  BlockCoord bc = block_coord(p, c + (k / 2) * G, folded);
+  const int j = folded - 1 - bc.m_block;  // 0 for a group's first unit
+  const int long_block = m_blocks - 1 - j;
+  bc.m_block = (k % 2 == 0) ? long_block : (j < long_block ? j : -1);
+  return bc;
 }
 
 // The linear index of this CTA in a grid of (m_blocks, heads_q, batch).
@@ -108,41 +109,92 @@ __device__ __forceinline__ int grid_linear_index() {
   return blockIdx.x + gridDim.x * (blockIdx.y + gridDim.y * blockIdx.z);
 }
 
-// This CTA's work items one at a time, in order: exactly one in a grid of (m_blocks,
-// heads_q, batch), or a persistent CTA's walk. A step-by-step walk, so that the Hopper
-// producer can look one item ahead. Two counters, k and items (under a causal mask
-// they run over the CTA's walk-table entries), and m_blocks recomputed (a division by
-// a constant), not kept: a third value live across the walk spilled the kv-once
-// converters (40 registers) under NVRTC 13.5. kWarps: whole warps walk (the kv-once
-// converters), and the table's words go through lane 0, so that ptxas knows them
-// warp-uniform (see for_each_item); the TMA thread walks alone.
-template <bool kPersistent, bool kSplitTail, int kBlockM, bool kWarps = false>
+// This CTA's work items, one at a time, in order: exactly one in a grid of
+// (m_blocks, heads_q, batch), or a persistent CTA's walk (skipped slots left out).
+// A step-by-step walk, so that the Hopper producer can look one item ahead.
+template <bool kPersistent, bool kSplitTail = false>
 struct ItemWalk {
-  int k, items;  // the next item and one past the last: walk indices, or walk-table entries
+  int k = 0;  // items taken so far
+  int items, m_blocks;
+  __device__ __forceinline__ ItemWalk(const FlashParams& p, int m_blocks_)
+      : items(kPersistent ? persistent_items<kSplitTail>(p, m_blocks_, blockIdx.x, gridDim.x) : 1),
+        m_blocks(m_blocks_) {}
+  // The next item into bc; false once the walk is over.
+  __device__ __forceinline__ bool next(const FlashParams& p, BlockCoord& bc) {
+    while (k < items) {
+      bc = kPersistent ? persistent_coord<kSplitTail>(p, m_blocks, blockIdx.x, gridDim.x, k)
+                       : block_coord(p, grid_linear_index(), m_blocks);
+      ++k;
+      if (bc.m_block >= 0) return true;
+    }
+    return false;
+  }
+};
+
+// ---- The walk laid out on the host (kTableWalk variants) ----
+// Under a causal mask the fold above is unbalanced wherever G does not divide the
+// block pairs: at d64 s1024 b16 h32, 1536 pairs leave 84 CTAs a twelfth pair while
+// 48 idle, and the kernel's rate followed that balance head count by head count
+// (bench/notes/wgmma_tiles.md, "The causal walk's last wave"). The variants compiled
+// for causal calls (KernelSpec.walk_table: persistent, no split tail, no in-kernel
+// conversion stages) read the walk from p.walk_table instead, which the host lays out
+// (cupyflash/_walk.py): G + 1 offsets, then each CTA's walk positions in order, CTA c's
+// being entries [c] .. [c + 1]. Without a mask they walk by stride, as above. The
+// other variants keep the code above unchanged: with both walks in one kernel the
+// unmasked rows, which never take the table, lost 1-2 % (d64) and 5 % (fp32 fast d128).
+__device__ __forceinline__ int table_entry(const FlashParams& p, int i) { return ldg_fresh(p.walk_table + i); }
+__device__ __forceinline__ int table_walk_items(const FlashParams& p, int m_blocks, int c, int G) {
+  if (p.causal) return table_entry(p, c + 1) - table_entry(p, c);
+  const int items = m_blocks * p.heads_q * p.batch;
+  return c < items ? (items - 1 - c) / G + 1 : 0;
+}
+__device__ __forceinline__ BlockCoord table_walk_coord(const FlashParams& p, int m_blocks, int c, int G, int k) {
+  if (p.causal) return block_coord(p, table_entry(p, G + 1 + table_entry(p, c) + k), m_blocks);
+  return block_coord(p, c + k * G, m_blocks);
+}
+template <class Body>
+__device__ __forceinline__ void for_each_table_item(const FlashParams& p, int m_blocks, Body&& body) {
+  const int c = blockIdx.x, G = gridDim.x;
+  const int items = table_walk_items(p, m_blocks, c, G);
+  for (int k = 0; k < items; ++k) body(table_walk_coord(p, m_blocks, c, G, k));
+}
+// ItemWalk's counterpart (same interface). Two counters, k and items (under a causal
+// mask they run over the CTA's table entries), and m_blocks recomputed (a division by
+// a constant), not kept: a third value live across the walk spilled the kv-once
+// converters (40 registers) under NVRTC 13.5. kWarps: whole warps walk (the
+// converters), and the table's words go through lane 0 so that ptxas knows them
+// warp-uniform; the TMA thread walks alone.
+template <int kBlockM, bool kWarps>
+struct TableWalk {
+  int k, items;  // the next item and one past the last: walk indices, or table entries
   __device__ __forceinline__ static int m_blocks(const FlashParams& p) { return ceil_div(p.seqlen_q, kBlockM); }
   __device__ __forceinline__ static int entry(const FlashParams& p, int i) {
     return kWarps ? warp_uniform(table_entry(p, i)) : table_entry(p, i);
   }
-  __device__ __forceinline__ ItemWalk(const FlashParams& p) {
-    if (kPersistent && !kSplitTail && p.causal) {
+  __device__ __forceinline__ TableWalk(const FlashParams& p, int) {
+    if (p.causal) {
       k = entry(p, blockIdx.x);
       items = entry(p, blockIdx.x + 1);
     } else {
       k = 0;
-      items = kPersistent ? persistent_items<kSplitTail>(p, m_blocks(p), blockIdx.x, gridDim.x) : 1;
+      items = table_walk_items(p, m_blocks(p), blockIdx.x, gridDim.x);
     }
   }
-  // The next item into bc; false once the walk is over.
   __device__ __forceinline__ bool next(const FlashParams& p, BlockCoord& bc) {
     if (k >= items) return false;
-    if (kPersistent && !kSplitTail && p.causal)
-      bc = block_coord(p, entry(p, gridDim.x + 1 + k), m_blocks(p));
-    else
-      bc = kPersistent ? persistent_coord<kSplitTail>(p, m_blocks(p), blockIdx.x, gridDim.x, k)
-                       : block_coord(p, grid_linear_index(), m_blocks(p));
+    bc = p.causal ? block_coord(p, entry(p, gridDim.x + 1 + k), m_blocks(p))
+                  : block_coord(p, blockIdx.x + k * gridDim.x, m_blocks(p));
     ++k;
     return true;
   }
+};
+template <bool kTableWalk, bool kPersistent, bool kSplitTail, int kBlockM, bool kWarps = false>
+struct WalkOf {
+  using type = ItemWalk<kPersistent, kSplitTail>;
+};
+template <bool kPersistent, bool kSplitTail, int kBlockM, bool kWarps>
+struct WalkOf<true, kPersistent, kSplitTail, kBlockM, kWarps> {
+  using type = TableWalk<kBlockM, kWarps>;
 };
 
 // Calls body(coord) for each of this CTA's work items, in order. A template
@@ -152,23 +204,28 @@ struct ItemWalk {
 // loop is written out rather than driven by ItemWalk: the walk's struct members
 // stayed live across the consumers' item loop and spilled the 3-warpgroup
 // variant (48 bytes); ItemWalk serves the producer, which looks one item ahead.
-// Hazard: a value ptxas cannot prove warp-uniform (a volatile read) as a loop bound can
-// make the loop divergent, with a WARPSYNC and BRA.DIV at every warp-wide instruction
-// (-8-10 % at width 64, the split tail's fresh reads): check the SASS. The walk table's
-// words as read below did not (the d64 turns kernel keeps main's two WARPSYNC/BRA.DIV);
-// through warp_uniform they added three, and 110 instructions.
-template <bool kPersistent, bool kSplitTail, class Body>
+template <bool kPersistent, bool kSplitTail, bool kTableWalk = false, class Body>
 __device__ __forceinline__ void for_each_item(const FlashParams& p, int m_blocks, Body&& body) {
-  if constexpr (kPersistent) {
+  if constexpr (kTableWalk) {
+    for_each_table_item(p, m_blocks, body);
+  } else if constexpr (kPersistent) {
     if constexpr (kSplitTail) {
       // The item count recomputed after each item from fresh reads, not kept: in the
       // 192-row kernels it was the one value left spilled (8 bytes, read once an item).
-      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x())); ++k)
-        body(persistent_coord<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x(), k));
+      // The broadcast tells ptxas the count is warp-uniform (it cannot see through the
+      // volatile reads); a loop bound it thinks divergent put a WARPSYNC and BRA.DIV at
+      // every warp-wide instruction of the loop and cost 8-10 % at width 64.
+      for (int k = 0; k < warp_uniform(persistent_items<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x())); ++k) {
+        const BlockCoord bc = persistent_coord<true>(p, m_blocks, fresh_ctaid_x(), fresh_nctaid_x(), k);
+        if (bc.m_block >= 0) body(bc);
+      }
     } else {
       const int c = blockIdx.x, G = gridDim.x;
       const int items = persistent_items<false>(p, m_blocks, c, G);
-      for (int k = 0; k < items; ++k) body(persistent_coord<false>(p, m_blocks, c, G, k));
+      for (int k = 0; k < items; ++k) {
+        const BlockCoord bc = persistent_coord<false>(p, m_blocks, c, G, k);
+        if (bc.m_block >= 0) body(bc);
+      }
     }
   } else {
     body(block_coord(p, grid_linear_index(), m_blocks));

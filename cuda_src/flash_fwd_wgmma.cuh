@@ -57,7 +57,7 @@ constexpr int kEpilogueBarrier0 = 3;
 
 template <class Elem, int kD, int kBlockN, int kStages, bool kPingpong, bool kPersistent, int kFp32Terms = 0,
           int kConsumerWGs = 2, int kConvertStages = 0, bool kQInKernel = false, bool kKVOnce = false,
-          bool kSplitTailArg = false>
+          bool kSplitTailArg = false, bool kTableWalk = false>
 __global__ void __launch_bounds__(
     WgmmaKernelTraits<Elem, kD, kBlockN, kStages, kFp32Terms, kConsumerWGs, kConvertStages, kQInKernel,
                       kKVOnce>::kThreads,
@@ -71,6 +71,9 @@ __global__ void __launch_bounds__(
   // The split tail (block_order.h, split_tail.h), in variants of its own (kSplitTailArg): its code
   // cost the others 1-10 % where it is never taken (bench/notes/wgmma_tiles.md, "The split tail").
   constexpr bool kSplitTail = kPersistent && !kFp32 && kSplitTailArg;
+  // The walk read from p.walk_table (block_order.h, "The walk laid out on the host"): the
+  // variants compiled for causal calls; persistent ones without a split tail or conversion stages.
+  static_assert(!kTableWalk || (kPersistent && !kSplitTailArg && kConvertStages == 0), "a walk-table variant");
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -116,9 +119,9 @@ __global__ void __launch_bounds__(
     if constexpr (Tr::kConvert) {
       convert_producer<Tr, kPersistent>(p, tma, sm, m_blocks, tid);
     } else {
-      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent, kSplitTail>(p, tma, sm, m_blocks);
+      if (warp == 0 && lane == 0) tma_producer<Tr, Elem, kPersistent, kSplitTail, kTableWalk>(p, tma, sm, m_blocks);
       if constexpr (kKVOnce) {
-        if (warp > 0) kv_once_converters<Tr, kPersistent>(p, sm, m_blocks, tid - kWarpSize);
+        if (warp > 0) kv_once_converters<Tr, kPersistent, kTableWalk>(p, sm, m_blocks, tid - kWarpSize);
       }
     }
     return;
@@ -343,7 +346,7 @@ __global__ void __launch_bounds__(
   // One work item. Without kPersistent the grid has exactly one CTA per item and
   // no item loop is emitted: its counters would otherwise hold registers the
   // split fp32 variant needs.
-  for_each_item<kPersistent, kSplitTail>(p, m_blocks, [&](const BlockCoord& bc) {
+  for_each_item<kPersistent, kSplitTail, kTableWalk>(p, m_blocks, [&](const BlockCoord& bc) {
     WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
     const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
     if (w.n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile

@@ -108,11 +108,11 @@ __device__ __forceinline__ int convert_kv_tile(const float* src, i64 row_stride,
 // The converter warps (producer warps 1-3; ct = their thread index 0..95). They
 // walk this CTA's items in the TMA thread's order (walk_loads: items in turn),
 // without its one-item look-ahead, which held registers the converters need.
-template <class Tr, bool kPersistent>
+template <class Tr, bool kPersistent, bool kTableWalk>
 __device__ __forceinline__ void kv_once_converters(const FlashParams& p, const WgmmaSmem<Tr>& sm, int m_blocks,
                                                    int ct) {
   constexpr int kD = Tr::kWidth, kBlockN = Tr::kTileN;
-  ItemWalk<kPersistent, false, Tr::kBlockM, true> walk(p);
+  typename WalkOf<kTableWalk, kPersistent, false, Tr::kBlockM, true>::type walk(p, m_blocks);
   BlockCoord bc;
   while (walk.next(p, bc)) {
     const WorkItem w = work_item<Tr::kBlockM, kBlockN>(p, bc);

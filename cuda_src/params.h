@@ -36,10 +36,6 @@ struct FlashParams {
   // (slot, consumer warpgroup), its arrivals and its flag, zeroed by the host before the call.
   float* sk_partials;
   u32* sk_flags;
-  // Hopper kernel, persistent under a causal mask (never null there), null otherwise: the
-  // walk laid out on the host (cupyflash/_walk.py, block_order.h): gridDim.x + 1 offsets,
-  // then each CTA's walk positions (block_coord's index) in order.
-  const int* walk_table;
 
   i64 q_batch_stride, q_row_stride, q_head_stride;
   i64 k_batch_stride, k_row_stride, k_head_stride;
@@ -77,6 +73,11 @@ struct FlashParams {
   // evenly over the grid by key tiles, sk_tiles per item (split_tail.h); 0 otherwise.
   int sk_items;
   int sk_tiles;
+  // Hopper kernel, the walk-table variants (kTableWalk) under a causal mask (never null
+  // there), null otherwise: the walk laid out on the host (cupyflash/_walk.py,
+  // block_order.h): gridDim.x + 1 offsets, then each CTA's walk positions in order. Last,
+  // so that the other fields keep their offsets (the other variants' code is unchanged).
+  const int* walk_table;
 };
 
 }  // namespace cupyflash

@@ -91,7 +91,7 @@ __device__ __forceinline__ void convert_producer(const FlashParams& p, const Tma
         tma_load_4d(sm.stage(ss) + b * h.rows * kSwizzleRowBytes, map, sm.stage_full(ss), b * kF32BoxCols, row0,
                     head, batch);
     };
-    walk_loads<kPersistent, Tr::kBlockM, kBlockN, Tr::kQStages, false>(
+    walk_loads<kPersistent, Tr::kBlockM, kBlockN, Tr::kQStages, false, false>(
         p, m_blocks,
         [&](const WorkItem& w) {
           const int qs = Sm::q_slot(q_use);

@@ -18,9 +18,10 @@ namespace cupyflash {
 // The load order over this CTA's work items: on_q(w) for item w's Q, on_kv(w, i,
 // n0) for its key tile i (walked from the last, first key n0). Items without key
 // tiles load nothing: the consumers write their zeros alone.
-template <bool kPersistent, int kBlockM, int kBlockN, int kQStages, bool kSplitTail, class OnQ, class OnKV>
+template <bool kPersistent, int kBlockM, int kBlockN, int kQStages, bool kSplitTail, bool kTableWalk, class OnQ,
+          class OnKV>
 __device__ __forceinline__ void walk_loads(const FlashParams& p, int m_blocks, OnQ&& on_q, OnKV&& on_kv) {
-  ItemWalk<kPersistent, kSplitTail, kBlockM> walk(p);
+  typename WalkOf<kTableWalk, kPersistent, kSplitTail, kBlockM>::type walk(p, m_blocks);
   auto next_loaded = [&](WorkItem& w) {
     BlockCoord bc;
     while (walk.next(p, bc)) {
@@ -57,7 +58,7 @@ __device__ __forceinline__ void walk_loads(const FlashParams& p, int m_blocks, O
 
 // The TMA thread for operands already in wgmma's format: Q once per item into the
 // next Q buffer, K and V tiles into the ring, each once its buffer is empty.
-template <class Tr, class Elem, bool kPersistent, bool kSplitTail>
+template <class Tr, class Elem, bool kPersistent, bool kSplitTail, bool kTableWalk>
 __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaParams& tma, const WgmmaSmem<Tr>& sm,
                                              int m_blocks) {
   using Sm = WgmmaSmem<Tr>;
@@ -116,7 +117,7 @@ __device__ __forceinline__ void tma_producer(const FlashParams& p, const TmaPara
     }
     ++q_use;
   };
-  walk_loads<kPersistent, Tr::kBlockM, Tr::kTileN, Tr::kQStages, kSplitTail>(
+  walk_loads<kPersistent, Tr::kBlockM, Tr::kTileN, Tr::kQStages, kSplitTail, kTableWalk>(
       p, m_blocks, load_q, [&](const WorkItem& w, int, int n0) {
         if constexpr (Tr::kKVOnce) wait_tile_ready<Tr::kTileN>(p, w, n0);  // converted by some CTA (kv_once.h)
         const int s = Sm::slot(use);

@@ -343,6 +343,8 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
     ``sm_count`` sizes a persistent grid; None assumes the arch's usual count."""
     reasons = list(reasons or [f"variant {spec.variant_name} given explicitly"])
     sm_count = sm_count or ASSUMED_SM_COUNT.get(arch, DEFAULT_SM_COUNT)
+    if problem.causal and spec.takes_walk_table and not spec.walk_table:
+        spec = dataclasses.replace(spec, walk_table=True)  # the twin that reads the host's walk (_walk.py)
     m_blocks = -(-problem.seqlen_q // spec.block_m)
     grid = (m_blocks, problem.heads_q, problem.batch)
     sk = (0, 0)
@@ -354,7 +356,7 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
         if sk[0]:
             reasons.append(f"split tail: the last {sk[0]} query blocks' {sk[0] * sk[1]} key tiles are shared out "
                            f"evenly over the {grid[0]} CTAs instead of a last wave of {items % grid[0]} blocks")
-        if problem.causal and not spec.walks_split_tail:
+        if problem.causal and spec.walk_table:
             _, listed, balance, fold = causal_walk(problem, spec, grid[0], problem.head_dim, problem.head_dim_v)
             reasons.append("causal: each CTA's query blocks come from a table laid out on the host (cupyflash._walk), "
                            + (f"each block to the CTA free first: the mean CTA's work over the last one's predicted "

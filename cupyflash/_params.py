@@ -32,7 +32,7 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("lse", _PTR),
     ("tile_shifts", _PTR),
     ("kv_k", _PTR), ("kv_v", _PTR), ("kv_k_lo", _PTR), ("kv_v_lo", _PTR), ("kv_flags", _PTR),
-    ("sk_partials", _PTR), ("sk_flags", _PTR), ("walk_table", _PTR),
+    ("sk_partials", _PTR), ("sk_flags", _PTR),
     ("q_batch_stride", _I64), ("q_row_stride", _I64), ("q_head_stride", _I64),
     ("k_batch_stride", _I64), ("k_row_stride", _I64), ("k_head_stride", _I64),
     ("v_batch_stride", _I64), ("v_row_stride", _I64), ("v_head_stride", _I64),
@@ -53,15 +53,16 @@ PARAMS_FIELDS: tuple[tuple[str, type], ...] = (
     ("q_row_shift", _I32),
     ("sk_items", _I32),
     ("sk_tiles", _I32),
+    ("walk_table", _PTR),  # per (device, shape), so part of the template (api._params_template)
 )
 
 PARAMS_DTYPE = np.dtype([(name, t) for name, t in PARAMS_FIELDS], align=True)
 
 LOG2E = 1.4426950408889634
 
-# The fields a call writes itself: the fourteen addresses, then the (batch, row, head)
+# The fields a call writes itself: the thirteen addresses, then the (batch, row, head)
 # strides, in elements, of q, k, v and o.
-_N_CALL_FIELDS = 14 + 4 * 3
+_N_CALL_FIELDS = 13 + 4 * 3
 CALL_FIELDS: tuple[str, ...] = tuple(name for name, _ in PARAMS_FIELDS[:_N_CALL_FIELDS])
 # Hazard: fill_params packs these as the template's first bytes, which is right only
 # while they lead the struct in this order with no padding between them

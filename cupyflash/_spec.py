@@ -296,11 +296,21 @@ class KernelSpec:
     v_spread: int = 0
     # wgmma, persistent 16-bit tiles: compiled with the split tail (cuda_src/block_order.h)
     split_tail: bool = False
+    # wgmma, persistent: the walk read from a table the host lays out (cupyflash/_walk.py,
+    # FlashParams.walk_table; kTableWalk in cuda_src/block_order.h): the twin of a variant
+    # that causal calls run (_dispatch.plan_for_spec), see ``takes_walk_table``
+    walk_table: bool = False
 
     @property
     def consumer_warpgroups(self) -> int:
         """wgmma: warpgroups that own query rows (the CTA adds one producer)."""
         return self.block_m // WGMMA_ROWS_PER_WARPGROUP
+
+    @property
+    def takes_walk_table(self) -> bool:
+        """A causal call of this variant runs its walk-table twin (``walk_table``): persistent
+        wgmma without a split tail or conversion stages (cuda_src/block_order.h)."""
+        return self.family == "wgmma" and self.persistent and not self.split_tail and not self.convert_stages
 
     @property
     def walks_split_tail(self) -> bool:
@@ -358,11 +368,11 @@ class KernelSpec:
 
     def _wgmma_tail_args(self) -> list[str]:
         """The trailing template arguments (convert stages, q in kernel, kv once, split
-        tail) up to the last one that differs from its default."""
+        tail, walk table) up to the last one that differs from its default."""
         args = [str(self.convert_stages), str(self.q_in_kernel).lower(), str(self.kv_once).lower(),
-                str(self.split_tail).lower()]
+                str(self.split_tail).lower(), str(self.walk_table).lower()]
         used = max((i + 1 for i, on in enumerate((self.convert_stages, self.q_in_kernel, self.kv_once,
-                                                   self.split_tail)) if on), default=0)
+                                                   self.split_tail, self.walk_table)) if on), default=0)
         return [f", {a}" for a in args[:used]]
 
     @property
@@ -375,7 +385,8 @@ class KernelSpec:
                     f"_bm{self.block_m}_bn{self.block_n}_st{self.stages}{'_pp' if self.pingpong else ''}"
                     f"{'_persist' if self.persistent else ''}"
                     f"{f'_cvt{self.convert_stages}' if self.convert_stages else ''}"
-                    f"{'_qk' if self.q_in_kernel else ''}{'_kv1' if self.kv_once else ''}{'_sk' if self.split_tail else ''}")
+                    f"{'_qk' if self.q_in_kernel else ''}{'_kv1' if self.kv_once else ''}{'_sk' if self.split_tail else ''}"
+                    f"{'_wt' if self.walk_table else ''}")
         return (f"flash_fwd_{self.family}_{_SHORT[self.dtype]}_hdim{self.head_dim}"
                 f"_bm{self.block_m}_bn{self.block_n}_w{self.warps}r{self.rows_per_warp}"
                 f"{f'_vs{self.v_spread}' if self.v_spread else ''}")
@@ -544,6 +555,7 @@ def shipped_specs() -> list[KernelSpec]:
     specs += [wgmma_kv_once_spec(w) for w in WGMMA_KV_ONCE_FAST]
     specs += [wgmma_fp32_spec(w, 1) for w in WGMMA_WIDTHS if w not in WGMMA_FAST_Q_WIDTHS]
     specs += [wgmma_tf32_spec(w) for w in WGMMA_TF32_TILES]
+    specs += [dataclasses.replace(s, walk_table=True) for s in specs if s.takes_walk_table]  # their causal twins
     specs += [mma_spec(dt, w) for dt in MMA_DTYPES for w in MMA_WIDTHS]
     specs += [dmma_spec(w) for w in HEAD_DIM_BUCKETS]
     specs += [dmma_spec(w, t) for w, t in [*DMMA_CAUSAL_TILES.items(), *DMMA_SHORT_TILES.items()]

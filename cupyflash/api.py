@@ -294,11 +294,13 @@ def _vt_map(spec, vt) -> bytes:
 
 
 @functools.lru_cache(maxsize=CALL_CACHE_SIZE)
-def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec, sk: tuple[int, int]) -> bytes:
+def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec, sk: tuple[int, int],
+                     walk_table: int) -> bytes:
     """FlashParams of ``problem`` run by kernel ``spec`` at these (possibly padded) head
     dims, less the per-call fields (addresses, strides); bounded like the call cache,
     for the same reason. The spec sets the walk's working set (``_params.walk_working_set``);
-    ``sk`` is the plan's split tail."""
+    ``sk`` is the plan's split tail, ``walk_table`` the device address of its walk table
+    (0 for none: cupyflash._walk.device_table, one per device and shape)."""
     return params_template(
         softmax_scale=problem.softmax_scale, scale_log2=problem.softmax_scale * LOG2E,
         batch=problem.batch, seqlen_q=problem.seqlen_q, seqlen_k=problem.seqlen_k,
@@ -309,7 +311,7 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec, sk:
                                           problem.batch * problem.heads_q,
                                           walk_working_set(problem.causal, spec)),
         q_row_shift=q_row_shift(problem.causal, problem.seqlen_q, spec),
-        sk_items=sk[0], sk_tiles=sk[1],
+        sk_items=sk[0], sk_tiles=sk[1], walk_table=walk_table,
     )
 
 
@@ -403,14 +405,14 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
     walk_ptr = 0
-    if problem.causal and plan.spec.persistent and not plan.spec.walks_split_tail:
+    if problem.causal and plan.spec.walk_table:
         # The walk laid out on the host (cupyflash._walk), for the head dims the parameters carry.
         import cupy
 
         walk_ptr = device_table(cupy, device_id, causal_walk(problem, plan.spec, plan.grid[0], q_cols, head_dim_v)[0])
-    params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec, plan.split_tail),
+    params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec, plan.split_tail, walk_ptr),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
-                         *kv_ptrs, *sk_ptrs, walk_ptr, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
+                         *kv_ptrs, *sk_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
     args = (params,)
     if plan.spec.family == "wgmma":
         args += (_tma_params(plan, problem, map_ptrs, map_strides, head_dim, map_dim_v, lo_ptrs, vt, q_cols),)

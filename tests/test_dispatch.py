@@ -238,7 +238,11 @@ def test_precision_fast_is_one_fp16_pass_on_wgmma(d, width, s, causal, kv_once):
     plan = cupyflash.explain(q, k, v, causal=causal, arch=90, precision="fast")
     assert plan.spec.fp32_terms == 1 and not plan.spec.split and not plan.spec.tf32 and plan.spec.head_dim == width
     q_kernel = width <= 128
-    assert re.search(r", 1, [23], 0, true(, true)?>$" if q_kernel else r", 1, [23]>$", plan.spec.name_expression)
+    # the walk-table twin (KernelSpec.walk_table) under a causal mask: a fifth tail argument
+    tail = r"(, false, true)?" if kv_once else r"(, false, false, true)?"
+    assert re.search(r", 1, [23], 0, true(, true)?" + tail + ">$" if q_kernel else r", 1, [23](, 0, false, false, false, true)?>$",
+                     plan.spec.name_expression)
+    assert plan.spec.walk_table == (causal and plan.spec.persistent)
     assert "TF32-like" in str(plan) and ("q converted inside the kernel" in str(plan)) == q_kernel
     assert plan.spec.convert_stages == 0 and plan.spec.q_in_kernel == q_kernel
     assert plan.spec.kv_once == kv_once and ("no pre-pass" in str(plan)) == kv_once

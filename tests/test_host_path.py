@@ -144,7 +144,8 @@ def test_fill_params_equals_make_params_field_by_field():
         fields.update({name: int(rng.integers(0, 2**63)) for name in CALL_FIELDS if PARAMS_DTYPE[name] == np.uint64})
         rest = dict(softmax_scale=scale, scale_log2=scale * LOG2E, batch=3, seqlen_q=-1 + 2**31, seqlen_k=0,
                     heads_q=16, heads_kv=4, group=4, head_dim=72, head_dim_v=256, causal=1, causal_offset=-2**31,
-                    walk_group_pairs=2**31 - 1, q_row_shift=128, sk_items=264, sk_tiles=2**31 - 1)
+                    walk_group_pairs=2**31 - 1, q_row_shift=128, sk_items=264, sk_tiles=2**31 - 1,
+                    walk_table=2**63 + 8)
         with np.errstate(over="ignore"):
             want = make_params(**fields, **rest)
             got = fill_params(params_template(**rest), *(fields[name] for name in CALL_FIELDS))
