@@ -44,7 +44,9 @@ N (64, 80 or 128); K/V stages are limited by the 227 KB of shared memory:
 The table's entries are persistent at widths 64 (192 rows) and 128; up to 1024
 queries and keys at width 128, WGMMA_SHORT_TILES replaces them (pingpong). Under a
 causal mask from 4096 (width 64) or 8192 (width 128) queries or keys,
-WGMMA_LONG_TILES launches one CTA per query block instead. 16-bit
+WGMMA_LONG_TILES launches one CTA per query block instead. A causal call of a persistent
+variant runs its walk-table twin (KernelSpec.walk_table: the host lays the walk out,
+cupyflash/_walk.py; bench/notes/wgmma_tiles.md, "The causal walk's last wave"). 16-bit
 outputs leave through shared memory and TMA stores (the item's Q buffer holds O).
 Measured on H100 against cuDNN in the same run (bench/notes/full_bench.md,
 "Full bench v3.5"): 0.97-1.16 x at seqlen 4096 and 0.88-1.18 x at 16384 (d 64/128/256,
