@@ -37,14 +37,14 @@ from ._params import q_row_shift, walk_group_pairs, walk_working_set
 
 # An item's fixed cost (Q load, first tile's latency, epilogue), in steady key tiles.
 ITEM_COST_TILES = 1.0
-# A table replaces the fold only where its predicted last CTA finishes this much sooner.
+# The list schedule replaces the fold only where its last CTA is predicted this much sooner.
 MIN_GAIN = 0.005
 # Its last items (this many waves of the grid) are re-sorted longest first before they
 # are handed out: the walk's last group ends on its shortest blocks, and a tail in
 # longest-first order evens out the last CTAs (d128 s1024: 0.981 -> 0.992 predicted).
 TAIL_WAVES = 2
 # Beyond this many items per CTA the fold's last wave is at most 1/MAX_WAVES of the
-# call, and the table is not worth its host time (built in Python, ~0.7 us per item,
+# call, and the list schedule is not worth its host time (Python, ~0.7 us per item,
 # once per shape: ~3 ms at 32 waves of 132 CTAs).
 MAX_WAVES = 32
 # Tables kept per shape, like the call cache (cupyflash._callcache.CALL_CACHE_SIZE).
@@ -74,11 +74,10 @@ def fold_makespan(cost: np.ndarray, pairs: int, group_pairs: int, ctas: int) -> 
     """The last CTA's finish under the kernel's own fold (``persistent_coord``)."""
     m_blocks = len(cost)
     folded = (m_blocks + 1) // 2
-    pair, mf = walk_order(pairs, folded, group_pairs)
+    _, mf = walk_order(pairs, folded, group_pairs)
     j = folded - 1 - mf
     long_block = m_blocks - 1 - j
     unit = cost[long_block] + np.where(j < long_block, cost[j], 0.0)
-    del pair
     return float(np.bincount(np.arange(len(unit)) % ctas, weights=unit, minlength=ctas).max())
 
 
