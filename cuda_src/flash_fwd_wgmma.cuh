@@ -74,6 +74,15 @@ __global__ void __launch_bounds__(
   // The walk read from p.walk_table (block_order.h, "The walk laid out on the host"): the
   // variants compiled for causal calls; persistent ones without a split tail or conversion stages.
   static_assert(!kTableWalk || (kPersistent && !kSplitTailArg && kConvertStages == 0), "a walk-table variant");
+  // Causal twins of the 192-row tile without turns: a warpgroup takes the block's 64-row chunk
+  // (cwg + item) % 3 and passes the key tiles past that chunk's own diagonal. A block's bottom chunk
+  // attends the most tiles, so without the rotation the same warpgroup carried the longest chain
+  // of every item and passing lost ~1 % ("Key tiles per warpgroup"); rotated, the three chains even
+  // out over items, as far as the ring lets the warpgroups drift apart (bench/notes/wgmma_tiles.md,
+  // "Rotated chunks"). 16-bit inputs, and fp32 ones whose q the consumers convert (fast mode): a
+  // converting warpgroup keeps its own rows of the (one) Q buffer and takes its chunk's q into them.
+  constexpr bool kRotate = kTableWalk && kConsumerWGs == 3 && !kPingpong &&
+                           (!kFp32 || (kQInKernel && kFp32Terms == 1 && !kKVOnce));
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -134,7 +143,7 @@ __global__ void __launch_bounds__(
   // R2UR per wgmma.
   const int cwg = __shfl_sync(0xffffffffu, warpgroup, 0) - 1;
   // K-major operands (Q, K): 8-row groups 1024 bytes apart (SBO); LBO unused.
-  const u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer
+  u32 q_rows = 64 * cwg * kSwizzleRowBytes;  // this warpgroup's rows in a Q buffer (per item with kRotate)
   const u32 scratch = sm.scratch() + kScratchBytesPerThread * (tid - kWarpgroupThreads);
   float acc_o[Tr::kOTiles][4];
   // Split: each tile's P.V lands in its own zeroed accumulator and is added to O
@@ -254,21 +263,25 @@ __global__ void __launch_bounds__(
   };
   // Epilogue of item w, the last item counted in q_use, so it read Q buffer q_slot(q_use - 1) (a function:
   // lambdas called from several places may be left un-inlined, and then spill).
+  // kRotate: the chunk of the block's rows this warpgroup owns in item use q (its Q rows, its output
+  // rows, and its O staged in those same rows of the Q buffer, which no other warpgroup reads).
+  auto chunk_of = [&](int q) { return kRotate ? (cwg + q) % kConsumerWGs : cwg; };
   auto write_out = [&](const WorkItem& w, const RowState& rs, float out_scale) {
-    const int row_off = 64 * cwg + 16 * (warp % 4);
+    const int chunk = chunk_of(q_use - 1);
+    const int row_off = 64 * chunk + 16 * (warp % 4);
     if constexpr (kSmemEpilogue) {
       const int qs_w = q_slot(q_use - 1);
       const float2 inv = finish_rows(p, w, rs, row_off, lane, scale_log2, out_scale);
-      stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(sm.q(qs_w), inv, acc_o);
+      stage_o<Elem, Tr::kOTiles, Tr::kQBoxBytes>(sm.q(qs_w), inv, acc_o, 64 * (chunk - cwg));
       fence_proxy_async_smem();  // the TMA store (async proxy) must see these writes
       // Split-tail kernels read the warpgroup afresh (fresh_tid_x): kept live, it spilled at 192 rows.
       const u32 wg = kSplitTail ? static_cast<u32>(fresh_tid_x()) / kWarpgroupThreads - 1 : cwg;
       named_barrier_sync<kWarpgroupThreads>(kEpilogueBarrier0 + wg);
       if (tid % kWarpgroupThreads == 0) {
-        const u32 rows = sm.q(qs_w) + 64 * cwg * kSwizzleRowBytes;
+        const u32 rows = sm.q(qs_w) + 64 * chunk * kSwizzleRowBytes;
 #pragma unroll
         for (int b = 0; b < Tr::kBoxes; ++b)
-          tma_store_4d(&tma.o, rows + b * Tr::kQBoxBytes, b * Elem::kBoxCols, w.m0 + 64 * cwg, w.head, w.batch);
+          tma_store_4d(&tma.o, rows + b * Tr::kQBoxBytes, b * Elem::kBoxCols, w.m0 + 64 * chunk, w.head, w.batch);
         bulk_commit();
       }
     } else {
@@ -348,34 +361,42 @@ __global__ void __launch_bounds__(
   // split fp32 variant needs.
   for_each_item<kPersistent, kSplitTail, kTableWalk>(p, m_blocks, [&](const BlockCoord& bc) {
     WorkItem w = work_item<kBlockM, kBlockN>(p, bc);
-    const int warp_row0 = w.m0 + 64 * cwg + 16 * (warp % 4);
+    const int chunk = chunk_of(q_use);
+    if constexpr (kRotate && !kQInKernel) q_rows = 64 * chunk * kSwizzleRowBytes;  // where TMA put its rows
+    const int warp_row0 = w.m0 + 64 * chunk + 16 * (warp % 4);
     if (w.n_tiles == 0) {  // every row masked: zeros and LSE -inf, no Q, no tile
       if (has_pending) finish(pending);
       has_pending = false;
       RowState none;
       none.init();
-      store_o<Elem, kFp32, Tr::kOTiles, true>(p, w, none, acc_o, 64 * cwg + 16 * (warp % 4), lane, scale_log2,
+      store_o<Elem, kFp32, Tr::kOTiles, true>(p, w, none, acc_o, 64 * chunk + 16 * (warp % 4), lane, scale_log2,
                                               1.f);
       return;
     }
     const int qs = q_slot(q_use);
     // Not with the cross-item pipeline, whose pending P.V and epilogue cross this
     // point (its variants have 128-row blocks: partial only at odd lengths).
-    if (!kCrossItem && (w.m0 + 64 * cwg >= p.seqlen_q || w.m0 + 64 * cwg + 64 <= 0)) {
+    if (!kCrossItem && (w.m0 + 64 * chunk >= p.seqlen_q || w.m0 + 64 * chunk + 64 <= 0)) {
       skip_item(w, qs);
       return;
     }
     // Causal, one item per CTA: the block's last key tile (walked first) is passed, not
     // computed, where it lies wholly past the diagonal for this warpgroup's rows: d64
     // s4096 +3.5 %, d256 +0.3-2.2 %; persistent CTAs lost ~1 % (bench/notes/wgmma_tiles.md,
-    // "Key tiles per warpgroup"). At most one tile (kBlockM - 64 <= kBlockN) keeps any
-    // drain of a Q buffer (at the warpgroup's second tile) ahead of the producer's wait.
-    if constexpr (!kPersistent && kBlockM - 64 <= kBlockN) {
-      const int passed = w.n_tiles - warpgroup_tiles<kBlockN>(p, w, 64 * cwg);
+    // "Key tiles per warpgroup"), unless the chunks rotate (kRotate). At most one tile
+    // (kBlockM - 64 <= kBlockN) keeps any drain of a Q buffer (at the warpgroup's second
+    // tile, so the item's tile kQPrefetchTile at the latest) ahead of the producer's wait.
+    if constexpr ((!kPersistent || kRotate) && kBlockM - 64 <= kBlockN) {
+      const int passed = w.n_tiles - warpgroup_tiles<kBlockN>(p, w, 64 * chunk);
       pass_tiles(passed);
       w.n_tiles -= passed;
       w.n_top -= passed * kBlockN;
+      // Persistent: hand the last item's Q buffer back now, not at this warpgroup's second computed
+      // tile (the item's third), which held the producer's next K/V load behind the next item's Q.
+      if (kRotate && passed > 0) drain_store();
     }
+    // Whether this warpgroup passed a tile and drained above (recomputed: a flag kept live spills).
+    auto drained_early = [&] { return kRotate && w.n_top + kBlockN < key_end(p, w.m0 + kBlockM); };
     const int n_tiles = w.n_tiles;
     // Rescaled variants: this item's shifts (tile_shifts.h): e_q, and where its key
     // tiles' {e_k, e_v} pairs start; key tile i's is read at the top of its step
@@ -471,7 +492,7 @@ __global__ void __launch_bounds__(
       float sc[Tr::kNTiles][4];
       int2 e = tile_shift(0);
       if constexpr (kQInKernel) {  // this warpgroup's rows of Q, converted here (q_convert.h)
-        e_q = convert_q<Tr>(p, sm, w, qs, q_use, cwg, tid % kWarpgroupThreads);
+        e_q = convert_q<Tr>(p, sm, w, qs, q_use, cwg, chunk, tid % kWarpgroupThreads);
       } else {
         mbar_wait(sm.full_q(qs), q_phase(q_use));
       }
@@ -550,13 +571,14 @@ __global__ void __launch_bounds__(
       fence_acc(acc_o);
       fence_frag(pf);
       release(sm.empty_v(slot(u - 1)));
-      if (i == 1) drain_store();  // the last item's O left shared memory a tile ago: hand its Q buffer back
+      // The last item's O left shared memory a tile ago: hand its Q buffer back.
+      if (i == 1 && !drained_early()) drain_store();
       add_pv();
       if constexpr (kSplit) pv_mult = pow2_f32(-e.y);  // now that the previous tile's P.V is in O
       rescale_o(acc_o, corr);
       pack_p(pf, sc);
     }
-    if (n_tiles == 1) drain_store();
+    if (n_tiles == 1 && !drained_early()) drain_store();
     // Every Q.K^T of this item has completed: the producer may refill this Q
     // buffer, unless the epilogue is to use it first.
     if constexpr (!kSmemEpilogue && !kQInKernel) release(sm.empty_q(qs));

@@ -111,19 +111,20 @@ __device__ __forceinline__ int convert_staged_q_rows(u32 stage, u32 full, u32 em
   return store_q_rows<kD, kLo>(unit, local, dst, dst_rows, lo_offset, words, cwg, lane);
 }
 
-// This consumer warpgroup's rows of item w's Q, converted into Q buffer qs (the q_use-th use),
+// This consumer warpgroup's rows of item w's Q (the block's 64-row chunk `chunk`: its own, cwg,
+// unless the chunks rotate), converted into its own rows of Q buffer qs (the q_use-th use),
 // staged or from global memory (see the top). Returns e_q.
 template <class Tr>
 __device__ __forceinline__ int convert_q(const FlashParams& p, const WgmmaSmem<Tr>& sm, const WorkItem& w, int qs,
-                                         int q_use, int cwg, int wg_tid) {
+                                         int q_use, int cwg, int chunk, int wg_tid) {
   const u32 words = sm.scratch() + kScratchBytesPerThread * kWarpgroupThreads * cwg;  // its scratch slots
   const u32 dst = sm.q(qs) + kQConvertRows * cwg * kSwizzleRowBytes;                  // its rows of the buffer
   if constexpr (Tr::kQStaged)
-    return convert_staged_q_rows<Tr::kWidth, Tr::kSplit>(sm.q_stage(cwg), sm.full_q(qs), sm.empty_q(qs),
+    return convert_staged_q_rows<Tr::kWidth, Tr::kSplit>(sm.q_stage(chunk), sm.full_q(qs), sm.empty_q(qs),
                                                           WgmmaSmem<Tr>::q_phase(q_use), dst, Tr::kBlockM,
                                                           Tr::kQCopyBytes, words, cwg, wg_tid);
   else
-    return convert_q_rows<Tr::kWidth, Tr::kSplit>(p, w.batch, w.head, w.m0 + kQConvertRows * cwg, dst, Tr::kBlockM,
+    return convert_q_rows<Tr::kWidth, Tr::kSplit>(p, w.batch, w.head, w.m0 + kQConvertRows * chunk, dst, Tr::kBlockM,
                                                    Tr::kQCopyBytes, words, cwg, wg_tid);
 }
 

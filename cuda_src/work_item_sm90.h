@@ -122,15 +122,16 @@ __device__ __forceinline__ void store_o(const FlashParams& p, const WorkItem& w,
 // TMA store per box writes whole rows (stage_o's caller issues it).
 // The consumer's thread index is read afresh (volatile): ptxas otherwise hoists
 // this lane's row address out of the item loop and, in the 3-warpgroup variant
-// (128 registers), spills it.
+// (128 registers), spills it. row_shift: rows past the warpgroup's own 64 (a rotated
+// chunk, flash_fwd_wgmma.cuh's kRotate; 0 otherwise).
 template <class Elem, int kOTiles, int kBoxBytes>
-__device__ __forceinline__ void stage_o(u32 q_buf, float2 inv, const float (&o_acc)[kOTiles][4]) {
+__device__ __forceinline__ void stage_o(u32 q_buf, float2 inv, const float (&o_acc)[kOTiles][4], int row_shift) {
   constexpr int kTilesPerBox = kTmaBoxCols / 8;
   const int tid = fresh_tid_x() - kWarpgroupThreads;  // consumer threads follow the producer warpgroup
   const int lane = tid % kWarpSize;
   const int r = lane % 8, matrix = lane / 8;  // the row this lane addresses, of matrix 0..3
   const int half = matrix % 2, tile_hi = matrix / 2;
-  const int row = 16 * (tid / kWarpSize) + 8 * half + r;  // a warp owns 16 rows of the block
+  const int row = 16 * (tid / kWarpSize) + 8 * half + r + row_shift;  // a warp owns 16 rows of the block
   const u32 row_addr = q_buf + row * kSwizzleRowBytes;
   const u32 lane_swizzle = static_cast<u32>(tile_hi ^ r);  // (2jp + tile_hi) ^ r == (2jp % 8) ^ lane_swizzle in a box
 #pragma unroll

@@ -190,13 +190,13 @@ WGMMA_LONG_TILES: dict[tuple[int, bool], tuple[int, WgmmaTiles]] = {
 # seqlen_k) <= WGMMA_SHORT_SEQLEN): (width, causal) -> tiles. From the interleaved
 # sweep at seqlen 512/1024/2048 (bench/notes/wgmma.md, "wgmma tiles for short
 # sequences"): at width 128 pingpong gained 2-5 % at 512 and 1024, and nothing at
-# 2048. Width 64 under the mask: WGMMA_CAUSAL_TILES's 192-row tile with its three
-# consumer warpgroups taking turns (three-way pingpong): +1 to +4.2 % at causal s1024 in two
-# hot sweeps (+2 % in the full bench), a tie at 2048 and -1.2 % at 4096
-# (bench/notes/wgmma_tiles.md, "Three consumer warpgroups taking turns").
+# 2048. Width 64 under the mask keeps WGMMA_CAUSAL_TILES's 192-row tile: its three consumer
+# warpgroups taking turns (three-way pingpong) had gained 1-4 % at causal s1024, but once the
+# turnless tile's warpgroups rotate their 64-row chunks and pass the key tiles past their own
+# diagonal (its walk-table twin, flash_fwd_wgmma.cuh's kRotate), that tile led the turns by
+# +0.3 to +2.4 % at s1024 and +2 to +3.7 % at s512 (bench/notes/wgmma_tiles.md, "Rotated chunks").
 WGMMA_SHORT_SEQLEN = 1024
 WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
-    (64, True): (192, 128, 3, True, True),
     (128, False): (128, 128, 2, True, True),
     (128, True): (128, 128, 2, True, True),
 }

@@ -1,7 +1,7 @@
 """GPU correctness of the causal walk laid out on the host (cupyflash/_walk.py):
 persistent Hopper calls with more query blocks than CTAs, each CTA reading its
 items from the walk table. One case per kernel family that walks a table (the
-192-row tiles with and without turns, the 128-row turns and cross-item tiles, the
+192-row tiles (their warpgroups' rotated chunks), the 128-row turns and cross-item tiles, the
 float32 fast kernels converting k and v once or q per item, tf32), each first
 asserting that its plan takes the table, so that a change to the cost model cannot
 leave these tests checking the fold instead. Every block must be computed exactly
@@ -25,8 +25,12 @@ pytestmark = pytest.mark.gpu
 TABLE_REASON = "to the CTA free first"  # the list schedule, not the fold laid out
 # (dtype, precision, head dim, batch, query heads, KV heads, seqlen_q, seqlen_k, alignment)
 CASES = [
-    ("bfloat16", "highest", 64, 2, 72, 72, 1024, 1024, "bottom_right"),  # 192 rows, turns
-    ("float16", "highest", 64, 1, 40, 8, 2000, 2000, "bottom_right"),    # 192 rows, GQA
+    # 192 rows: rotated chunks (flash_fwd_wgmma.cuh, kRotate); GQA; top-left diagonals that cut a
+    # chunk mid-tile, more queries than keys, and fewer
+    ("bfloat16", "highest", 64, 2, 72, 72, 1024, 1024, "bottom_right"),
+    ("float16", "highest", 64, 1, 40, 8, 2000, 2000, "bottom_right"),
+    ("bfloat16", "highest", 64, 3, 40, 10, 1777, 1500, "top_left"),
+    ("float16", "highest", 64, 2, 70, 70, 1300, 2900, "bottom_right"),
     ("bfloat16", "highest", 128, 2, 40, 40, 1000, 1000, "top_left"),     # 128 rows, turns
     ("float16", "highest", 128, 1, 24, 24, 2048, 2048, "bottom_right"),  # 128 rows, cross-item
     ("float32", "fast", 128, 2, 40, 20, 1100, 1100, "bottom_right"),     # k, v converted once
