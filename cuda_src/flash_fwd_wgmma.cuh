@@ -78,7 +78,7 @@ __global__ void __launch_bounds__(
   // (cwg + item) % 3 and passes the key tiles past that chunk's own diagonal. A block's bottom chunk
   // attends the most tiles, so without the rotation the same warpgroup carried the longest chain
   // of every item and passing lost ~1 % ("Key tiles per warpgroup"); rotated, the three chains even
-  // out over items, as far as the ring lets the warpgroups drift apart (bench/notes/wgmma_tiles.md,
+  // out over items, as far as the ring lets the warpgroups drift apart (bench/notes/wgmma_tiles_cont.md,
   // "Rotated chunks"). 16-bit inputs, and fp32 ones whose q the consumers convert (fast mode): a
   // converting warpgroup keeps its own rows of the (one) Q buffer and takes its chunk's q into them.
   constexpr bool kRotate = kTableWalk && kConsumerWGs == 3 && !kPingpong &&

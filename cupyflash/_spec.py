@@ -194,7 +194,7 @@ WGMMA_LONG_TILES: dict[tuple[int, bool], tuple[int, WgmmaTiles]] = {
 # warpgroups taking turns (three-way pingpong) had gained 1-4 % at causal s1024, but once the
 # turnless tile's warpgroups rotate their 64-row chunks and pass the key tiles past their own
 # diagonal (its walk-table twin, flash_fwd_wgmma.cuh's kRotate), that tile led the turns by
-# +0.3 to +2.4 % at s1024 and +2 to +3.7 % at s512 (bench/notes/wgmma_tiles.md, "Rotated chunks").
+# +0.3 to +2.4 % at s1024 and +2 to +3.7 % at s512 (bench/notes/wgmma_tiles_cont.md, "Rotated chunks").
 WGMMA_SHORT_SEQLEN = 1024
 WGMMA_SHORT_TILES: dict[tuple[int, bool], WgmmaTiles] = {
     (128, False): (128, 128, 2, True, True),
