@@ -16,6 +16,7 @@ import itertools
 import struct
 import sys
 import types
+from collections import OrderedDict
 
 import numpy as np
 
@@ -141,7 +142,7 @@ def _make_torch(state: FakeCuda):
 def install(monkeypatch, arch: int = 90, sm_count: int = 132, pool: int | None = None) -> FakeCuda:
     """Serve cupyflash's CUDA calls from fakes for one test (``monkeypatch`` undoes
     it all); returns the state that records the launches."""
-    from cupyflash import _arrays, _compile, _tma, api
+    from cupyflash import _arrays, _compile, _tma, _walk, api
 
     state = FakeCuda(arch, sm_count, pool)
     cupy, compiler = _make_cupy(state)
@@ -158,4 +159,7 @@ def install(monkeypatch, arch: int = 90, sm_count: int = 132, pool: int | None =
     # Maps are cached by address: a fresh cache, so no fake map outlives the test and no real one leaks in.
     monkeypatch.setattr(_tma, "encode", functools.lru_cache(maxsize=_tma.encode.cache_info().maxsize)(
         _tma.encode.__wrapped__))
+    # Walk tables, likewise kept per (device, table): a fresh cache, so no fake upload reaches a later
+    # GPU test in the same worker and no real CuPy array one of those left reaches this test.
+    monkeypatch.setattr(_walk, "_DEVICE_TABLES", OrderedDict())
     return state
