@@ -362,6 +362,9 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
                            + (f"each block to the CTA free first: the mean CTA's work over the last one's predicted "
                               f"{balance:.3f}, against {fold:.3f} folding block pairs" if listed else
                               f"block pairs (long, short) folded by stride: balance predicted {fold:.3f}"))
+        if problem.causal and spec.rotates_chunks:
+            reasons.append("causal: the consumer warpgroups rotate the block's 64-row chunks from item to item "
+                           "and pass the key tiles past their own chunk's diagonal")
     if problem.causal:
         reasons.append(f"causal ({'bottom-right' if problem.causal_offset == problem.seqlen_k - problem.seqlen_q else 'top-left'}"
                        f" alignment, offset {problem.causal_offset}): key tiles past the diagonal are skipped, "

@@ -315,6 +315,16 @@ class KernelSpec:
         return self.family == "wgmma" and self.persistent and not self.split_tail and not self.convert_stages
 
     @property
+    def rotates_chunks(self) -> bool:
+        """The kernel's consumer warpgroups rotate the block's 64-row chunks from item to item
+        and pass the key tiles past their own chunk's diagonal (flash_fwd_wgmma.cuh's kRotate):
+        the walk-table twins of the 192-row tiles without turns, 16-bit or fp32 fast with q
+        converted by the consumers (bench/notes/wgmma_tiles_cont.md, "Rotated chunks")."""
+        fp32_ok = self.dtype in MMA_DTYPES or (self.q_in_kernel and self.fp32_terms == 1 and not self.kv_once)
+        return (self.walk_table and self.consumer_warpgroups == 3 and not self.pingpong and not self.tf32
+                and fp32_ok)
+
+    @property
     def walks_split_tail(self) -> bool:
         """The kernel holds the split tail's code (its kSplitTail): persistent 16-bit wgmma
         built for it (``split_tail``)."""

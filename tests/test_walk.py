@@ -138,3 +138,18 @@ def test_causal_walk_only_for_persistent_causal_kernels():
     plan = cupyflash.explain(big, big, big, causal=True, arch=90)
     assert not plan.spec.persistent and not plan.spec.walk_table
     assert not any("laid out on the host" in r for r in plan.reasons)
+
+
+@pytest.mark.parametrize("dtype,d,precision,rotates", [(np.float16, 64, "highest", True), (np.float32, 64, "fast", True),
+                                                       (np.float16, 128, "highest", False),
+                                                       (np.float32, 128, "fast", False)])
+def test_explain_names_the_rotated_chunks(dtype, d, precision, rotates):
+    """The 192-row causal twins rotate their warpgroups' chunks (flash_fwd_wgmma.cuh's kRotate,
+    KernelSpec.rotates_chunks) and explain() says so; the 128-row tiles and unmasked calls do not."""
+    q = np.zeros((16, 1024, 2048 // d, d), dtype)
+    plan = cupyflash.explain(q, q, q, causal=True, arch=90, precision=precision)
+    assert plan.spec.walk_table and plan.spec.rotates_chunks == rotates
+    assert any("rotate the block's 64-row chunks" in r for r in plan.reasons) == rotates
+    full = cupyflash.explain(q, q, q, causal=False, arch=90, precision=precision)
+    assert not full.spec.rotates_chunks
+    assert not any("rotate" in r for r in full.reasons)
