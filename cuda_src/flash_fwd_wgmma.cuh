@@ -74,13 +74,10 @@ __global__ void __launch_bounds__(
   // The walk read from p.walk_table (block_order.h, "The walk laid out on the host"): the
   // variants compiled for causal calls; persistent ones without a split tail or conversion stages.
   static_assert(!kTableWalk || (kPersistent && !kSplitTailArg && kConvertStages == 0), "a walk-table variant");
-  // Causal twins of the 192-row tile without turns: a warpgroup takes the block's 64-row chunk
-  // (cwg + item) % 3 and passes the key tiles past that chunk's own diagonal. A block's bottom chunk
-  // attends the most tiles, so without the rotation the same warpgroup carried the longest chain
-  // of every item and passing lost ~1 % ("Key tiles per warpgroup"); rotated, the three chains even
-  // out over items, as far as the ring lets the warpgroups drift apart (bench/notes/wgmma_tiles_cont.md,
-  // "Rotated chunks"). 16-bit inputs, and fp32 ones whose q the consumers convert (fast mode): a
-  // converting warpgroup keeps its own rows of the (one) Q buffer and takes its chunk's q into them.
+  // Causal twins of the 192-row tile without turns: warpgroup cwg takes the block's 64-row chunk
+  // (cwg + item) % 3 and passes the key tiles past that chunk's diagonal, so the longest chain (the
+  // bottom chunk) goes round instead of always being the same warpgroup's (bench/notes/wgmma_tiles_cont.md,
+  // "Rotated chunks"). 16-bit, and fp32 fast whose consumers convert q into their own rows of the Q buffer.
   constexpr bool kRotate = kTableWalk && kConsumerWGs == 3 && !kPingpong &&
                            (!kFp32 || (kQInKernel && kFp32Terms == 1 && !kKVOnce));
   constexpr int kBlockM = Tr::kBlockM;
