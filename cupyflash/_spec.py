@@ -321,8 +321,7 @@ class KernelSpec:
         the walk-table twins of the 192-row tiles without turns, 16-bit or fp32 fast with q
         converted by the consumers (bench/notes/wgmma_tiles_cont.md, "Rotated chunks")."""
         fp32_ok = self.dtype in MMA_DTYPES or (self.q_in_kernel and self.fp32_terms == 1 and not self.kv_once)
-        return (self.walk_table and self.consumer_warpgroups == 3 and not self.pingpong and not self.tf32
-                and fp32_ok)
+        return self.walk_table and self.consumer_warpgroups == 3 and not self.pingpong and fp32_ok
 
     @property
     def walks_split_tail(self) -> bool:
