@@ -2,8 +2,9 @@
 // kPingpong): they take turns issuing their wgmmas, so that one's softmax runs
 // while another's GEMMs occupy the tensor cores, instead of all computing
 // exponentials at once. Two warpgroups alternate; three go round (0, 1, 2, 0, ...):
-// at width 64 the 192-row tile gained 1-4 % at causal s1024 that way in two hot sweeps,
-// 2 % in the full bench (bench/notes/wgmma_tiles.md, "Three consumer warpgroups taking turns").
+// at width 64 the 192-row tile gained 1-4 % at causal s1024 that way (bench/notes/wgmma_tiles.md,
+// "Three consumer warpgroups taking turns"), until its turnless twin with rotated chunks beat it
+// (wgmma_tiles_cont.md): three-way turns are now a tuning candidate only, shipped nowhere.
 //
 // Warpgroup g waits at its own turn barrier and, after issuing, arrives at the next
 // one's. Every warpgroup walks the same items and issues the same number of times
