@@ -495,38 +495,35 @@ __global__ void __launch_bounds__(
       }
       if constexpr (Tr::kConvert) e_q = static_cast<int>(lds32(sm.shift_q(qs, cwg)));  // this warpgroup's rows
       mbar_wait(sm.full_k(slot(use)), phase(use));
-      e = once_shift(e, 0);
+      if (!kCrossItem || !has_pending) e = once_shift(e, 0);  // the boundary reads it later
       if (kCrossItem && has_pending) {
-        // Item boundary: this item's first Q.K^T and the pending item's last P.V
-        // go out together, then that item's epilogue runs after this softmax.
+        // Item boundary: the pending item's last P.V goes out first and this item's first Q.K^T
+        // right behind it, so the pending item's epilogue runs while that Q.K^T computes. (Run
+        // after this item's first softmax, it sat between the item's first two issues, on the
+        // pingpong pair's path: d128 +1-3 %; bench/notes/wgmma_tiles_cont.md, "The epilogue under
+        // the first Q.K^T".)
         const int u = use - 1;
         mbar_wait(sm.full_v(slot(u)), phase(u));
         turns.take();
         wgmma_fence();
-        issue_qk(sc, slot(use), qs);
-        wgmma_commit();
         issue_pv(pf, slot(u), pending.n_tiles == 1);
         wgmma_commit();
+        issue_qk(sc, slot(use), qs);
+        wgmma_commit();
         turns.pass();
-        wgmma_wait<1>();  // S is ready; the pending P.V may still run
-        fence_acc(sc);
-        e = converted_shift(e, use);
-        release(sm.empty_k(slot(use)));
-        RowState done = st;
-        const float done_mult = out_mult();  // before this item's first tile resets O's units
-        st.init();
-        first_scores_to_p(sc, e);  // O restarts from zero: nothing to rescale
-        order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
-        wgmma_wait<0>();
+        wgmma_wait<1>();  // the pending item's O is complete; S may still run
         fence_acc(acc_o);
         fence_frag(pf);
         release(sm.empty_v(slot(u)));
-        add_pv();
-        // P before the epilogue: its fragments take half the registers of the
-        // scores (the 3-warpgroup variant spilled in the epilogue otherwise).
+        if (!hand_over(pending, st)) write_out(pending, st, out_mult());  // before this item resets O's units
+        st.init();
+        e = once_shift(e, 0);  // read here, not live across the epilogue: kv-once spilled 8 bytes
+        wgmma_wait<0>();
+        fence_acc(sc);
+        e = converted_shift(e, use);
+        release(sm.empty_k(slot(use)));
+        first_scores_to_p(sc, e);  // O restarts from zero: nothing to rescale
         pack_p(pf, sc);
-        if (!hand_over(pending, done)) write_out(pending, done, done_mult);
-        if constexpr (kSplit) zero_o();
       } else {
         if constexpr (kSplit) zero_o();
         st.init();
