@@ -324,6 +324,16 @@ class KernelSpec:
         return self.walk_table and self.consumer_warpgroups == 3 and not self.pingpong and fp32_ok
 
     @property
+    def crosses_items(self) -> bool:
+        """The kernel carries each item's last P.V into the next item (flash_fwd_wgmma.cuh's
+        kCrossItem): persistent 128-row wgmma tiles of widths and key tiles up to 128, not split.
+        At the item boundary that P.V goes out ahead of the next item's first Q.K^T, and the
+        finished item's epilogue runs while the Q.K^T computes (bench/notes/wgmma_tiles_cont.md,
+        "The epilogue under the first Q.K^T")."""
+        return (self.family == "wgmma" and self.persistent and self.consumer_warpgroups == 2 and self.head_dim <= 128
+                and self.block_n <= 128 and not self.split)
+
+    @property
     def walks_split_tail(self) -> bool:
         """The kernel holds the split tail's code (its kSplitTail): persistent 16-bit wgmma
         built for it (``split_tail``)."""
