@@ -357,7 +357,7 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
             reasons.append(f"split tail: the last {sk[0]} query blocks' {sk[0] * sk[1]} key tiles are shared out "
                            f"evenly over the {grid[0]} CTAs instead of a last wave of {items % grid[0]} blocks")
         if problem.causal and spec.walk_table:
-            _, listed, balance, fold = causal_walk(problem, spec, grid[0], problem.head_dim, problem.head_dim_v)
+            _, listed, balance, fold = causal_walk(problem, spec, grid[0])
             reasons.append("causal: each CTA's query blocks come from a table laid out on the host (cupyflash._walk), "
                            + (f"each block to the CTA free first: the mean CTA's work over the last one's predicted "
                               f"{balance:.3f}, against {fold:.3f} folding block pairs" if listed else

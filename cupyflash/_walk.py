@@ -143,15 +143,16 @@ def balanced_walk(pairs: int, tiles: np.ndarray, group_pairs: int, ctas: int) ->
 
 
 @functools.lru_cache(maxsize=WALK_CACHE_SIZE)
-def causal_walk(problem, spec, ctas: int, head_dim: int, head_dim_v: int) -> tuple[bytes, bool, float, float]:
+def causal_walk(problem, spec, ctas: int) -> tuple[bytes, bool, float, float]:
     """(``FlashParams.walk_table`` as bytes, whether it is the list schedule, its predicted
     balance, the fold's) for a causal ``problem`` on ``ctas`` CTAs of persistent kernel
-    ``spec``, whose parameters carry these head dims (they size the walk's groups:
-    ``walk_group_pairs``). Every causal call of a walk-table variant needs one; b"" otherwise."""
+    ``spec``. The walk's groups (``walk_group_pairs``) are sized from the problem's own head
+    dims, as ``FlashParams.walk_group_pairs`` is (cupyflash.api), whatever the kernel pads
+    them to. Every causal call of a walk-table variant needs one; b"" otherwise."""
     if not (problem.causal and spec.walk_table):  # only these variants read one (block_order.h)
         return b"", False, 1.0, 1.0
     pairs = problem.batch * problem.heads_q
-    group_pairs = walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group, pairs,
+    group_pairs = walk_group_pairs(problem.seqlen_k, problem.head_dim, problem.head_dim_v, problem.group, pairs,
                                    walk_working_set(True, spec))
     tiles = block_tiles(problem.seqlen_q, problem.seqlen_k, problem.causal_offset, spec.block_m, spec.block_n,
                         q_row_shift(True, problem.seqlen_q, spec))

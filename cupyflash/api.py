@@ -307,7 +307,9 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec, sk:
         heads_q=problem.heads_q, heads_kv=problem.heads_kv, group=problem.group,
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
-        walk_group_pairs=walk_group_pairs(problem.seqlen_k, head_dim, head_dim_v, problem.group,
+        # The caller's head dims, not the padded ones: the walk table (cupyflash._walk), which
+        # plan_for_spec's explain() lines describe too, is laid out from the same group size.
+        walk_group_pairs=walk_group_pairs(problem.seqlen_k, problem.head_dim, problem.head_dim_v, problem.group,
                                           problem.batch * problem.heads_q,
                                           walk_working_set(problem.causal, spec)),
         q_row_shift=q_row_shift(problem.causal, problem.seqlen_q, spec),
@@ -406,10 +408,10 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
     walk_ptr = 0
     if problem.causal and plan.spec.walk_table:
-        # The walk laid out on the host (cupyflash._walk), for the head dims the parameters carry.
+        # The walk laid out on the host (cupyflash._walk): the table explain() describes.
         import cupy
 
-        walk_ptr = device_table(cupy, device_id, causal_walk(problem, plan.spec, plan.grid[0], q_cols, head_dim_v)[0])
+        walk_ptr = device_table(cupy, device_id, causal_walk(problem, plan.spec, plan.grid[0])[0])
     params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec, plan.split_tail, walk_ptr),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
                          *kv_ptrs, *sk_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])

@@ -253,3 +253,24 @@ def test_q_in_kernel_passes_the_callers_fp32_q(monkeypatch, layout):
     assert (params["q_batch_stride"], params["q_row_stride"], params["q_head_stride"]) == qs
     assert _map_pointer(tma, "q") == BASE_PTR and _map_pointer(tma, "q_lo") == 0
     assert _map_pointer(tma, "k") != k.data.ptr  # the fp16 copy
+
+
+
+def test_padded_head_dims_walk_the_table_explain_describes():
+    """A head dim the kernel pads (100 -> 104 here) walks the table that explain()'s balance
+    line is computed from: FlashParams.walk_group_pairs, which the kernel decodes the table's
+    positions with, and the table itself (cupyflash._walk.causal_walk, called alike by
+    plan_for_spec and _run) are sized from the caller's head dims, not the padded ones."""
+    b, s, h, d = 2, 1024, 32, 100
+    q = np.zeros((b, s, h, d), np.float16)
+    plan = cupyflash.explain(q, q, q, causal=True, arch=90)
+    spec = plan.spec
+    assert spec.walk_table and spec.head_dim > d and any("laid out on the host" in r for r in plan.reasons)
+    working_set = walk_working_set(True, spec)
+    pairs = walk_group_pairs(s, d, d, 1, b * h, working_set)
+    # the shape is one where the padded dims would group the pairs differently
+    assert pairs != walk_group_pairs(s, spec.head_dim, spec.head_dim, 1, b * h, working_set)
+    _, problem = api._validate(q, q, q, True, "bottom_right", None, "bshd")
+    params = np.frombuffer(api._params_template(problem, spec.head_dim, spec.head_dim, spec, (0, 0), 0),
+                           dtype=PARAMS_DTYPE)[0]
+    assert params["head_dim"] == spec.head_dim and params["walk_group_pairs"] == pairs
