@@ -64,6 +64,9 @@ class Plan:
     reasons: tuple[str, ...] = ()
     # FlashParams.sk_items, sk_tiles: the split tail of a persistent walk (_params.split_tail)
     split_tail: tuple[int, int] = (0, 0)
+    # a causal walk-table variant's walk (cupyflash._walk.causal_walk), laid out once per plan;
+    # each call only looks up its device copy (device_table). b"": none
+    walk_table: bytes = field(default=b"", repr=False)
 
     def describe(self) -> str:
         s = self.spec
@@ -348,6 +351,7 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
     m_blocks = -(-problem.seqlen_q // spec.block_m)
     grid = (m_blocks, problem.heads_q, problem.batch)
     sk = (0, 0)
+    walk = b""
     if spec.persistent:
         items = m_blocks * problem.heads_q * problem.batch
         grid = (max(1, min(items, sm_count * WGMMA_CTAS_PER_SM)), 1, 1)
@@ -357,7 +361,7 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
             reasons.append(f"split tail: the last {sk[0]} query blocks' {sk[0] * sk[1]} key tiles are shared out "
                            f"evenly over the {grid[0]} CTAs instead of a last wave of {items % grid[0]} blocks")
         if problem.causal and spec.walk_table:
-            _, listed, balance, fold = causal_walk(problem, spec, grid[0])
+            walk, listed, balance, fold = causal_walk(problem, spec, grid[0])
             reasons.append("causal: each CTA's query blocks come from a table laid out on the host (cupyflash._walk), "
                            + (f"each block to the CTA free first: the mean CTA's work over the last one's predicted "
                               f"{balance:.3f}, against {fold:.3f} folding block pairs" if listed else
@@ -376,4 +380,4 @@ def plan_for_spec(problem: Problem, spec: KernelSpec, arch: int, reasons: list[s
     if problem.group > 1:
         reasons.append(f"GQA: {problem.group} query heads share each KV head")
     return Plan(spec, grid, (spec.threads, 1, 1), arch, sm_count, staging_needs(problem, spec, pointers),
-                tuple(reasons), sk)
+                tuple(reasons), sk, walk)

@@ -13,7 +13,7 @@ from ._params import (LOG2E, fill_params, make_tma_params, params_template, q_ro
                       split_tail_floats, walk_group_pairs, walk_working_set)
 from ._problem import Problem, build_problem, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
-from ._walk import causal_walk, device_table
+from ._walk import device_table
 from .errors import ArgumentError, NoGPUError
 
 
@@ -407,11 +407,11 @@ def _run(plan: Plan, problem: Problem, q: DeviceBuffer, k: DeviceBuffer, v: Devi
     # the staged copy's zero-padded ones); the TMA maps of k, v keep the fp16 width.
     q_cols = (keep["q"].shape[3] if "q" in keep else problem.head_dim) if q_kernel else head_dim
     walk_ptr = 0
-    if problem.causal and plan.spec.walk_table:
-        # The walk laid out on the host (cupyflash._walk): the table explain() describes.
+    if plan.walk_table:
+        # The walk laid out on the host when the plan was made (cupyflash._walk): the table explain() describes.
         import cupy
 
-        walk_ptr = device_table(cupy, device_id, causal_walk(problem, plan.spec, plan.grid[0])[0])
+        walk_ptr = device_table(cupy, device_id, plan.walk_table)
     params = fill_params(_params_template(problem, q_cols, head_dim_v, plan.spec, plan.split_tail, walk_ptr),
                          ptrs["q"], ptrs["k"], ptrs["v"], ptrs["o"], 0 if lse is None else lse.ptr, shifts_ptr,
                          *kv_ptrs, *sk_ptrs, *strides["q"], *strides["k"], *strides["v"], *strides["o"])
