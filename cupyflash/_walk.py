@@ -70,13 +70,19 @@ def block_tiles(seqlen_q: int, seqlen_k: int, causal_offset: int, block_m: int, 
     return np.where(n_end > 0, -(-n_end // block_n), 0)
 
 
+def fold_units(pairs: int, m_blocks: int, group_pairs: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(pair, long block, short block) of every unit of the fold, in its walk order
+    (``persistent_coord``): the short block equals the long one for the middle block of an
+    odd m_blocks, a unit alone."""
+    folded = (m_blocks + 1) // 2
+    pair, mf = walk_order(pairs, folded, group_pairs)
+    j = folded - 1 - mf
+    return pair, m_blocks - 1 - j, j
+
+
 def fold_makespan(cost: np.ndarray, pairs: int, group_pairs: int, ctas: int) -> float:
     """The last CTA's finish under the kernel's own fold (``persistent_coord``)."""
-    m_blocks = len(cost)
-    folded = (m_blocks + 1) // 2
-    _, mf = walk_order(pairs, folded, group_pairs)
-    j = folded - 1 - mf
-    long_block = m_blocks - 1 - j
+    _, long_block, j = fold_units(pairs, len(cost), group_pairs)
     unit = cost[long_block] + np.where(j < long_block, cost[j], 0.0)
     return float(np.bincount(np.arange(len(unit)) % ctas, weights=unit, minlength=ctas).max())
 
@@ -109,10 +115,7 @@ def fold_table(pairs: int, m_blocks: int, group_pairs: int, ctas: int) -> np.nda
     pair, m = walk_order(pairs, m_blocks, group_pairs)
     position = np.empty(pairs * m_blocks, dtype=np.int64)
     position[pair * m_blocks + m] = np.arange(pairs * m_blocks)
-    folded = (m_blocks + 1) // 2
-    fpair, fm = walk_order(pairs, folded, group_pairs)
-    j = folded - 1 - fm
-    long_block = m_blocks - 1 - j
+    fpair, long_block, j = fold_units(pairs, m_blocks, group_pairs)
     halves = np.stack([position[fpair * m_blocks + long_block], position[fpair * m_blocks + j]], axis=1)
     present = np.stack([np.ones_like(j, dtype=bool), j < long_block], axis=1)
     owner = np.repeat(np.arange(len(fpair)) % ctas, 2).reshape(-1, 2)
