@@ -455,7 +455,7 @@ def run_cli(*args):
 def test_cli_help():
     done = run_cli("--help")
     assert done.returncode == 0, done.stderr
-    for flag in ("--set", "--quick", "--dtype", "--min-ratio", "--out", "--repeats", "--peers"):
+    for flag in ("--set", "--quick", "--dtype", "--match", "--min-ratio", "--out", "--repeats", "--peers"):
         assert flag in done.stdout
 
 
@@ -478,6 +478,20 @@ def test_cli_argument_errors():
         cli.parse_args(["--peers", "torch-flush"])
     with pytest.raises(SystemExit):
         cli.parse_args(["--repeats", "0"])
+
+
+def test_cli_match_keeps_a_slice_of_the_sets():
+    args = cli.parse_args(["--set", "standard", "gqa", "--dtype", "bf16", "--match", "d64_causal"])
+    names = [c.name for c in args.configs]
+    assert names and all("d64" in n and "causal" in n and "bf16" in n for n in names)
+    assert len(names) == 6  # standard's six seqlens; no gqa config has d64 and causal in its name
+    args = cli.parse_args(["--set", "standard", "gqa", "--match", "^gqa:"])
+    assert {c.set_name for c in args.configs} == {"gqa"} and len(args.configs) == 6
+    with pytest.raises(SystemExit) as exc:
+        cli.parse_args(["--match", "no_such_row"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit):
+        cli.parse_args(["--match", "d64_(causal"])
 
 
 def test_cli_defaults_and_quick():

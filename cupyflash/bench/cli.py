@@ -7,6 +7,7 @@ Examples::
     python -m cupyflash.bench --set decode --peers torch-flash,torch-cudnn
     python -m cupyflash.bench --set standard --backend mma --peers torch-flash   # issue 4's comparison
     python -m cupyflash.bench --set odd --list        # no GPU needed
+    python -m cupyflash.bench --set standard --match 'd64_causal' --list   # a slice of a set
 
 Writes a JSON record (and PNG plots) into ``--out`` and prints the table last.
 With ``--min-ratio X`` the exit status is 1 when any row's ratio cupyflash /
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import re
 import sys
 import time
 from pathlib import Path
@@ -53,6 +55,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dtype", metavar="LIST",
                    help="comma-separated, e.g. bf16,fp16: replaces the "
                         "dtypes of every set except fp32")
+    p.add_argument("--match", metavar="REGEX",
+                   help="keep only the configs whose set:name matches REGEX "
+                        "(re.search), e.g. 'd64_causal' or 's1024_.*bf16'")
     p.add_argument("--min-ratio", type=float, metavar="X",
                    help="exit 1 if any row's cupyflash / best-peer ratio is "
                         "below X or missing")
@@ -106,6 +111,14 @@ def parse_args(argv=None) -> argparse.Namespace:
         args.configs = [c for s in args.sets for c in get_set(s, args.dtypes)]
     except ValueError as exc:
         parser.error(str(exc))
+    if args.match is not None:
+        try:
+            pattern = re.compile(args.match)
+        except re.error as exc:
+            parser.error(f"--match {args.match!r} is not a regular expression: {exc}")
+        args.configs = [c for c in args.configs if pattern.search(f"{c.set_name}:{c.name}")]
+        if not args.configs:
+            parser.error(f"--match {args.match!r} keeps none of the {', '.join(args.sets)} configs")
     return args
 
 
@@ -136,7 +149,7 @@ def write_outputs(rows, args, complete: bool) -> list[Path]:
 
     stem = f"{'-'.join(args.sets)}_{time.strftime('%Y%m%d-%H%M%S')}"
     settings = {k: getattr(args, k) for k in (
-        "sets", "dtypes", "repeats", "warmup", "target_ms", "peers", "min_ratio", "backend")}
+        "sets", "dtypes", "match", "repeats", "warmup", "target_ms", "peers", "min_ratio", "backend")}
     doc = report.document(rows, env.collect(), settings, complete=complete)
     paths = [report.write_json(doc, Path(args.out) / f"{stem}.json")]
     if not args.no_plot and rows:
