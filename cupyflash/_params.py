@@ -172,6 +172,14 @@ def walk_group_pairs(seqlen_k: int, head_dim: int, head_dim_v: int, group: int, 
     return min(max(working_set // kv_bytes, 1), pairs)
 
 
+def problem_walk_group_pairs(problem, spec) -> int:
+    """``walk_group_pairs`` of a call: ``problem`` (a Problem) run by kernel ``spec``, from the
+    caller's head dims, not the padded ones the kernel may run at. One function for both of its
+    readers, ``FlashParams.walk_group_pairs`` (cupyflash.api) and the host's causal walk table
+    (cupyflash._walk.causal_walk), which must agree: the kernel decodes the table with it."""
+    return walk_group_pairs(problem.seqlen_k, problem.head_dim, problem.head_dim_v, problem.group,
+                            problem.batch * problem.heads_q, walk_working_set(problem.causal, spec))
+
 def make_params(**fields: object) -> np.void:
     """Build one ``FlashParams`` value; every field must be given exactly once."""
     names = {name for name, _ in PARAMS_FIELDS}

@@ -33,7 +33,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._params import q_row_shift, walk_group_pairs, walk_working_set
+from ._params import problem_walk_group_pairs, q_row_shift
 
 # An item's fixed cost (Q load, first tile's latency, epilogue), in steady key tiles.
 ITEM_COST_TILES = 1.0
@@ -149,14 +149,13 @@ def balanced_walk(pairs: int, tiles: np.ndarray, group_pairs: int, ctas: int) ->
 def causal_walk(problem, spec, ctas: int) -> tuple[bytes, bool, float, float]:
     """(``FlashParams.walk_table`` as bytes, whether it is the list schedule, its predicted
     balance, the fold's) for a causal ``problem`` on ``ctas`` CTAs of persistent kernel
-    ``spec``. The walk's groups (``walk_group_pairs``) are sized from the problem's own head
-    dims, as ``FlashParams.walk_group_pairs`` is (cupyflash.api), whatever the kernel pads
-    them to. Every causal call of a walk-table variant needs one; b"" otherwise."""
+    ``spec``. The walk's groups are ``FlashParams.walk_group_pairs``'s
+    (``_params.problem_walk_group_pairs``: the caller's head dims, whatever the kernel pads
+    them to). Every causal call of a walk-table variant needs one; b"" otherwise."""
     if not (problem.causal and spec.walk_table):  # only these variants read one (block_order.h)
         return b"", False, 1.0, 1.0
     pairs = problem.batch * problem.heads_q
-    group_pairs = walk_group_pairs(problem.seqlen_k, problem.head_dim, problem.head_dim_v, problem.group, pairs,
-                                   walk_working_set(True, spec))
+    group_pairs = problem_walk_group_pairs(problem, spec)
     tiles = block_tiles(problem.seqlen_q, problem.seqlen_k, problem.causal_offset, spec.block_m, spec.block_n,
                         q_row_shift(True, problem.seqlen_q, spec))
     table, listed, balance, fold = balanced_walk(pairs, tiles, group_pairs, ctas)

@@ -9,8 +9,8 @@ from ._arrays import DeviceBuffer, adapter_for, np_dtype
 from ._compile import get_function
 from ._dispatch import Plan
 from ._callcache import CALL_CACHE_SIZE, prepare
-from ._params import (LOG2E, fill_params, make_tma_params, params_template, q_row_shift, split_tail_flag_words,
-                      split_tail_floats, walk_group_pairs, walk_working_set)
+from ._params import (LOG2E, fill_params, make_tma_params, params_template, problem_walk_group_pairs, q_row_shift,
+                      split_tail_flag_words, split_tail_floats)
 from ._problem import Problem, build_problem, to_bshd
 from ._spec import WGMMA_ROWS_PER_WARPGROUP
 from ._walk import device_table
@@ -307,11 +307,8 @@ def _params_template(problem: Problem, head_dim: int, head_dim_v: int, spec, sk:
         heads_q=problem.heads_q, heads_kv=problem.heads_kv, group=problem.group,
         head_dim=head_dim, head_dim_v=head_dim_v,
         causal=int(problem.causal), causal_offset=problem.causal_offset,
-        # The caller's head dims, not the padded ones: the walk table (cupyflash._walk), which
-        # plan_for_spec's explain() lines describe too, is laid out from the same group size.
-        walk_group_pairs=walk_group_pairs(problem.seqlen_k, problem.head_dim, problem.head_dim_v, problem.group,
-                                          problem.batch * problem.heads_q,
-                                          walk_working_set(problem.causal, spec)),
+        # The same group size as the walk table's (cupyflash._walk), from the caller's head dims.
+        walk_group_pairs=problem_walk_group_pairs(problem, spec),
         q_row_shift=q_row_shift(problem.causal, problem.seqlen_q, spec),
         sk_items=sk[0], sk_tiles=sk[1], walk_table=walk_table,
     )

@@ -255,12 +255,11 @@ def test_q_in_kernel_passes_the_callers_fp32_q(monkeypatch, layout):
     assert _map_pointer(tma, "k") != k.data.ptr  # the fp16 copy
 
 
-
 def test_padded_head_dims_walk_the_table_explain_describes():
     """A head dim the kernel pads (100 -> 104 here) walks the table that explain()'s balance
     line is computed from: FlashParams.walk_group_pairs, which the kernel decodes the table's
-    positions with, and the table itself (cupyflash._walk.causal_walk, called alike by
-    plan_for_spec and _run) are sized from the caller's head dims, not the padded ones."""
+    positions with, and the table itself (cupyflash._walk.causal_walk, laid out once by
+    plan_for_spec) are sized from the caller's head dims, not the padded ones."""
     b, s, h, d = 2, 1024, 32, 100
     q = np.zeros((b, s, h, d), np.float16)
     plan = cupyflash.explain(q, q, q, causal=True, arch=90)
