@@ -80,6 +80,9 @@ __global__ void __launch_bounds__(
   // "Rotated chunks"). 16-bit, and fp32 fast whose consumers convert q into their own rows of the Q buffer.
   constexpr bool kRotate = kTableWalk && kConsumerWGs == 3 && !kPingpong &&
                            (!kFp32 || (kQInKernel && kFp32Terms == 1 && !kKVOnce));
+  // The rotated 16-bit twins wait for the P.V between the row max and the exponentials: +2-4 % at d64 causal
+  // s1024-2048 (bench/notes/wgmma_softmax.md, "The P.V wait between the row max and the exponentials").
+  constexpr bool kExpsAfterWait = kRotate && !kFp32;
   constexpr int kBlockM = Tr::kBlockM;
   extern __shared__ unsigned char smem_raw[];
   // wgmma's swizzle is a function of the address bits: tiles must start 1024-aligned.
@@ -560,7 +563,8 @@ __global__ void __launch_bounds__(
       e = converted_shift(e, u);
       release(sm.empty_k(slot(u)));
       const RowCorrection corr = scores_to_p(sc, i, e);
-      order_before_wait(scratch, st.sum[0], st.sum[1]);  // keeps the softmax ahead of the wait
+      // Keeps the softmax (the rotated 16-bit twins: its row max only) ahead of the wait.
+      order_before_wait(scratch, kExpsAfterWait ? st.max[0] : st.sum[0], kExpsAfterWait ? st.max[1] : st.sum[1]);
       wgmma_wait<0>();  // P_{i-1} V_{i-1} is in O; its P registers and V slot are free
       fence_acc(acc_o);
       fence_frag(pf);

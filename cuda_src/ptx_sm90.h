@@ -199,7 +199,8 @@ __device__ __forceinline__ void wgmma_wait() {
 // stored value is a + b: ptxas orders by the data the store really reads, and a
 // store of a alone let the exponentials behind b move below the wait (CI's
 // test_softmax_overlaps_the_previous_pv caught it). 8 bytes per thread, storing
-// both, left no room for 80-key tiles at head dim 256.
+// both, left no room for 80-key tiles at head dim 256. Given the row maxima instead, the
+// wait lands between the maxima and the exponentials (flash_fwd_wgmma.cuh, kExpsAfterWait).
 __device__ __forceinline__ void order_before_wait(u32 slot, float a, float b) {
   asm volatile("{\n.reg .f32 t;\nadd.f32 t, %1, %2;\nst.shared.f32 [%0], t;\n}\n" ::"r"(slot), "f"(a), "f"(b)
                : "memory");

@@ -324,6 +324,14 @@ class KernelSpec:
         return self.walk_table and self.consumer_warpgroups == 3 and not self.pingpong and fp32_ok
 
     @property
+    def exps_after_pv_wait(self) -> bool:
+        """The steady loop waits for the previous tile's P.V between the row max and the
+        exponentials instead of after the whole softmax (flash_fwd_wgmma.cuh's kExpsAfterWait):
+        the 16-bit rotated-chunk twins, where that measured +2-4 % at d64 causal s1024-2048
+        (bench/notes/wgmma_softmax.md, "The P.V wait between the row max and the exponentials")."""
+        return self.rotates_chunks and self.dtype in MMA_DTYPES
+
+    @property
     def crosses_items(self) -> bool:
         """The kernel carries each item's last P.V into the next item (flash_fwd_wgmma.cuh's
         kCrossItem): persistent 128-row wgmma tiles of widths and key tiles up to 128, not split.
