@@ -174,9 +174,10 @@ WGMMA_TILES: dict[int, WgmmaTiles] = {
 # a mask (+0.3-1.7 % over 64 with pingpong, +1-3 % over the old entry); under
 # the mask 64 keys with pingpong (+1-2 % over the old entry, 80 keys 0-3 % behind).
 # Width 64: 192 rows, persistent (sixteenth session, bench/notes/wgmma_tiles.md, "Causal tiles by
-# length at widths 64 and 128"), with 4 K/V stages since the P.V wait moved after the row max:
-# +5-11 % over 3 stages at causal s512-4096 on four H100s (bench/notes/wgmma_softmax.md, "Four K/V
-# stages at width 64, again").
+# length at widths 64 and 128"), with 4 K/V stages since the P.V wait moved after the row max.
+# Kernel-only at causal s1024 on eight H100s: +7-9 % on the four where 3 stages ran in their slow mode,
+# -0.6 to -1.1 % where both ran fast, mean 324.4 -> 335.4 TFLOP/s (bench/notes/wgmma_softmax.md,
+# "Four K/V stages at width 64, again").
 WGMMA_CAUSAL_TILES: dict[int, WgmmaTiles] = {
     64: (192, 128, 4, False, True),
     256: (128, 64, 2, True, False),
